@@ -1,0 +1,20 @@
+"""Errors a user can cause; CLIs print them as one line instead of a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BionerError(Exception):
+    """Base class for user-facing errors (bad data, bad config, bad checkpoint)."""
+
+
+class CorpusFormatError(BionerError):
+    def __init__(self, path: str | Path, line: int | None, problem: str):
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+class MissingCorpusError(BionerError):
+    pass
