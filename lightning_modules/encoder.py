@@ -1,0 +1,40 @@
+"""Shared encoder wrapper: a Hugging Face encoder followed by subword -> word max-pooling.
+
+Slots per sentence: 0 = [CLS], 1..N = words, N+1 = [SEP]; Q = max N + 2 over the batch. The collate
+puts every padding subword into slot Q (a dump slot that is dropped), so padding never leaks into a
+real slot (the reference pools it into the longest sentence's SEP slot).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig
+
+
+class WordEncoder(nn.Module):
+    def __init__(self, name_or_path: str | None = None, *, config: PretrainedConfig | None = None):
+        super().__init__()
+        if config is not None:  # tests and benchmarks: a randomly initialised encoder, no files needed
+            self.model = AutoModel.from_config(config)
+        else:
+            self.model = AutoModel.from_pretrained(name_or_path)
+        self.hidden_size: int = self.model.config.hidden_size
+
+    @staticmethod
+    def config_of(name_or_path: str) -> PretrainedConfig:
+        return AutoConfig.from_pretrained(name_or_path)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, L)
+        attention_mask: torch.Tensor,  # (B, L)
+        word_index: torch.Tensor,  # (B, L) slot of each subword; padding -> Q
+        num_slots: int,  # Q
+    ) -> torch.Tensor:  # (B, Q, d) max-pooled slot embeddings; empty slots are zero
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        batch, _, dim = hidden.shape
+        pooled = hidden.new_zeros(batch, num_slots + 1, dim)
+        index = word_index.unsqueeze(-1).expand(-1, -1, dim)
+        pooled = pooled.scatter_reduce(1, index, hidden, reduce="amax", include_self=False)
+        return pooled[:, :num_slots]

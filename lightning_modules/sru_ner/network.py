@@ -1,0 +1,189 @@
+"""SRU-NER as a plain ``nn.Module``: encoder -> slot embeddings -> action-generation loop (spec A3).
+
+Sentences of one batch run in lock-step. Training follows the (dynamically modified) gold rows with a
+teacher-forced pointer; inference advances the pointer on argmax in {SH, EOA}. Neither loop reads a
+tensor value on the host per step: training runs exactly T_gold steps and then checks termination once
+every ``sync_every`` steps (only multi-corpus batches can need more steps, for displaced SH rows);
+inference checks its stop rule once every ``sync_every`` steps and cuts the output at the exact step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lightning_modules.encoder import WordEncoder
+from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.memory import DecomposedMemory, DenseMemory, SlotReadParameters
+from losses import dynamic_multi_hot_target
+
+
+@dataclass
+class SRUHeadConfig:
+    num_actions: int
+    hidden: int
+    action_space_dim: int = 2  # J = action_space_dim * num_actions latents
+    half_context: int = 150
+    dropout_positions: float = 0.2
+    dropout_latents: float = 0.2
+    dropout_mlp: float = 0.1
+    token_multiplier: float = 1.0
+    train_token_multiplier: bool = False
+    omega: str = "softmax"  # "softmax" (reference) or "logits" (paper)
+    memory: str = "decomposed"  # or "dense" (the straightforward A3 form; for tests and benchmarks)
+    train_step_factor: float = 2.0  # cap on training steps, x T_gold
+    infer_step_factor: float = 1.5  # cap on inference steps, x Q
+    sync_every: int = 8
+    project_coeff: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.omega not in ("softmax", "logits"):
+            raise ValueError(f"omega must be 'softmax' or 'logits', got {self.omega!r}")
+        if self.memory not in ("decomposed", "dense"):
+            raise ValueError(f"memory must be 'decomposed' or 'dense', got {self.memory!r}")
+
+
+@dataclass
+class TrainingOutput:
+    logits: torch.Tensor  # (B, T, A)
+    targets: torch.Tensor  # (B, T, A), detached
+    row_mask: torch.Tensor  # (B, T) bool: rows up to and including each sentence's EOA
+
+
+class SRUHead(nn.Module):
+    def __init__(self, cfg: SRUHeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, a = cfg.hidden, cfg.num_actions
+        self.action_embeddings = nn.Embedding(a, d)  # A-bar, N(0, 1)
+        self.begin_of_actions = nn.Parameter(torch.zeros(d))  # BOA
+        self.read_params = SlotReadParameters(
+            d,
+            cfg.action_space_dim * a,
+            cfg.half_context,
+            token_multiplier=cfg.token_multiplier,
+            train_token_multiplier=cfg.train_token_multiplier,
+            dropout_positions=cfg.dropout_positions,
+            dropout_latents=cfg.dropout_latents,
+        )
+        self.mlp = nn.Sequential(nn.Dropout(cfg.dropout_mlp), nn.Linear(2 * d, 2 * d), nn.Tanh(), nn.Linear(2 * d, a))
+
+    # --- pieces shared by both loops ------------------------------------------------------------
+    def _start(self, slots: torch.Tensor, word_mask: torch.Tensor, steps: int):
+        batch, num_slots, hidden = slots.shape
+        if self.cfg.memory == "dense":
+            memory = DenseMemory(self.read_params, slots, word_mask, training=self.training)
+        else:
+            memory = DecomposedMemory(self.read_params, slots, word_mask, training=self.training, max_writes=steps + 1)
+        cls = torch.zeros(batch, dtype=torch.long, device=slots.device)
+        memory.write(self.begin_of_actions.expand(batch, hidden), cls)
+        read = memory.read(cls)
+        pointer = torch.ones_like(cls)
+        return memory, read, pointer
+
+    def _omega(self, logits: torch.Tensor) -> torch.Tensor:  # (B, A) -> (B, d)
+        weights = logits.softmax(-1) if self.cfg.omega == "softmax" else logits
+        weights = weights * (logits >= logits[:, SHIFT : SHIFT + 1])
+        return weights @ self.action_embeddings.weight
+
+    @staticmethod
+    def _at(slots: torch.Tensor, pointer: torch.Tensor) -> torch.Tensor:  # (B, Q, d), (B,) -> (B, d)
+        return slots[torch.arange(slots.shape[0], device=slots.device), pointer]
+
+    # --- training ---------------------------------------------------------------------------------
+    def forward(
+        self,
+        slots: torch.Tensor,  # (B, Q, d)
+        word_mask: torch.Tensor,  # (B, Q) bool
+        gold_rows: torch.Tensor,  # (B, Tg, A) multi-hot, zero-padded
+        other_mask: torch.Tensor | None = None,  # (B, A) bool: other corpora's TR/RE columns
+    ) -> TrainingOutput:
+        batch, num_slots, _ = slots.shape
+        gold_steps = gold_rows.shape[1]
+        cap = max(gold_steps, math.ceil(self.cfg.train_step_factor * gold_steps))
+        memory, read, pointer = self._start(slots, word_mask, cap)
+        rows = torch.arange(batch, device=slots.device)
+        cursor = torch.zeros_like(pointer)
+        removed = torch.zeros(batch, dtype=torch.bool, device=slots.device)
+        finished = torch.zeros_like(removed)
+        logits_seq, target_seq, mask_seq = [], [], []
+        for step in range(cap):
+            if other_mask is not None and step >= gold_steps and (step - gold_steps) % self.cfg.sync_every == 0:
+                if bool(finished.all()):  # one host read per sync_every steps, only past T_gold
+                    break
+            logits = self.mlp(torch.cat([self._at(slots, pointer), read], dim=-1))  # (B, A)
+            gold = gold_rows[rows, cursor]  # (B, A)
+            if other_mask is None:
+                target, removed = gold, torch.zeros_like(removed)
+            else:
+                target, removed = dynamic_multi_hot_target(
+                    logits, gold, other_mask, removed,
+                    shift_col=SHIFT, eoa_col=EOA, coeff=self.cfg.project_coeff,
+                )  # fmt: skip
+            logits_seq.append(logits)
+            target_seq.append(target)
+            mask_seq.append(~finished)
+            memory.write(self._omega(logits), pointer)
+            read = memory.read(pointer)
+            eoa_row = gold[:, EOA] > 0
+            finished = finished | eoa_row
+            advance = ((gold[:, SHIFT] > 0) & ~removed) | eoa_row  # the pointer follows the modified gold
+            pointer = (pointer + advance.long()).clamp(max=num_slots - 1)
+            cursor = (cursor + (~removed).long()).clamp(max=gold_steps - 1)
+            if other_mask is None and step + 1 == gold_steps:
+                break
+        return TrainingOutput(
+            torch.stack(logits_seq, 1), torch.stack(target_seq, 1).detach(), torch.stack(mask_seq, 1)
+        )
+
+    # --- inference --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, slots: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """Greedy generation; returns action probabilities (B, T, A) up to the stop step."""
+        batch, num_slots, _ = slots.shape
+        cap = math.ceil(self.cfg.infer_step_factor * num_slots)
+        memory, read, pointer = self._start(slots, word_mask, cap)
+        reached = torch.zeros(batch, dtype=torch.bool, device=slots.device)
+        probs_seq, all_reached = [], []
+        for step in range(cap):
+            logits = self.mlp(torch.cat([self._at(slots, pointer), read], dim=-1))
+            probs = logits.sigmoid()
+            probs_seq.append(probs)
+            reached = reached | (probs[:, EOA] > 0.5)
+            all_reached.append(reached.all())
+            if (step + 1) % self.cfg.sync_every == 0 and bool(reached.all()):
+                break
+            memory.write(self._omega(logits), pointer)
+            read = memory.read(pointer)
+            advance = logits.argmax(-1) <= SHIFT  # EOA = 0, SHIFT = 1
+            pointer = (pointer + advance.long()).clamp(max=num_slots - 1)
+        done = torch.stack(all_reached).nonzero()
+        steps = int(done[0, 0]) + 1 if len(done) else len(probs_seq)
+        return torch.stack(probs_seq[:steps], 1)
+
+
+class SRUNERNetwork(nn.Module):
+    """Encoder + SRU head; buildable and testable without Lightning."""
+
+    def __init__(self, encoder: WordEncoder, head_cfg: SRUHeadConfig):
+        super().__init__()
+        self.encoder = encoder
+        self.head = SRUHead(head_cfg)
+
+    def slots(self, batch: dict) -> torch.Tensor:  # (B, Q, d) in fp32 (the loop stays fp32 under autocast)
+        num_slots = batch["word_mask"].shape[1]
+        slots = self.encoder(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_slots)
+        return slots.float()
+
+    def forward(self, batch: dict) -> TrainingOutput:
+        slots = self.slots(batch)
+        with torch.autocast(device_type=slots.device.type, enabled=False):
+            return self.head(slots, batch["word_mask"], batch["gold_rows"], batch.get("other_mask"))
+
+    def generate(self, batch: dict) -> torch.Tensor:
+        slots = self.slots(batch)
+        with torch.autocast(device_type=slots.device.type, enabled=False):
+            return self.head.generate(slots, batch["word_mask"])
