@@ -19,6 +19,7 @@ class WordEncoder(nn.Module):
             self.model = AutoModel.from_config(config)
         else:
             self.model = AutoModel.from_pretrained(name_or_path)
+        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps module modes as found
         self.hidden_size: int = self.model.config.hidden_size
 
     @staticmethod

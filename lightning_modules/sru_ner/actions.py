@@ -201,9 +201,7 @@ def _boundary_actions(
     return out
 
 
-def gold_action_sequence(
-    spans: Sequence[SpanTuple], num_words: int, vocab: ActionVocabulary
-) -> list[int]:
+def gold_action_sequence(spans: Sequence[SpanTuple], num_words: int, vocab: ActionVocabulary) -> list[int]:
     """Flat canonical action sequence (spec A1), ending with EOA. Duplicate spans are deduplicated."""
     groups = _boundary_actions(spans, num_words, vocab)
     seq: list[int] = []

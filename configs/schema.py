@@ -1,0 +1,132 @@
+"""The structured config schema: every key a run accepts, with its type and default.
+
+``TrainerCfg`` is generated from ``lightning.pytorch.Trainer.__init__`` so that every Trainer argument
+is reachable as ``trainer.<arg>=...`` with its type checked (arguments that take objects, such as
+callbacks and loggers, are built by ``train.py`` and are not config keys).
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass, field, make_dataclass
+from typing import Any, Optional
+
+from lightning.pytorch import Trainer
+
+from datamodules.registry import BIOMEDICAL
+
+_TRAINER_MANAGED = {"self", "logger", "callbacks", "plugins", "use_distributed_sampler", "default_root_dir"}
+_SIMPLE = {int, float, bool, str}
+
+
+def _config_type(annotation: Any) -> Any:
+    if annotation in _SIMPLE:
+        return annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Union and len(args) == 1 and args[0] in _SIMPLE:
+        return Optional[args[0]]
+    return Any
+
+
+def _trainer_fields() -> list[tuple[str, Any, Any]]:
+    overrides = {"precision": (Any, "32-true"), "max_epochs": (Optional[int], 100), "gradient_clip_val": (Any, 1.0)}
+    fields = []
+    for name, param in inspect.signature(Trainer.__init__).parameters.items():
+        if name in _TRAINER_MANAGED:
+            continue
+        typ, default = overrides.get(name, (_config_type(param.annotation), param.default))
+        fields.append((name, typ, field(default=default)))
+    return fields
+
+
+TrainerCfg = make_dataclass("TrainerCfg", _trainer_fields())
+
+
+@dataclass
+class DataCfg:
+    root: str = "${oc.env:BIONER_DATA_DIR,data}"
+    corpora: list[str] = field(default_factory=lambda: list(BIOMEDICAL))
+    reading: str = "full"  # "full" (correct gold) or "paper" (the reference converter's drops, Table 8)
+    max_subwords: int = 405
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    num_workers: int = 0
+    samples_per_epoch: Optional[int] = None  # None: the mean train size
+    weighting: str = "inverse_size"  # or "proportional"
+    cache_dir: str = "${oc.env:BIONER_CACHE_DIR,.cache/bioner}"
+    val_subsample: Optional[int] = None  # a fixed, seeded subsample of each dev split for validation
+
+
+@dataclass
+class EncoderCfg:
+    name: str = "${minilm:}"  # a hub name (e.g. michiyasunaga/BioLinkBERT-large) or a local directory
+    lr: float = 2e-5
+    weight_decay: float = 1e-3
+    warmup_epochs: float = 1.0
+
+
+@dataclass
+class ModelCfg:
+    name: str = "sru_ner"
+    lr: float = 3e-4
+    weight_decay: float = 1e-3
+    warmup_epochs: float = 0.5
+    action_space_dim: int = 2
+    half_context: int = 150
+    dropout_positions: float = 0.2
+    dropout_latents: float = 0.2
+    dropout_mlp: float = 0.1
+    token_multiplier: float = 1.0
+    train_token_multiplier: bool = False
+    omega: str = "softmax"  # "softmax" (reference) or "logits" (paper)
+    memory: str = "decomposed"  # or "dense" (the straightforward form; slow, for comparison)
+    project_coeff: float = 1.0
+    loss_normalization: str = "rows"  # "rows" (reference) or "sentences" (paper)
+    train_step_factor: float = 2.0
+    infer_step_factor: float = 1.5
+    sync_every: int = 8
+
+
+@dataclass
+class OptimCfg:
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-6
+    schedule: str = "linear"  # per-group linear warmup then linear decay to 0 at the last step
+
+
+@dataclass
+class CallbacksCfg:
+    monitor: str = "val/f1_merged_macro"
+    early_stopping_patience: Optional[int] = 30  # validation rounds; None disables early stopping
+    rich_progress: bool = True
+
+
+@dataclass
+class WandbCfg:
+    project: str = "bioner-mtl"
+    entity: Optional[str] = None
+    mode: Optional[str] = None  # online | offline | disabled; None: offline when no API key is found
+    name: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    notes: Optional[str] = None
+    log_model: bool = False
+
+
+@dataclass
+class RunCfg:
+    experiment: str = "default"
+    run_name: Optional[str] = None  # default: <model>-<timestamp>, the same on every rank
+    run_dir: Optional[str] = None  # default: outputs/<experiment>/<run_name>
+    seed: int = 42
+    logger: str = "wandb"  # wandb | csv | none
+    resume: Optional[str] = None  # "last" (the run dir's newest resumable checkpoint) or a .ckpt path
+    test_after_fit: bool = True
+    compile: bool = False
+    data: DataCfg = field(default_factory=DataCfg)
+    encoder: EncoderCfg = field(default_factory=EncoderCfg)
+    model: ModelCfg = field(default_factory=ModelCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    trainer: TrainerCfg = field(default_factory=TrainerCfg)  # type: ignore[valid-type]
+    callbacks: CallbacksCfg = field(default_factory=CallbacksCfg)
+    wandb: WandbCfg = field(default_factory=WandbCfg)

@@ -1,0 +1,188 @@
+"""Build the bundled samples ``datamodules/samples/<Corpus>/{train,dev,test}.tsv`` and PROVENANCE.md.
+
+``python -m datamodules.make_samples --source /work/shared/data [--out datamodules/samples]``
+
+Only corpora the registry marks ``redistributable`` are sampled. Per split, whole leading units are
+copied byte for byte until the target sentence count is reached (a unit is a sentence, or a whole
+``-DOCSTART-`` document in files that have them); then, for each registry type still without a mention,
+the first later unit that has one is added. The output is deterministic; the source files must match the
+registry's sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from datamodules.errors import BionerError
+from datamodules.readers import DOCSTART, read_iob
+from datamodules.registry import CORPORA, CorpusSpec
+
+TARGET = {"train": 240, "dev": 80, "test": 80}
+DEFAULT_OUT = Path(__file__).resolve().parent / "samples"
+
+
+@dataclass
+class Unit:
+    first_line: int  # 1-based, inclusive; the unit's text ends with one blank line
+    last_line: int
+    first_sentence: int  # 1-based sentence numbers (-DOCSTART- not counted), inclusive
+    last_sentence: int
+    types: set[str]
+
+    @property
+    def sentences(self) -> int:
+        return self.last_sentence - self.first_sentence + 1
+
+
+def split_units(lines: list[str]) -> Iterator[Unit]:
+    """Sentence units, or document units when the file has ``-DOCSTART-`` lines, in file order."""
+    docs = any(line.startswith(DOCSTART) for line in lines)
+    sentence = 0
+    current: Unit | None = None
+    in_sentence = False
+    for lineno, line in enumerate(lines, 1):
+        if not line:
+            if in_sentence and current is not None:
+                current.last_line = lineno
+                if not docs:
+                    yield current
+                    current = None
+            in_sentence = False
+            continue
+        if line.split("\t", 1)[0] == DOCSTART:
+            if current is not None:
+                yield current
+            current = Unit(lineno, lineno + 1, sentence + 1, sentence, set())
+            continue
+        if not in_sentence:
+            sentence += 1
+            in_sentence = True
+            if current is None:
+                current = Unit(lineno, lineno, sentence, sentence, set())
+            current.last_sentence = sentence
+        current.last_line = lineno
+        tag = line.split("\t", 1)[1]
+        if tag.startswith("B-"):
+            current.types.add(tag[2:])
+    if current is not None:
+        yield current
+
+
+def select(units: Iterable[Unit], target: int, types: Sequence[str]) -> list[Unit]:
+    """Leading units up to ``target`` sentences, then the first later unit for each type still missing."""
+    units = iter(units)
+    chosen: list[Unit] = []
+    n = 0
+    for unit in units:
+        chosen.append(unit)
+        n += unit.sentences
+        if n >= target:
+            break
+    missing = {t for t in types if not any(t in u.types for u in chosen)}
+    for unit in units:
+        if not missing:
+            break
+        if unit.types & missing:
+            chosen.append(unit)
+            missing -= unit.types
+    if missing:
+        raise BionerError(f"no {', '.join(sorted(missing))} mention anywhere in the source")
+    return chosen
+
+
+def merge_ranges(units: list[Unit]) -> list[tuple[int, int, int, int]]:
+    """Contiguous ``(first_sentence, last_sentence, first_line, last_line)`` ranges."""
+    ranges: list[list[int]] = []
+    for u in units:
+        if ranges and ranges[-1][3] + 1 == u.first_line:
+            ranges[-1][1], ranges[-1][3] = u.last_sentence, u.last_line
+        else:
+            ranges.append([u.first_sentence, u.last_sentence, u.first_line, u.last_line])
+    return [tuple(r) for r in ranges]  # type: ignore[misc]
+
+
+def sample_split(src: Path, spec: CorpusSpec, split: str) -> tuple[bytes, list[tuple[int, int, int, int]]]:
+    data = src.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != spec.splits[split].sha256:
+        raise BionerError(f"{src}: sha256 {actual} differs from the registry's {spec.splits[split].sha256}")
+    lines = data.decode("utf-8").split("\n")
+    chosen = select(split_units(lines), TARGET[split], spec.types)
+    text = "".join("\n".join(lines[u.first_line - 1 : u.last_line]) + "\n" for u in chosen)
+    return text.encode("utf-8"), merge_ranges(chosen)
+
+
+def _fmt_ranges(ranges: list[tuple[int, int, int, int]]) -> str:
+    return "; ".join(f"sentences {a}-{b} (lines {c}-{d})" for a, b, c, d in ranges)
+
+
+def make_samples(source: Path, out: Path) -> list[Path]:
+    """Write the samples and PROVENANCE.md under ``out``; returns the files written."""
+    written: list[Path] = []
+    doc = [
+        "# Bundled corpus samples",
+        "",
+        "Generated by `python -m datamodules.make_samples --source <shared data>`; do not edit by hand.",
+        "Each file is a byte-for-byte copy of whole units (sentences, or whole `-DOCSTART-` documents for",
+        "JNLPBA) of the source split: the leading units up to the target size "
+        f"({', '.join(f'{s} {n}' for s, n in TARGET.items())} sentences),",
+        "then, for each entity type still without a mention, the first later unit that has one.",
+        "Sentence numbers are 1-based and do not count `-DOCSTART-` lines; line numbers are 1-based",
+        "physical lines of the source file (each range ends with the blank line after its last sentence).",
+        "Only corpora whose licence allows redistribution are sampled.",
+        "",
+    ]
+    for spec in CORPORA.values():
+        if not spec.redistributable or spec.format != "iob":
+            continue
+        doc += [f"## {spec.name}", "", f"- Licence: {spec.licence}", ""]
+        doc += [
+            "| split | source | source sha256 | taken | sentences | sample sha256 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for split, cfile in spec.splits.items():
+            src = source / spec.name / cfile.name
+            if not src.is_file():
+                raise BionerError(f"source file {src} not found")
+            data, ranges = sample_split(src, spec, split)
+            dest = out / spec.name / cfile.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            n = len(read_iob(dest, spec.name))  # also validates the sample
+            written.append(dest)
+            doc.append(
+                f"| {split} | {cfile.url} | `{cfile.sha256}` | {_fmt_ranges(ranges)} | {n} "
+                f"| `{hashlib.sha256(data).hexdigest()}` |"
+            )
+        doc.append("")
+    provenance = out / "PROVENANCE.md"
+    provenance.write_text("\n".join(doc), encoding="utf-8")
+    written.append(provenance)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m datamodules.make_samples", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--source", required=True, type=Path, help="data root with the full corpora")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output directory (default: the package samples/)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        for path in make_samples(args.source, args.out):
+            print(path)
+    except BionerError as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""LightningDataModule over several corpora: cached tokenization, the 1/K sampler, per-corpus eval loaders.
+
+Batch contract (``Collator``), B sentences, L subwords, Q = max(num_words) + 2 word slots:
+
+==================  ==========  ===================================================================
+``input_ids``       (B, L) long  CLS + subwords + SEP, right-padded with the tokenizer's pad id
+``attention_mask``  (B, L) long  1 on real subwords
+``word_index``      (B, L) long  slot of each subword: CLS -> 0, word i (0-based) -> i + 1,
+                                 SEP -> num_words + 1, padding -> Q (a dump slot the encoder discards,
+                                 so pooling needs Q + 1 slots)
+``num_words``       (B,) long
+``word_mask``       (B, Q) bool  slots 0 .. num_words + 1 are valid (CLS and SEP included)
+``corpus_id``       (B,) long    index into ``label_space.corpora``
+``spans``           list of B (S_b, 3) long tensors: word start, word end (exclusive), global type id
+``sentence_index``  (B,) long    index of the sentence in its corpus split
+``chunk``           (B,) long    chunk number of a split sentence (0 otherwise)
+==================  ==========  ===================================================================
+
+then ``batch_transform(batch)`` when given (runs inside the collate, so in the loader workers).
+
+Distributed use: set ``Trainer(use_distributed_sampler=False)``. The training sampler is rank-aware;
+eval loaders are sharded without padding (rank r evaluates rows r::world_size of each corpus), so every
+dev/test sentence is seen exactly once over all ranks: metric states must be sum-reduced.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import Dataset as TorchDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from datamodules import tokenization
+from datamodules.errors import BionerError
+from datamodules.label_space import LabelSpace
+from datamodules.registry import corpus_file, get_spec
+from datamodules.sampler import InverseSizeSampler
+from datamodules.sentence import Sentence
+from datamodules.tokenization import MAX_SUBWORDS, TokenizationReport, Unsplittable
+
+BATCH_COLUMNS = ["input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk"]
+
+
+def read_corpus(root: str | os.PathLike, name: str, split: str, *, reading: str = "full") -> list[Sentence]:
+    """Indirection to ``datamodules.readers.read_corpus`` (imported lazily)."""
+    from datamodules.readers import read_corpus as _read
+
+    return _read(root, name, split, reading=reading)
+
+
+class CorpusRows(TorchDataset):
+    """The rows of one tokenized split (only the columns a batch needs), tagged with the corpus id."""
+
+    def __init__(self, rows: Any, corpus_id: int) -> None:
+        # (N,) subwords per row, read from the Arrow column without decoding rows
+        self.lengths = pc.list_value_length(rows.data.column("input_ids")).to_numpy(zero_copy_only=False)
+        self.rows = rows.select_columns(BATCH_COLUMNS).with_format("numpy")
+        self.corpus_id = corpus_id
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = dict(self.rows[int(i)])
+        row["corpus_id"] = self.corpus_id
+        return row
+
+
+class Collator:
+    """Rows -> the batch dict of the module docstring. Picklable (loader workers)."""
+
+    def __init__(self, pad_id: int, batch_transform: Callable[[dict], dict] | None = None) -> None:
+        self.pad_id = int(pad_id)
+        self.batch_transform = batch_transform
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        b = len(rows)
+        lengths = np.fromiter((len(r["input_ids"]) for r in rows), dtype=np.int64, count=b)  # (B,)
+        num_words = np.fromiter((int(r["num_words"]) for r in rows), dtype=np.int64, count=b)  # (B,)
+        width = int(lengths.max())
+        q = int(num_words.max()) + 2
+        positions = np.arange(width)  # (L,)
+        real = positions[None, :] < lengths[:, None]  # (B, L)
+        input_ids = np.full((b, width), self.pad_id, dtype=np.int64)
+        input_ids[real] = np.concatenate([r["input_ids"] for r in rows])  # row-major fill = row order
+        word_ids = np.full((b, width), -1, dtype=np.int64)
+        word_ids[real] = np.concatenate([r["word_ids"] for r in rows])
+        word_index = word_ids + 1  # words -> i + 1, specials -> 0
+        trailing = real & (word_ids < 0) & (positions[None, :] > 0)  # SEP (specials after CLS)
+        word_index = np.where(trailing, (num_words + 1)[:, None], word_index)
+        word_index[~real] = q
+        batch: dict[str, Any] = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(real.astype(np.int64)),
+            "word_index": torch.from_numpy(word_index),
+            "num_words": torch.from_numpy(num_words),
+            "word_mask": torch.from_numpy(np.arange(q)[None, :] < (num_words + 2)[:, None]),
+            "corpus_id": torch.tensor([int(r["corpus_id"]) for r in rows], dtype=torch.long),
+            "spans": [torch.as_tensor(np.asarray(r["spans"], dtype=np.int64)).view(-1, 3) for r in rows],
+            "sentence_index": torch.tensor([int(r["sentence_index"]) for r in rows], dtype=torch.long),
+            "chunk": torch.tensor([int(r["chunk"]) for r in rows], dtype=torch.long),
+        }
+        if self.batch_transform is not None:
+            batch = self.batch_transform(batch)
+        return batch
+
+
+_STAGE_SPLITS = {
+    "fit": ("train", "dev"),
+    "validate": ("dev",),
+    "test": ("test",),
+    "predict": ("test",),
+    None: ("train", "dev", "test"),
+}
+
+
+class MultiCorpusDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        corpora: Sequence[str],
+        data_root: str | os.PathLike,
+        tokenizer_name_or_path: str | os.PathLike,
+        reading: str = "full",
+        max_subwords: int = MAX_SUBWORDS,
+        batch_size: int = 16,
+        eval_batch_size: int = 32,
+        num_workers: int = 0,
+        samples_per_epoch: int | None = None,
+        weighting: str = "inverse_size",
+        seed: int = 0,
+        cache_dir: str | os.PathLike | None = ".cache/bioner",
+        val_subsample: int | None = None,
+        batch_transform: Callable[[dict], dict] | None = None,
+        sort_eval_by_length: bool = True,
+    ) -> None:
+        super().__init__()
+        if not corpora:
+            raise BionerError("MultiCorpusDataModule needs at least one corpus")
+        for name in corpora:
+            get_spec(name)  # unknown name -> MissingCorpusError listing the registered corpora
+        self.corpora = tuple(corpora)
+        self.data_root = Path(data_root)
+        self.tokenizer_name_or_path = str(tokenizer_name_or_path)
+        self.reading = reading
+        self.max_subwords = int(max_subwords)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.num_workers = int(num_workers)
+        self.samples_per_epoch = samples_per_epoch
+        self.weighting = weighting
+        self.seed = int(seed)
+        self.cache_dir = cache_dir
+        self.val_subsample = val_subsample
+        self.batch_transform = batch_transform
+        self.sort_eval_by_length = sort_eval_by_length
+        self._label_space: LabelSpace | None = None
+        self._tokenizer: Any = None
+        # split -> corpus -> datasets.Dataset (rows of tokenization.FEATURES)
+        self.datasets: dict[str, dict[str, Any]] = {}
+        self.reports: dict[tuple[str, str], TokenizationReport] = {}
+        self.sampler: InverseSizeSampler | None = None
+
+    # --- basics ---------------------------------------------------------------------------------
+    @property
+    def label_space(self) -> LabelSpace:
+        if self._label_space is None:
+            self._label_space = LabelSpace.from_corpora(self.corpora)
+        return self._label_space
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name_or_path)
+            if not getattr(self._tokenizer, "is_fast", False):
+                raise BionerError(f"{self.tokenizer_name_or_path}: a fast tokenizer (word_ids()) is needed")
+        return self._tokenizer
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    @property
+    def dropped(self) -> list[tuple[str, str, Unsplittable]]:
+        """Sentences left out (too long to split without cutting a mention): (corpus, split, info)."""
+        return [(c, s, u) for (c, s), r in self.reports.items() for u in r.dropped]
+
+    def summary(self) -> str:
+        lines = [r.summary() for _, r in sorted(self.reports.items())]
+        total = len(self.dropped)
+        cut = sum(r.cut_mentions for r in self.reports.values())
+        lines.append(f"dropped sentences: {total}; mentions cut by hard splits: {cut}")
+        return "\n".join(lines)
+
+    # --- loading --------------------------------------------------------------------------------
+    def _load_split(self, corpus: str, split: str) -> Any:
+        spec = get_spec(corpus)
+        if split not in spec.splits:  # e.g. ADE has no dev split: an empty set keeps loader indices aligned
+            from datasets import Dataset
+
+            self.reports[(corpus, split)] = TokenizationReport(corpus, split, self.max_subwords)
+            return Dataset.from_dict({k: [] for k in tokenization.FEATURES}, features=tokenization.FEATURES)
+        path = corpus_file(self.data_root, corpus, split)  # MissingCorpusError with the fetch command
+
+        def sentences() -> list[Sentence]:
+            return read_corpus(self.data_root, corpus, split, reading=self.reading)
+
+        rows, report = tokenization.load_or_tokenize(
+            path,
+            sentences,
+            self.tokenizer,
+            self.label_space,
+            corpus=corpus,
+            split=split,
+            reading=self.reading,
+            max_subwords=self.max_subwords,
+            cache_dir=self.cache_dir,
+        )
+        self.reports[(corpus, split)] = report
+        return rows
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in _STAGE_SPLITS.get(stage, ("train", "dev", "test")):
+            if split in self.datasets:
+                continue
+            self.datasets[split] = {c: self._load_split(c, split) for c in self.label_space.corpora}
+
+    def _rows(self, split: str) -> list[CorpusRows]:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "dev": "validate", "test": "test"}[split])
+        ls = self.label_space
+        return [CorpusRows(self.datasets[split][c], ls.corpus_index[c]) for c in ls.corpora]
+
+    # --- loaders --------------------------------------------------------------------------------
+    def collator(self) -> Collator:
+        pad = self.tokenizer.pad_token_id
+        return Collator(0 if pad is None else pad, self.batch_transform)
+
+    def train_dataloader(self) -> StatefulDataLoader:
+        parts = self._rows("train")
+        rank, world = self._rank_world()
+        self.sampler = InverseSizeSampler(
+            [len(p) for p in parts],
+            num_samples=self.samples_per_epoch,
+            weighting=self.weighting,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+        )
+        return StatefulDataLoader(
+            ConcatDataset(parts),
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=self.num_workers,
+            collate_fn=self.collator(),
+        )
+
+    def eval_order(self, rows: CorpusRows, *, subsample: int | None = None) -> list[int]:
+        """Row order of one eval loader on this rank: optional seeded subsample, length-sorted (longest
+        first, stable), then rows r::world_size. Rows carry ``sentence_index``/``chunk``, so the corpus
+        order is restorable."""
+        order = np.arange(len(rows))
+        if subsample is not None and subsample < len(rows):
+            g = torch.Generator().manual_seed(self.seed)
+            order = np.sort(torch.randperm(len(rows), generator=g)[:subsample].numpy())
+        if self.sort_eval_by_length:
+            order = order[np.argsort(-rows.lengths[order], kind="stable")]
+        rank, world = self._rank_world()
+        return order[rank::world].tolist()
+
+    def _eval_loaders(self, split: str, subsample: int | None) -> list[DataLoader]:
+        collate = self.collator()
+        return [
+            DataLoader(
+                rows,
+                batch_size=self.eval_batch_size,
+                sampler=self.eval_order(rows, subsample=subsample),
+                num_workers=self.num_workers,
+                collate_fn=collate,
+            )
+            for rows in self._rows(split)
+        ]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """One loader per corpus in ``label_space.corpora`` order: dataloader_idx == corpus index."""
+        return self._eval_loaders("dev", self.val_subsample)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders("test", None)

@@ -1,0 +1,103 @@
+"""Multi-task dynamic multi-hot targets and the masked multi-label BCE of SRU-NER.
+
+Specification: ``shared/spec/sru-ner.md`` Part 1 items 6-7, Part 2 A4. Model-agnostic functions over tensors;
+neither syncs the host (no ``.item()``, no Python branch on tensor values), so both can run inside the
+per-step training loop and under ``torch.compile``.
+
+Per step ``t`` and sentence ``b`` with original gold row ``g0`` (``A`` columns)::
+
+    p        = sigmoid(u).detach()
+    live     = g0[EOA] == 0                           # no soft targets on the EOA row
+    q        = live * other_mask * p                  # other corpora's TR/RE columns
+    keep_SH  = removed_prev OR all_a(q_a <= p_SH)
+    g        = min(coeff * q, 1) + g0                 # detached
+    g[SH]   *= keep_SH
+    removed  = (g0[SH] == 1) AND NOT keep_SH          # the SH was displaced: reuse this gold row at t+1
+    g[SH]   += removed * p_SH                         # detached (Part 1 item 6; the reference leaks grad)
+
+With ``coeff = 1`` the other-corpus cells have target ``sigmoid(u)`` and hence an exactly zero BCE gradient;
+they still count in the ``1/A`` of the row mean.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NORMALIZATIONS = ("rows", "sentences")
+
+
+def dynamic_multi_hot_target(
+    logits: torch.Tensor,
+    gold_row: torch.Tensor,
+    other_mask: torch.Tensor,
+    removed_prev: torch.Tensor,
+    *,
+    shift_col: int,
+    eoa_col: int,
+    coeff: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target row of one decoding step in multi-corpus training (spec A4 with the SH target detached).
+
+    Args:
+        logits: ``(B, A)`` action logits ``u_t`` (only their detached sigmoid is used).
+        gold_row: ``(B, A)`` float 0/1, the original gold row ``G0[b, k_b]`` at each sentence's cursor.
+        other_mask: ``(B, A)`` bool (or broadcastable, e.g. ``(A,)``), TR/RE columns of the other corpora.
+        removed_prev: ``(B,)`` bool, the sentence's SH was displaced at the previous step.
+        shift_col: SHIFT column index.
+        eoa_col: EOA column index.
+        coeff: ``project_coeff`` c; 1 masks the other-corpus columns, > 1 self-trains, < 1 suppresses.
+
+    Returns:
+        target: ``(B, A)`` float32, no autograd history.
+        removed: ``(B,)`` bool, the SH of this row was displaced (do not advance the cursor; force it next).
+    """
+    with torch.no_grad():
+        p = torch.sigmoid(logits.detach().float())  # (B, A)
+        gold = gold_row.detach().float()  # (B, A)
+        live = gold[:, eoa_col : eoa_col + 1] == 0  # (B, 1)
+        q = torch.where(other_mask & live, p, torch.zeros_like(p))  # (B, A)
+        p_sh = p[:, shift_col]  # (B,)
+        keep_sh = removed_prev | (q <= p_sh[:, None]).all(dim=-1)  # (B,)
+        removed = (gold[:, shift_col] == 1) & ~keep_sh  # (B,)
+        target = torch.clamp(coeff * q, max=1.0) + gold  # (B, A)
+        target_sh = target[:, shift_col] * keep_sh + removed * p_sh  # (B,)
+        target[:, shift_col] = target_sh
+    return target, removed
+
+
+def multi_hot_bce(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    row_mask: torch.Tensor,
+    *,
+    normalization: str = "rows",
+) -> torch.Tensor:
+    """Multi-label BCE with logits averaged over the ``A`` columns of each kept row.
+
+    Args:
+        logits: ``(B, T, A)`` action logits.
+        targets: ``(B, T, A)`` targets in [0, 1] (treated as constants).
+        row_mask: ``(B, T)`` bool, rows that count. The caller excludes padding and every row after a
+            sentence's EOA row (the reference counts them; Part 1 item 7).
+        normalization: ``"rows"`` = mean over all kept rows of the batch (reference default);
+            ``"sentences"`` = mean over each sentence's kept rows, then mean over the sentences with at
+            least one kept row (paper).
+
+    Returns:
+        Scalar float32 loss; 0 when no row is kept.
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    per_cell = F.binary_cross_entropy_with_logits(
+        logits.float(), targets.detach().float(), reduction="none"
+    )  # (B, T, A)
+    per_row = per_cell.mean(dim=-1)  # (B, T)
+    per_row = torch.where(row_mask, per_row, torch.zeros_like(per_row))  # masked rows: value and grad 0
+    kept = row_mask.to(per_row.dtype)  # (B, T)
+    if normalization == "rows":
+        return per_row.sum() / kept.sum().clamp(min=1.0)
+    rows_per_sentence = kept.sum(dim=1)  # (B,)
+    per_sentence = per_row.sum(dim=1) / rows_per_sentence.clamp(min=1.0)  # (B,); 0 for empty sentences
+    has_rows = (rows_per_sentence > 0).to(per_row.dtype)  # (B,)
+    return (per_sentence * has_rows).sum() / has_rows.sum().clamp(min=1.0)

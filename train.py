@@ -1,0 +1,224 @@
+"""Train a model: compose config -> seed -> data + model + Trainer -> fit -> test the best checkpoint.
+
+    python train.py                                   # the embedded default (bundled samples, MiniLM, CPU)
+    python train.py experiment=mt6 trainer.devices=4  # the paper's multi-task run on 4 GPUs
+    python train.py trainer.max_steps=20 logger=none  # any config key as key=value
+
+Outputs go to ``outputs/<experiment>/<run_name>`` (``run_dir=...``): ``checkpoints/{best,last}.ckpt``,
+``metrics.json``, ``config.yaml`` and the W&B files. Exit status: 0 done, 1 interrupted (a resumable
+checkpoint was written; re-run with ``resume=last``), 2 a user error (bad config, missing corpus).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+USAGE = __doc__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        from configs.compose import available
+
+        print(USAGE)
+        print("experiments:", ", ".join(available("experiment")))
+        print("trainer groups:", ", ".join(available("trainer")))
+        return 0
+    from datamodules.errors import BionerError
+
+    try:
+        from configs.compose import compose
+
+        return run(compose(argv))
+    except BionerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(cfg: Any) -> int:
+    import lightning.pytorch as pl
+    import torch
+    from omegaconf import OmegaConf
+
+    from datamodules.label_space import LabelSpace
+    from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.sru_ner.module import SRUNERModule
+    from metrics.span_f1 import format_table
+
+    run_name = cfg.run_name or os.environ.get("BIONER_RUN_NAME") or f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.environ["BIONER_RUN_NAME"] = run_name  # DDP re-executes this script per rank: same name everywhere
+    run_dir = Path(cfg.run_dir or Path("outputs") / cfg.experiment / run_name)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.update(run_name=run_name, run_dir=str(run_dir))
+
+    pl.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision("high")
+    label_space = LabelSpace.from_corpora(cfg.data.corpora)
+    if cfg.model.name != "sru_ner":
+        from configs.compose import ConfigError
+
+        raise ConfigError(f"unknown model {cfg.model.name!r} (available: sru_ner)")
+    model = SRUNERModule(plain, label_space.to_dict())
+    datamodule = MultiCorpusDataModule(
+        corpora=list(cfg.data.corpora),
+        data_root=cfg.data.root,
+        tokenizer_name_or_path=cfg.encoder.name,
+        reading=cfg.data.reading,
+        max_subwords=cfg.data.max_subwords,
+        batch_size=cfg.data.batch_size,
+        eval_batch_size=cfg.data.eval_batch_size,
+        num_workers=cfg.data.num_workers,
+        samples_per_epoch=cfg.data.samples_per_epoch,
+        weighting=cfg.data.weighting,
+        seed=cfg.seed,
+        cache_dir=cfg.data.cache_dir,
+        val_subsample=cfg.data.val_subsample,
+        batch_transform=model.target_encoder(),
+    )
+    if cfg.compile:
+        model = torch.compile(model)
+
+    checkpoint_dir = run_dir / "checkpoints"
+    trainer = pl.Trainer(
+        **{k: v for k, v in plain["trainer"].items()},
+        callbacks=_callbacks(cfg, checkpoint_dir, with_logger=cfg.logger != "none"),
+        logger=_logger(cfg, plain, run_dir, run_name, label_space),
+        default_root_dir=str(run_dir),
+        use_distributed_sampler=False,  # the sampler is rank-aware itself
+    )
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg.resume, checkpoint_dir))
+    if trainer.interrupted:
+        if trainer.is_global_zero:
+            print(f"Training was interrupted; resume with: python train.py {' '.join(sys.argv[1:])} resume=last")
+        return 1
+    if not cfg.test_after_fit:
+        return 0
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    if trainer.is_global_zero:
+        score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        metrics = {"val/f1_merged_macro": float(score) if score is not None else None, "best_checkpoint": best}
+        metrics.update({f"test/{k}": v for k, v in model.test_results.items()})
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        print(format_table(model.test_results, label_space))
+        print(f"metrics: {run_dir / 'metrics.json'}")
+    return 0
+
+
+def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
+    from lightning.pytorch.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        OnExceptionCheckpoint,
+        RichProgressBar,
+    )
+
+    monitor = cfg.callbacks.monitor
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=str(checkpoint_dir),
+            filename="best",
+            monitor=monitor,
+            mode="max",
+            save_top_k=1,
+            save_last=True,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
+        OnExceptionCheckpoint(dirpath=str(checkpoint_dir), filename="last"),
+    ]
+    if with_logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.callbacks.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.callbacks.early_stopping_patience))
+    if cfg.callbacks.rich_progress and cfg.trainer.enable_progress_bar is not False:
+        callbacks.append(RichProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps or 1)))
+    return callbacks
+
+
+def _resume_path(resume: str | None, checkpoint_dir: Path) -> str | None:
+    if resume is None:
+        return None
+    if resume == "last":
+        return str(checkpoint_dir / "last.ckpt") if (checkpoint_dir / "last.ckpt").is_file() else None
+    if not Path(resume).is_file():
+        from configs.compose import ConfigError
+
+        raise ConfigError(f"resume={resume}: no such checkpoint file")
+    return resume
+
+
+def _has_wandb_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: Any):
+    if cfg.logger == "none":
+        return False
+    if cfg.logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(str(run_dir), name="", version="")
+    if cfg.logger != "wandb":
+        from configs.compose import ConfigError
+
+        raise ConfigError(f"logger={cfg.logger!r}: use wandb, csv or none")
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = cfg.wandb.mode or os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
+    os.environ["WANDB_MODE"] = mode
+    if mode == "offline" and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not os.environ.get("NODE_RANK"):
+        print(f"W&B: no API key found, logging offline under {run_dir / 'wandb'}; upload later with `wandb sync`.")
+    id_file = run_dir / "wandb_id.txt"  # the same W&B run continues when training resumes
+    if id_file.is_file():
+        run_id = id_file.read_text().strip()
+    else:
+        import wandb
+
+        run_id = os.environ.get("BIONER_WANDB_ID") or wandb.util.generate_id()
+    os.environ["BIONER_WANDB_ID"] = run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        id_file.write_text(run_id)
+    return WandbLogger(
+        project=cfg.wandb.project,
+        entity=cfg.wandb.entity,
+        name=cfg.wandb.name or run_name,
+        id=run_id,
+        save_dir=str(run_dir),
+        group=cfg.experiment,
+        job_type="train",
+        tags=[*cfg.data.corpora, cfg.model.name, *cfg.wandb.tags],
+        notes=cfg.wandb.notes,
+        config={**plain, "git_sha": _git_sha(), "label_space": label_space.to_dict()},
+        log_model=cfg.wandb.log_model,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
