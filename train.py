@@ -140,7 +140,9 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
         OnExceptionCheckpoint(dirpath=str(checkpoint_dir), filename="last"),
     ]
     if with_logger:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
+        from lightning_modules.callbacks import WandbSummaries
+
+        callbacks += [LearningRateMonitor(logging_interval="step"), WandbSummaries()]
     if cfg.callbacks.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.callbacks.early_stopping_patience))
     if cfg.callbacks.rich_progress and cfg.trainer.enable_progress_bar is not False:
@@ -198,9 +200,9 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
     if id_file.is_file():
         run_id = id_file.read_text().strip()
     else:
-        import wandb
+        import secrets
 
-        run_id = os.environ.get("BIONER_WANDB_ID") or wandb.util.generate_id()
+        run_id = os.environ.get("BIONER_WANDB_ID") or secrets.token_hex(4)
     os.environ["BIONER_WANDB_ID"] = run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:

@@ -12,10 +12,10 @@ from wandb_offline import (
     BLOCK_LEN,
     WandbFileError,
     config,
-    find_run_file,
     history_rows,
     read_wandb_records,
     summary,
+    wait_for_run_file,
 )
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
@@ -102,7 +102,7 @@ def test_real_offline_run_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
     run.summary["val/f1_best"] = 81.25
     wandb.finish()
 
-    path = find_run_file(tmp_path)
+    path = wait_for_run_file(tmp_path)  # finish() may return before wandb-core flushed the file
     assert path.read_bytes()[:7] == b":W&B\xe1\xbe\x00"
     kinds = [r.WhichOneof("record_type") for r in read_wandb_records(path)]
     assert kinds[0] == "header" and "run" in kinds and kinds[-1] == "exit"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ BLOCK_LEN = 32 * 1024
 CHUNK_HEADER_LEN = 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
-__all__ = ["Record", "read_wandb_records", "history_rows", "summary", "config", "find_run_file"]
+__all__ = [
+    "Record",
+    "config",
+    "find_run_file",
+    "history_rows",
+    "read_wandb_records",
+    "summary",
+    "wait_for_run_file",
+]
 
 
 class WandbFileError(ValueError):
@@ -48,6 +57,32 @@ def find_run_file(root: str | Path) -> Path:
     if len(found) != 1:
         raise FileNotFoundError(f"expected one run-*.wandb under {root}, found {[str(f) for f in found]}")
     return found[0]
+
+
+def wait_for_run_file(root: str | Path, timeout: float = 30.0) -> Path:
+    """The run file under ``root`` once wandb-core has flushed it completely.
+
+    ``wandb.finish()`` can return before the file is written: observed with wandb 0.31 under pytest, the
+    file held only its 7-byte header right after ``finish()`` and all records ~50 ms later. Poll until
+    the file holds an ``exit`` record and its size has stopped changing.
+    """
+    deadline = time.monotonic() + timeout
+    last_size = -1
+    while True:
+        try:
+            path = find_run_file(root)
+            size = path.stat().st_size
+            done = size == last_size and any(
+                r.WhichOneof("record_type") == "exit" for r in read_wandb_records(path)
+            )
+            if done:
+                return path
+            last_size = size
+        except (FileNotFoundError, WandbFileError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no complete run-*.wandb under {root} after {timeout} s")
+        time.sleep(0.05)
 
 
 def _payloads(data: bytes, verify_crc: bool) -> list[bytes]:
