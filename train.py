@@ -52,7 +52,11 @@ def run(cfg: Any) -> int:
     from lightning_modules.sru_ner.module import SRUNERModule
     from metrics.span_f1 import format_table
 
-    run_name = cfg.run_name or os.environ.get("BIONER_RUN_NAME") or f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_name = (
+        cfg.run_name
+        or os.environ.get("BIONER_RUN_NAME")
+        or f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     os.environ["BIONER_RUN_NAME"] = run_name  # DDP re-executes this script per rank: same name everywhere
     run_dir = Path(cfg.run_dir or Path("outputs") / cfg.experiment / run_name)
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -99,7 +103,9 @@ def run(cfg: Any) -> int:
     trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg.resume, checkpoint_dir))
     if trainer.interrupted:
         if trainer.is_global_zero:
-            print(f"Training was interrupted; resume with: python train.py {' '.join(sys.argv[1:])} resume=last")
+            print(
+                f"Training was interrupted; resume with: python train.py {' '.join(sys.argv[1:])} resume=last"
+            )
         return 1
     if not cfg.test_after_fit:
         return 0
@@ -108,7 +114,10 @@ def run(cfg: Any) -> int:
     trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
     if trainer.is_global_zero:
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-        metrics = {"val/f1_merged_macro": float(score) if score is not None else None, "best_checkpoint": best}
+        metrics = {
+            "val/f1_merged_macro": float(score) if score is not None else None,
+            "best_checkpoint": best,
+        }
         metrics.update({f"test/{k}": v for k, v in model.test_results.items()})
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         print(format_table(model.test_results, label_space))
@@ -144,7 +153,9 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
 
         callbacks += [LearningRateMonitor(logging_interval="step"), WandbSummaries()]
     if cfg.callbacks.early_stopping_patience is not None:
-        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.callbacks.early_stopping_patience))
+        callbacks.append(
+            EarlyStopping(monitor=monitor, mode="max", patience=cfg.callbacks.early_stopping_patience)
+        )
     if cfg.callbacks.rich_progress and cfg.trainer.enable_progress_bar is not False:
         callbacks.append(RichProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps or 1)))
     return callbacks
@@ -195,7 +206,10 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
     mode = cfg.wandb.mode or os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
     os.environ["WANDB_MODE"] = mode
     if mode == "offline" and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not os.environ.get("NODE_RANK"):
-        print(f"W&B: no API key found, logging offline under {run_dir / 'wandb'}; upload later with `wandb sync`.")
+        print(
+            f"W&B: no API key found, logging offline under {run_dir / 'wandb'};"
+            " upload later with `wandb sync`."
+        )
     id_file = run_dir / "wandb_id.txt"  # the same W&B run continues when training resumes
     if id_file.is_file():
         run_id = id_file.read_text().strip()

@@ -70,7 +70,9 @@ def split_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     groups, dotlist = {}, []
     for arg in argv:
         if "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not key=value (e.g. trainer.max_steps=20 or experiment=mt6)")
+            raise ConfigError(
+                f"argument {arg!r} is not key=value (e.g. trainer.max_steps=20 or experiment=mt6)"
+            )
         key, value = arg.split("=", 1)
         if key in GROUPS:
             groups[key] = value
@@ -86,7 +88,9 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
     try:
         cfg = OmegaConf.structured(RunCfg)
         base = _load_yaml(CONFIG_DIR / "train.yaml")
-        experiment = _load_yaml(_group_file("experiment", groups["experiment"])) if "experiment" in groups else None
+        experiment = (
+            _load_yaml(_group_file("experiment", groups["experiment"])) if "experiment" in groups else None
+        )
         chosen = dict(base.pop("defaults", {}) or {})
         if experiment is not None:
             chosen.update(experiment.pop("defaults", {}) or {})
@@ -115,8 +119,14 @@ def _explain(err: OmegaConfBaseException) -> str:
         return f"config error: {msg}"
     if "not in" in msg and "Did you mean" not in msg:
         parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(OmegaConf.structured(RunCfg), parent) if parent else OmegaConf.structured(RunCfg)
+        node = (
+            OmegaConf.select(OmegaConf.structured(RunCfg), parent) if parent else OmegaConf.structured(RunCfg)
+        )
         if isinstance(node, DictConfig):
-            close = difflib.get_close_matches(leaf, [str(k) for k in node.keys()], n=3)
-            msg += f". Did you mean: {', '.join(repr(c) for c in close)}?" if close else f". Valid keys: {', '.join(map(str, node.keys()))}"
+            close = difflib.get_close_matches(leaf, [str(k) for k in node], n=3)
+            msg += (
+                f". Did you mean: {', '.join(repr(c) for c in close)}?"
+                if close
+                else f". Valid keys: {', '.join(map(str, node.keys()))}"
+            )
     return f"config error at {key!r}: {msg}"

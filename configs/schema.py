@@ -25,12 +25,16 @@ def _config_type(annotation: Any) -> Any:
         return annotation
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) is typing.Union and len(args) == 1 and args[0] in _SIMPLE:
-        return Optional[args[0]]
+        return Optional[args[0]]  # noqa: UP045 - OmegaConf needs typing.Optional at run time
     return Any
 
 
 def _trainer_fields() -> list[tuple[str, Any, Any]]:
-    overrides = {"precision": (Any, "32-true"), "max_epochs": (Optional[int], 100), "gradient_clip_val": (Any, 1.0)}
+    overrides = {
+        "precision": (Any, "32-true"),
+        "max_epochs": (Optional[int], 100),  # noqa: UP045
+        "gradient_clip_val": (Any, 1.0),
+    }
     fields = []
     for name, param in inspect.signature(Trainer.__init__).parameters.items():
         if name in _TRAINER_MANAGED:
@@ -52,10 +56,10 @@ class DataCfg:
     batch_size: int = 16
     eval_batch_size: int = 32
     num_workers: int = 0
-    samples_per_epoch: Optional[int] = None  # None: the mean train size
+    samples_per_epoch: int | None = None  # None: the mean train size
     weighting: str = "inverse_size"  # or "proportional"
     cache_dir: str = "${oc.env:BIONER_CACHE_DIR,.cache/bioner}"
-    val_subsample: Optional[int] = None  # a fixed, seeded subsample of each dev split for validation
+    val_subsample: int | None = None  # a fixed, seeded subsample of each dev split for validation
 
 
 @dataclass
@@ -98,29 +102,29 @@ class OptimCfg:
 @dataclass
 class CallbacksCfg:
     monitor: str = "val/f1_merged_macro"
-    early_stopping_patience: Optional[int] = 30  # validation rounds; None disables early stopping
+    early_stopping_patience: int | None = 30  # validation rounds; None disables early stopping
     rich_progress: bool = True
 
 
 @dataclass
 class WandbCfg:
     project: str = "bioner-mtl"
-    entity: Optional[str] = None
-    mode: Optional[str] = None  # online | offline | disabled; None: offline when no API key is found
-    name: Optional[str] = None
+    entity: str | None = None
+    mode: str | None = None  # online | offline | disabled; None: offline when no API key is found
+    name: str | None = None
     tags: list[str] = field(default_factory=list)
-    notes: Optional[str] = None
+    notes: str | None = None
     log_model: bool = False
 
 
 @dataclass
 class RunCfg:
     experiment: str = "default"
-    run_name: Optional[str] = None  # default: <model>-<timestamp>, the same on every rank
-    run_dir: Optional[str] = None  # default: outputs/<experiment>/<run_name>
+    run_name: str | None = None  # default: <model>-<timestamp>, the same on every rank
+    run_dir: str | None = None  # default: outputs/<experiment>/<run_name>
     seed: int = 42
     logger: str = "wandb"  # wandb | csv | none
-    resume: Optional[str] = None  # "last" (the run dir's newest resumable checkpoint) or a .ckpt path
+    resume: str | None = None  # "last" (the run dir's newest resumable checkpoint) or a .ckpt path
     test_after_fit: bool = True
     compile: bool = False
     data: DataCfg = field(default_factory=DataCfg)

@@ -21,12 +21,12 @@ class LabelSpace:
         self.corpus_types: dict[str, tuple[str, ...]] = {
             c: tuple(sorted(set(corpus_types[c]))) for c in self.corpora
         }
-        self.types: tuple[str, ...] = tuple(
-            qualify(c, t) for c in self.corpora for t in self.corpus_types[c]
-        )
+        self.types: tuple[str, ...] = tuple(qualify(c, t) for c in self.corpora for t in self.corpus_types[c])
         self.type_index: dict[str, int] = {q: i for i, q in enumerate(self.types)}
         self.corpus_index: dict[str, int] = {c: i for i, c in enumerate(self.corpora)}
-        self.merged_types: tuple[str, ...] = tuple(sorted({t for ts in self.corpus_types.values() for t in ts}))
+        self.merged_types: tuple[str, ...] = tuple(
+            sorted({t for ts in self.corpus_types.values() for t in ts})
+        )
         self.merged_index: dict[str, int] = {t: i for i, t in enumerate(self.merged_types)}
 
     @classmethod

@@ -53,9 +53,7 @@ class CorpusSpec:
 
 def _crichton(name: str, remote_dir: str, sha: dict[str, str]) -> dict[str, CorpusFile]:
     remote = {"train": "train", "dev": "devel", "test": "test"}
-    return {
-        s: CorpusFile(f"{s}.tsv", f"{CRICHTON}/{remote_dir}/{remote[s]}.tsv", sha[s]) for s in SPLITS
-    }
+    return {s: CorpusFile(f"{s}.tsv", f"{CRICHTON}/{remote_dir}/{remote[s]}.tsv", sha[s]) for s in SPLITS}
 
 
 _GENE = {"GENE": "Gene_or_protein"}
@@ -258,7 +256,6 @@ def corpus_file(root: str | os.PathLike, name: str, split: str) -> Path:
     path = Path(root) / name / spec.splits[split].name
     if not path.is_file():
         raise MissingCorpusError(
-            f"corpus {name} ({split}) not found at {path}. Fetch it with:\n"
-            f"    {fetch_command(name, root)}"
+            f"corpus {name} ({split}) not found at {path}. Fetch it with:\n    {fetch_command(name, root)}"
         )
     return path

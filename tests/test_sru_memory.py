@@ -7,7 +7,9 @@ from lightning_modules.sru_ner.memory import DecomposedMemory, DenseMemory, Slot
 
 def _random_case(seed: int, batch=3, num_slots=9, hidden=16, latents=6, half_context=3, steps=14):
     g = torch.Generator().manual_seed(seed)
-    params = SlotReadParameters(hidden, latents, half_context, token_multiplier=1.7, train_token_multiplier=True)
+    params = SlotReadParameters(
+        hidden, latents, half_context, token_multiplier=1.7, train_token_multiplier=True
+    )
     with torch.no_grad():  # non-trivial values everywhere (the reference initialises L to zero)
         params.latents.normal_(generator=g)
         params.latent_diag.uniform_(0.5, 1.5, generator=g)
@@ -40,7 +42,9 @@ def test_decomposed_read_equals_dense_read_forward_and_backward():
         dense = _run(DenseMemory, params, slots, word_mask, omegas, pointers)
         weights = torch.randn_like(dense)
         grads_dense = torch.autograd.grad((dense * weights).sum(), [slots, omegas, *params.parameters()])
-        decomposed = _run(DecomposedMemory, params, slots, word_mask, omegas, pointers, max_writes=len(omegas))
+        decomposed = _run(
+            DecomposedMemory, params, slots, word_mask, omegas, pointers, max_writes=len(omegas)
+        )
         grads_decomposed = torch.autograd.grad(
             (decomposed * weights).sum(), [slots, omegas, *params.parameters()]
         )
@@ -62,5 +66,6 @@ def test_relative_index_rows():
     params = SlotReadParameters(4, 2, half_context=2)
     word_mask = torch.tensor([[True] * 7 + [False]])
     idx = params.relative_index(torch.tensor([3]), word_mask)
-    # centre 3, H = 2: CLS -> row 5; slots 1..5 (offsets -2..2) -> rows 0..4; slot 6 out of context -> 6; padding -> 7
+    # centre 3, H = 2: CLS -> row 5; slots 1..5 (offsets -2..2) -> rows 0..4;
+    # slot 6 is out of context -> 6; padding -> 7
     assert idx.tolist() == [[5, 0, 1, 2, 3, 4, 6, 7]]

@@ -86,7 +86,9 @@ class SlotReadParameters(nn.Module):
 class DenseMemory:
     """The straightforward form of A3: C materialised and re-read in full at every step."""
 
-    def __init__(self, params: SlotReadParameters, slots: torch.Tensor, word_mask: torch.Tensor, *, training: bool):
+    def __init__(
+        self, params: SlotReadParameters, slots: torch.Tensor, word_mask: torch.Tensor, *, training: bool
+    ):
         self.p, self.word_mask, self.training = params, word_mask, training
         self.memory = slots * word_mask.unsqueeze(-1)  # (B, Q, d) C^0 = S
 
@@ -99,7 +101,9 @@ class DenseMemory:
 
     def read(self, center: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, d)
         p = self.p
-        positions = F.dropout(p.positions(p.relative_index(center, self.word_mask)), p.dropout_positions, self.training)
+        positions = F.dropout(
+            p.positions(p.relative_index(center, self.word_mask)), p.dropout_positions, self.training
+        )
         keyed = p.token_multiplier * self.memory + positions  # (B, Q, d)
         scores = torch.einsum("jd,bqd->bjq", p.latent_queries(self.training), keyed)
         scores = scores.masked_fill(~self.word_mask.unsqueeze(1), NEG_INF)

@@ -122,7 +122,11 @@ class SRUNERModule(pl.LightningModule):
     def configure_optimizers(self):
         enc, head, optim = self.cfg["encoder"], self.cfg["model"], self.cfg["optim"]
         groups = [
-            {"params": list(self.network.encoder.parameters()), "lr": enc["lr"], "weight_decay": enc["weight_decay"]},
+            {
+                "params": list(self.network.encoder.parameters()),
+                "lr": enc["lr"],
+                "weight_decay": enc["weight_decay"],
+            },
             {
                 "params": [p for p in self.network.head.parameters() if p.requires_grad],
                 "lr": head["lr"],
@@ -131,7 +135,10 @@ class SRUNERModule(pl.LightningModule):
         ]
         optimizer = torch.optim.AdamW(groups, betas=tuple(optim["betas"]), eps=optim["eps"])
         steps_per_epoch, total = self.schedule_lengths()
-        warmups = [round(enc["warmup_epochs"] * steps_per_epoch), round(head["warmup_epochs"] * steps_per_epoch)]
+        warmups = [
+            round(enc["warmup_epochs"] * steps_per_epoch),
+            round(head["warmup_epochs"] * steps_per_epoch),
+        ]
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, [linear_warmup_decay(w, total) for w in warmups]
         )

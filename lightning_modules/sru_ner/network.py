@@ -69,7 +69,9 @@ class SRUHead(nn.Module):
             dropout_positions=cfg.dropout_positions,
             dropout_latents=cfg.dropout_latents,
         )
-        self.mlp = nn.Sequential(nn.Dropout(cfg.dropout_mlp), nn.Linear(2 * d, 2 * d), nn.Tanh(), nn.Linear(2 * d, a))
+        self.mlp = nn.Sequential(
+            nn.Dropout(cfg.dropout_mlp), nn.Linear(2 * d, 2 * d), nn.Tanh(), nn.Linear(2 * d, a)
+        )
 
     # --- pieces shared by both loops ------------------------------------------------------------
     def _start(self, slots: torch.Tensor, word_mask: torch.Tensor, steps: int):
@@ -77,7 +79,9 @@ class SRUHead(nn.Module):
         if self.cfg.memory == "dense":
             memory = DenseMemory(self.read_params, slots, word_mask, training=self.training)
         else:
-            memory = DecomposedMemory(self.read_params, slots, word_mask, training=self.training, max_writes=steps + 1)
+            memory = DecomposedMemory(
+                self.read_params, slots, word_mask, training=self.training, max_writes=steps + 1
+            )
         cls = torch.zeros(batch, dtype=torch.long, device=slots.device)
         memory.write(self.begin_of_actions.expand(batch, hidden), cls)
         read = memory.read(cls)
@@ -111,9 +115,10 @@ class SRUHead(nn.Module):
         finished = torch.zeros_like(removed)
         logits_seq, target_seq, mask_seq = [], [], []
         for step in range(cap):
-            if other_mask is not None and step >= gold_steps and (step - gold_steps) % self.cfg.sync_every == 0:
-                if bool(finished.all()):  # one host read per sync_every steps, only past T_gold
-                    break
+            past_gold = other_mask is not None and step >= gold_steps
+            # one host read per sync_every steps, and only past T_gold (multi-corpus batches only)
+            if past_gold and (step - gold_steps) % self.cfg.sync_every == 0 and bool(finished.all()):
+                break
             logits = self.mlp(torch.cat([self._at(slots, pointer), read], dim=-1))  # (B, A)
             gold = gold_rows[rows, cursor]  # (B, A)
             if other_mask is None:

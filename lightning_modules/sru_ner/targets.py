@@ -8,7 +8,12 @@ import numpy as np
 import torch
 
 from datamodules.label_space import LabelSpace
-from lightning_modules.sru_ner.actions import ActionVocabulary, dense_batch, gold_action_rows, other_corpus_masks
+from lightning_modules.sru_ner.actions import (
+    ActionVocabulary,
+    dense_batch,
+    gold_action_rows,
+    other_corpus_masks,
+)
 
 
 class SRUTargetEncoder:
