@@ -111,7 +111,7 @@ def run(cfg: Any) -> int:
         return 0
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     if trainer.is_global_zero:
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
         metrics = {
@@ -130,11 +130,13 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
         EarlyStopping,
         LearningRateMonitor,
         ModelCheckpoint,
-        OnExceptionCheckpoint,
         RichProgressBar,
     )
 
     monitor = cfg.callbacks.monitor
+    # Lightning's save_last only refreshes last.ckpt when the monitored score improves, which would make
+    # resume=last restart from the best step, not the latest; a second, unmonitored checkpoint is the
+    # latest state. It is also written when training stops on an exception or Ctrl-C.
     callbacks = [
         ModelCheckpoint(
             dirpath=str(checkpoint_dir),
@@ -142,11 +144,18 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
             monitor=monitor,
             mode="max",
             save_top_k=1,
-            save_last=True,
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
-        OnExceptionCheckpoint(dirpath=str(checkpoint_dir), filename="last"),
+        ModelCheckpoint(
+            dirpath=str(checkpoint_dir),
+            filename="last",
+            save_top_k=1,
+            save_on_exception=True,
+            every_n_train_steps=cfg.callbacks.last_every_n_steps,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
     ]
     if with_logger:
         from lightning_modules.callbacks import WandbSummaries

@@ -104,6 +104,8 @@ class CallbacksCfg:
     monitor: str = "val/f1_merged_macro"
     early_stopping_patience: int | None = 30  # validation rounds; None disables early stopping
     rich_progress: bool = True
+    # last.ckpt is rewritten after every validation; set this to also rewrite it every N optimizer steps
+    last_every_n_steps: int | None = None
 
 
 @dataclass

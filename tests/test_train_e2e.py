@@ -1,0 +1,124 @@
+"""train.py end to end: a short run writes metrics.json, an offline W&B run and a table; user errors exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from wandb_offline import history_rows, summary, wait_for_run_file
+
+from configs.compose import available, compose
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "BIONER_", "PL_"))}
+    env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "no-netrc"), PYTHONUNBUFFERED="1")
+    return env
+
+
+def _train(args: list[str], tmp_path: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _train(
+        [
+            f"run_dir={run_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.corpora=[BC5CDR,NCBI-disease]",
+            "data.samples_per_epoch=64",  # 4 steps per epoch: two validations in 8 steps
+            "data.val_subsample=16",
+            "trainer.max_steps=8",
+            "trainer.limit_test_batches=1",
+            "trainer.log_every_n_steps=2",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no API key found, logging offline" in proc.stdout
+    assert "merged macro F1" in proc.stdout  # the printed per-corpus, per-type table
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for view in ("disjoint", "merged"):
+        assert 0.0 <= metrics[f"test/{view}/macro_f1"] <= 100.0
+        for corpus in ("BC5CDR", "NCBI-disease"):
+            assert {f"test/{view}/{corpus}/{s}" for s in ("precision", "recall", "f1")} <= metrics.keys()
+    assert "test/merged/BC5CDR/Chemical/f1" in metrics
+    assert metrics["val/f1_merged_macro"] is not None
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", mmap=True, weights_only=False)
+    assert last["global_step"] == 8  # the latest state, not the best one
+
+    run_file = wait_for_run_file(run_dir / "wandb")
+    rows = history_rows(run_file)
+    losses = [r["train/loss"] for r in rows if "train/loss" in r]
+    val_f1 = [r["val/f1_merged_macro"] for r in rows if "val/f1_merged_macro" in r]
+    assert len(losses) >= 1 and all(v > 0 for v in losses)
+    assert len(val_f1) == 2  # after steps 4 and 8
+    assert "val/BC5CDR" not in rows[0]
+    assert any("val/merged/BC5CDR/Chemical/f1" in r for r in rows)
+    assert summary(run_file)["val/f1_merged_macro"] is not None
+
+
+def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
+    for args, expected in [
+        (["trainer.max_stepz=3"], "Did you mean"),
+        (["experiment=mt7"], "unknown experiment"),
+        (["data.root=/nonexistent", "logger=none", f"run_dir={tmp_path / 'r'}"], "python -m datamodules.prepare"),
+    ]:
+        proc = _train(args, tmp_path, timeout=300)
+        assert proc.returncode == 2, (args, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr
+        assert expected in proc.stderr
+
+
+def test_every_experiment_config_builds_with_a_tiny_encoder(tmp_path):
+    from transformers import BertModel
+    from tiny_models import tiny_bert_config, tiny_tokenizer
+
+    from datamodules.label_space import LabelSpace
+    from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.sru_ner.module import SRUNERModule
+
+    encoder_dir = tmp_path / "tiny"
+    tiny_tokenizer(encoder_dir)
+    BertModel(tiny_bert_config()).save_pretrained(str(encoder_dir))
+    experiments = available("experiment")
+    assert {"mt6", "mt6_cpu", "st_BC2GM", "st_BC4CHEMD", "st_BC5CDR", "st_JNLPBA", "st_Linnaeus"} <= set(
+        experiments
+    )
+    for name in experiments:
+        cfg = compose([f"experiment={name}", f"encoder.name={encoder_dir}"])
+        assert cfg.experiment == name
+        from omegaconf import OmegaConf
+
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        label_space = LabelSpace.from_corpora(cfg.data.corpora)
+        module = SRUNERModule(plain, label_space.to_dict())
+        assert module.vocab.size == 2 * len(label_space) + 2
+        MultiCorpusDataModule(
+            corpora=list(cfg.data.corpora),
+            data_root=cfg.data.root,
+            tokenizer_name_or_path=cfg.encoder.name,
+            batch_transform=module.target_encoder(),
+        )
+    mt6 = compose(["experiment=mt6"])
+    assert mt6.encoder.name == "michiyasunaga/BioLinkBERT-large"
+    assert mt6.trainer.precision == "bf16-mixed" and len(mt6.data.corpora) == 6
+    assert (mt6.encoder.lr, mt6.model.lr, mt6.data.batch_size) == (2e-5, 3e-4, 16)
