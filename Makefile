@@ -25,3 +25,6 @@ lint: setup
 
 format: setup
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+bench: setup  ## memory/time of the SRU-NER memory read (writes bench/results/)
+	$(PY) bench/sru_memory.py

@@ -157,6 +157,9 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
             auto_insert_metric_name=False,
         ),
     ]
+    from lightning_modules.callbacks import RNGStateCheckpoint
+
+    callbacks.append(RNGStateCheckpoint())
     if with_logger:
         from lightning_modules.callbacks import WandbSummaries
 
@@ -212,13 +215,13 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
         raise ConfigError(f"logger={cfg.logger!r}: use wandb, csv or none")
     from lightning.pytorch.loggers import WandbLogger
 
-    mode = cfg.wandb.mode or os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
+    chosen = cfg.wandb.mode or os.environ.get("WANDB_MODE")
+    mode = chosen or ("online" if _has_wandb_key() else "offline")
     os.environ["WANDB_MODE"] = mode
-    if mode == "offline" and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not os.environ.get("NODE_RANK"):
-        print(
-            f"W&B: no API key found, logging offline under {run_dir / 'wandb'};"
-            " upload later with `wandb sync`."
-        )
+    first_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    if mode == "offline" and first_process:
+        reason = "offline mode requested" if chosen else "no API key found"
+        print(f"W&B: {reason}, logging offline under {run_dir / 'wandb'}; upload later with `wandb sync`.")
     id_file = run_dir / "wandb_id.txt"  # the same W&B run continues when training resumes
     if id_file.is_file():
         run_id = id_file.read_text().strip()

@@ -97,6 +97,7 @@ class OptimCfg:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-6
     schedule: str = "linear"  # per-group linear warmup then linear decay to 0 at the last step
+    total_steps: int | None = None  # schedule length; None: trainer.max_steps, else epochs x epoch steps
 
 
 @dataclass

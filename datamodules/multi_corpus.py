@@ -264,7 +264,13 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             sampler=self.sampler,
             num_workers=self.num_workers,
             collate_fn=self.collator(),
+            generator=self._loader_generator(),
         )
+
+    def _loader_generator(self) -> torch.Generator:
+        # A loader iterator draws its base seed from this generator; without one it would draw from the
+        # global RNG, so creating an iterator (e.g. after a resume) would shift every later dropout mask.
+        return torch.Generator().manual_seed(self.seed)
 
     def eval_order(self, rows: CorpusRows, *, subsample: int | None = None) -> list[int]:
         """Row order of one eval loader on this rank: optional seeded subsample, length-sorted (longest
@@ -288,6 +294,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
                 sampler=self.eval_order(rows, subsample=subsample),
                 num_workers=self.num_workers,
                 collate_fn=collate,
+                generator=self._loader_generator(),
             )
             for rows in self._rows(split)
         ]

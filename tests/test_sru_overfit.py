@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from tiny_models import tiny_bert_config, tiny_tokenizer
 
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
@@ -15,7 +16,6 @@ from lightning_modules.sru_ner.network import SRUHeadConfig, SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder
 from losses import multi_hot_bce
 from metrics.span_f1 import SpanF1
-from tiny_models import tiny_bert_config, tiny_tokenizer
 
 FILLERS = ["the", "of", "and", "in", "a", "was", "with", "levels", "binds", "to", "induced", "by"]
 # (words, spans relative to the pattern start): nested, same start, same end, same-type nesting

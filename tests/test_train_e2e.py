@@ -1,4 +1,4 @@
-"""train.py end to end: a short run writes metrics.json, an offline W&B run and a table; user errors exit 2."""
+"""train.py end to end: a short run writes metrics.json, offline W&B history and a table; errors exit 2."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
     assert "test/merged/BC5CDR/Chemical/f1" in metrics
     assert metrics["val/f1_merged_macro"] is not None
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
-    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", mmap=True, weights_only=False)
+    last = torch.load(
+        run_dir / "checkpoints" / "last.ckpt", map_location="cpu", mmap=True, weights_only=False
+    )
     assert last["global_step"] == 8  # the latest state, not the best one
 
     run_file = wait_for_run_file(run_dir / "wandb")
@@ -80,7 +82,10 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
     for args, expected in [
         (["trainer.max_stepz=3"], "Did you mean"),
         (["experiment=mt7"], "unknown experiment"),
-        (["data.root=/nonexistent", "logger=none", f"run_dir={tmp_path / 'r'}"], "python -m datamodules.prepare"),
+        (
+            ["data.root=/nonexistent", "logger=none", f"run_dir={tmp_path / 'r'}"],
+            "python -m datamodules.prepare",
+        ),
     ]:
         proc = _train(args, tmp_path, timeout=300)
         assert proc.returncode == 2, (args, proc.stderr[-2000:])
@@ -89,8 +94,8 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
 
 
 def test_every_experiment_config_builds_with_a_tiny_encoder(tmp_path):
-    from transformers import BertModel
     from tiny_models import tiny_bert_config, tiny_tokenizer
+    from transformers import BertModel
 
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule

@@ -115,6 +115,8 @@ class SRUNERModule(pl.LightningModule):
         per_rank = math.ceil(epoch_size / trainer.world_size)
         batches = math.ceil(per_rank / data["batch_size"])
         steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+        if self.cfg["optim"].get("total_steps"):
+            return steps_per_epoch, int(self.cfg["optim"]["total_steps"])
         if trainer.max_steps and trainer.max_steps > 0:
             return steps_per_epoch, trainer.max_steps
         return steps_per_epoch, steps_per_epoch * (trainer.max_epochs or 1)
