@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     except BionerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        if not isinstance(err, MisconfigurationException):  # a bad trainer.* value; anything else is a bug
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def run(cfg: Any) -> int:
@@ -52,13 +59,11 @@ def run(cfg: Any) -> int:
     from lightning_modules.sru_ner.module import SRUNERModule
     from metrics.span_f1 import format_table
 
-    run_name = (
-        cfg.run_name
-        or os.environ.get("BIONER_RUN_NAME")
-        or f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    run_name = cfg.run_name or _default_run_name(cfg.model.name)
     os.environ["BIONER_RUN_NAME"] = run_name  # DDP re-executes this script per rank: same name everywhere
     run_dir = Path(cfg.run_dir or Path("outputs") / cfg.experiment / run_name)
+    checkpoint_dir = run_dir / "checkpoints"
+    ckpt_path = _resume_path(cfg.resume, checkpoint_dir, explicit_dir=bool(cfg.run_dir or cfg.run_name))
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.update(run_name=run_name, run_dir=str(run_dir))
 
@@ -69,7 +74,12 @@ def run(cfg: Any) -> int:
         from configs.compose import ConfigError
 
         raise ConfigError(f"unknown model {cfg.model.name!r} (available: sru_ner)")
-    model = SRUNERModule(plain, label_space.to_dict())
+    try:
+        model = SRUNERModule(plain, label_space.to_dict())
+    except OSError as err:  # an unknown hub name, no network, or a directory without a model
+        from configs.compose import ConfigError
+
+        raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
     datamodule = MultiCorpusDataModule(
         corpora=list(cfg.data.corpora),
         data_root=cfg.data.root,
@@ -89,23 +99,23 @@ def run(cfg: Any) -> int:
     if cfg.compile:
         model = torch.compile(model)
 
-    checkpoint_dir = run_dir / "checkpoints"
     trainer = pl.Trainer(
         **{k: v for k, v in plain["trainer"].items()},
         callbacks=_callbacks(cfg, checkpoint_dir, with_logger=cfg.logger != "none"),
-        logger=_logger(cfg, plain, run_dir, run_name, label_space),
+        logger=_logger(cfg, plain, run_dir, run_name, label_space, resuming=ckpt_path is not None),
         default_root_dir=str(run_dir),
         use_distributed_sampler=False,  # the sampler is rank-aware itself
     )
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg.resume, checkpoint_dir))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     if trainer.interrupted:
         if trainer.is_global_zero:
-            print(
-                f"Training was interrupted; resume with: python train.py {' '.join(sys.argv[1:])} resume=last"
-            )
+            kept = [a for a in sys.argv[1:] if not a.startswith(("run_dir=", "resume="))]
+            command = " ".join(["python train.py", *kept, f"run_dir={run_dir}", "resume=last"])
+            print(f"Training was interrupted; {checkpoint_dir / 'last.ckpt'} holds its state. Resume with:")
+            print(f"  {command}")
         return 1
     if not cfg.test_after_fit:
         return 0
@@ -115,7 +125,7 @@ def run(cfg: Any) -> int:
     if trainer.is_global_zero:
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
         metrics = {
-            "val/f1_merged_macro": float(score) if score is not None else None,
+            cfg.callbacks.monitor: float(score) if score is not None else None,
             "best_checkpoint": best,
         }
         metrics.update({f"test/{k}": v for k, v in model.test_results.items()})
@@ -152,11 +162,21 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
             filename="last",
             save_top_k=1,
             save_on_exception=True,
-            every_n_train_steps=cfg.callbacks.last_every_n_steps,
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
     ]
+    if cfg.callbacks.last_every_n_steps:  # in addition: every_n_train_steps disables the save at validation
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=str(checkpoint_dir),
+                filename="last",
+                save_top_k=1,
+                every_n_train_steps=cfg.callbacks.last_every_n_steps,
+                enable_version_counter=False,
+                auto_insert_metric_name=False,
+            )
+        )
     from lightning_modules.callbacks import RNGStateCheckpoint
 
     callbacks.append(RNGStateCheckpoint())
@@ -173,14 +193,33 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
     return callbacks
 
 
-def _resume_path(resume: str | None, checkpoint_dir: Path) -> str | None:
+def _default_run_name(model: str) -> str:
+    """The same on every rank and stable across requeues of one cluster job; else a timestamp."""
+    for variable in ("SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"):
+        value = os.environ.get(variable)
+        if value and value != "none":
+            return f"{model}-{value}"
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("BIONER_RUN_NAME"):
+        return os.environ["BIONER_RUN_NAME"]  # a DDP child process started by rank 0
+    return f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _resume_path(resume: str | None, checkpoint_dir: Path, *, explicit_dir: bool) -> str | None:
+    from configs.compose import ConfigError
+
     if resume is None:
         return None
     if resume == "last":
-        return str(checkpoint_dir / "last.ckpt") if (checkpoint_dir / "last.ckpt").is_file() else None
+        last = checkpoint_dir / "last.ckpt"
+        if last.is_file():
+            return str(last)
+        if not explicit_dir and not os.environ.get("SLURM_JOB_ID"):
+            raise ConfigError(
+                "resume=last needs the run to continue: add run_dir=outputs/<experiment>/<run name>"
+            )
+        print(f"resume=last: no {last} yet, starting from scratch")  # e.g. a requeued job's first start
+        return None
     if not Path(resume).is_file():
-        from configs.compose import ConfigError
-
         raise ConfigError(f"resume={resume}: no such checkpoint file")
     return resume
 
@@ -202,7 +241,7 @@ def _git_sha() -> str | None:
         return None
 
 
-def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: Any):
+def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: Any, *, resuming: bool):
     if cfg.logger == "none":
         return False
     if cfg.logger == "csv":
@@ -223,13 +262,12 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
         reason = "offline mode requested" if chosen else "no API key found"
         print(f"W&B: {reason}, logging offline under {run_dir / 'wandb'}; upload later with `wandb sync`.")
     id_file = run_dir / "wandb_id.txt"  # the same W&B run continues when training resumes
-    if id_file.is_file():
+    if resuming and id_file.is_file():
         run_id = id_file.read_text().strip()
     else:
         import secrets
 
-        run_id = os.environ.get("BIONER_WANDB_ID") or secrets.token_hex(4)
-    os.environ["BIONER_WANDB_ID"] = run_id
+        run_id = secrets.token_hex(4)  # only rank 0 opens the W&B run
     run_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         id_file.write_text(run_id)

@@ -14,6 +14,8 @@ Batch contract (``Collator``), B sentences, L subwords, Q = max(num_words) + 2 w
 ``spans``           list of B (S_b, 3) long tensors: word start, word end (exclusive), global type id
 ``sentence_index``  (B,) long    index of the sentence in its corpus split
 ``chunk``           (B,) long    chunk number of a split sentence (0 otherwise)
+``unreachable``     list of B (U_b,) long tensors: type ids of gold mentions cut by a hard split
+                                 (dev/test only; the metrics count them as false negatives)
 ==================  ==========  ===================================================================
 
 then ``batch_transform(batch)`` when given (runs inside the collate, so in the loader workers).
@@ -46,7 +48,7 @@ from datamodules.sampler import InverseSizeSampler
 from datamodules.sentence import Sentence
 from datamodules.tokenization import MAX_SUBWORDS, TokenizationReport, Unsplittable
 
-BATCH_COLUMNS = ["input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk"]
+BATCH_COLUMNS = ["input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk", "unreachable"]
 
 
 def read_corpus(root: str | os.PathLike, name: str, split: str, *, reading: str = "full") -> list[Sentence]:
@@ -107,6 +109,7 @@ class Collator:
             "spans": [torch.as_tensor(np.asarray(r["spans"], dtype=np.int64)).view(-1, 3) for r in rows],
             "sentence_index": torch.tensor([int(r["sentence_index"]) for r in rows], dtype=torch.long),
             "chunk": torch.tensor([int(r["chunk"]) for r in rows], dtype=torch.long),
+            "unreachable": [torch.as_tensor(np.asarray(r["unreachable"], dtype=np.int64)) for r in rows],
         }
         if self.batch_transform is not None:
             batch = self.batch_transform(batch)

@@ -28,6 +28,9 @@ class InverseSizeSampler(Sampler[int]):
     ``num_samples`` is the length of one epoch summed over ranks (default: mean corpus size, floored);
     ``len(sampler)`` is the per-rank count ``ceil(num_samples / world_size)``.
 
+    With a single corpus the stream is a shuffle without replacement instead (successive seeded
+    permutations), so a single-corpus epoch of ``len(corpus)`` draws sees every sentence once.
+
     ``__iter__`` resumes from ``yielded`` (so loading a state and iterating continues mid-epoch); an
     exhausted epoch restarts from its beginning when iterated again without ``set_epoch``.
     """
@@ -84,6 +87,10 @@ class InverseSizeSampler(Sampler[int]):
     def global_stream(self, epoch: int | None = None) -> torch.Tensor:
         """All ``total`` draws of an epoch, for every rank: (total,) long global indices."""
         g = self._generator(self.epoch if epoch is None else epoch)
+        if len(self.sizes) == 1:  # one corpus: an ordinary shuffle, each sentence once per pass (A6)
+            size = int(self.sizes[0])
+            passes = [torch.randperm(size, generator=g) for _ in range(math.ceil(self.total / size))]
+            return torch.cat(passes)[: self.total]
         corpus = torch.multinomial(self.weights, self.total, replacement=True, generator=g)  # (total,)
         u = torch.rand(self.total, generator=g, dtype=torch.float64)  # (total,) in [0, 1)
         size = self.sizes[corpus]

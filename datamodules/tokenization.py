@@ -12,6 +12,7 @@ One output row per (sentence, chunk):
 ``doc_id``           the sentence's document id
 ``sentence_index``   index of the sentence in the original split
 ``chunk``            0, 1, ... when the sentence was split, else 0
+``unreachable``      type ids of gold mentions a hard split cut (on chunk 0; see below), else empty
 ===================  ===========================================================================
 
 Empty words. A word that the tokenizer turns into nothing (e.g. ``"\\u200b"``, a soft hyphen) would
@@ -22,9 +23,9 @@ Length cap. ``max_subwords`` counts CLS and SEP. A longer sentence is split gree
 into chunks of at most ``max_subwords - 2`` subwords, never inside a mention (nested or overlapping
 mentions included). A sentence that cannot be split that way is reported (corpus, split, index,
 length) and logged: in ``train`` it is left out; in ``dev``/``test`` it is hard-split at the cap
-ignoring mentions, and the mentions that then cross a chunk boundary are counted in the report (they
-cannot be predicted: count them as false negatives). A single word longer than the cap is truncated to
-the cap (``truncated_words``).
+ignoring mentions, and the mentions that then cross a chunk boundary are counted in the report; they
+cannot be predicted, so ``unreachable`` carries their types and the span metrics count them as false
+negatives. A single word longer than the cap is truncated to the cap (``truncated_words``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from datamodules.sentence import Sentence
 log = logging.getLogger(__name__)
 
 MAX_SUBWORDS = 405
-CACHE_FORMAT = 1  # bump when the row layout or the splitting rules change
+CACHE_FORMAT = 2  # bump when the row layout or the splitting rules change
 TOKENIZER_BATCH = 1024  # sentences per tokenizer call
 
 FEATURES = Features(
@@ -65,6 +66,7 @@ FEATURES = Features(
         "doc_id": Value("string"),
         "sentence_index": Value("int32"),
         "chunk": Value("int32"),
+        "unreachable": List(Value("int32")),
     }
 )
 
@@ -319,9 +321,10 @@ def tokenize_corpus(
             if not kept:
                 continue
             chunks = _hard_split(lengths, budget)
-            item.cut_mentions = sum(
-                1 for s, e, _ in spans if not any(cs <= s and e <= ce for cs, ce in chunks)
-            )
+            cut = [t for s, e, t in spans if not any(cs <= s and e <= ce for cs, ce in chunks)]
+            item.cut_mentions = len(cut)
+        else:
+            cut = []
         if len(chunks) > 1:
             report.split_sentences += 1
         word_start = np.concatenate([[0], np.cumsum(lengths)])  # (n+1,) first subword of each word
@@ -338,6 +341,7 @@ def tokenize_corpus(
             cols["doc_id"].append(sentence.doc_id)
             cols["sentence_index"].append(index)
             cols["chunk"].append(c)
+            cols["unreachable"].append(cut if c == 0 else [])  # gold cut by a hard split: scored as misses
     report.rows = len(cols["input_ids"])
     report.log_warnings()
     return Dataset.from_dict(cols, features=FEATURES), report

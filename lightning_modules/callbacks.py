@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
 
 SUMMARIES = {
     "val/f1_merged_macro": "max",
@@ -30,28 +31,53 @@ class WandbSummaries(pl.Callback):
 
 
 class RNGStateCheckpoint(pl.Callback):
-    """Carry the global RNG states (torch, CUDA, NumPy, Python) in checkpoints for exact resume.
+    """Carry every rank's RNG states (torch, its CUDA device, NumPy, Python) in checkpoints.
 
     Lightning restores model, optimizer, schedule and loader position but not the RNGs, so dropout masks
-    after a resume would differ from an uninterrupted run. The saved states are applied at the first
-    training batch after loading, so nothing that runs in between (sanity check, loader setup) can
-    consume them. Every rank is seeded identically, so rank 0's states are every rank's states.
+    after a resume would differ from an uninterrupted run. Ranks drift apart (their batches have
+    different shapes), so the states of all ranks are gathered and rank r restores its own. They are
+    applied at the first training batch after loading, so nothing that runs in between (sanity check,
+    loader setup) consumes them.
     """
+
+    KEY = "rng_states"
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
 
-    def state_dict(self) -> dict[str, Any]:
+    @staticmethod
+    def _capture() -> dict[str, Any]:
         name, keys, pos, has_gauss, cached = np.random.get_state()
         return {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,
             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
             "python": random.getstate(),
         }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        states = self._capture()
+        if trainer.world_size > 1 and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, states)
+        else:
+            gathered = [states]
+        checkpoint[self.KEY] = gathered
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        states = checkpoint.get(self.KEY)
+        if not states:
+            return
+        if len(states) != trainer.world_size:
+            rank_zero_warn(
+                f"checkpoint has RNG states of {len(states)} ranks, this run has {trainer.world_size}: "
+                "the run continues, but not bit-for-bit"
+            )
+        self._pending = states[min(trainer.global_rank, len(states) - 1)]
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -60,8 +86,8 @@ class RNGStateCheckpoint(pl.Callback):
             return
         state, self._pending = self._pending, None
         torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        if state["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"])
         name, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
         version, internal, gauss = state["python"]

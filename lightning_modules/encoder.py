@@ -19,6 +19,9 @@ class WordEncoder(nn.Module):
             self.model = AutoModel.from_config(config)
         else:
             self.model = AutoModel.from_pretrained(name_or_path)
+        if getattr(self.model, "pooler", None) is not None:
+            # BERT-style poolers feed nothing here: unused parameters would make DDP fail at step 2
+            self.model.pooler = None
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps module modes as found
         self.hidden_size: int = self.model.config.hidden_size
 

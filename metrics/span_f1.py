@@ -86,9 +86,17 @@ class SpanF1(torchmetrics.Metric):
         ]
 
     def update(
-        self, corpus_ids: Sequence[int] | Tensor, gold: Sequence[Spans], pred: Sequence[Spans]
+        self,
+        corpus_ids: Sequence[int] | Tensor,
+        gold: Sequence[Spans],
+        pred: Sequence[Spans],
+        unreachable: Sequence[Sequence[int] | Tensor] | None = None,
     ) -> None:
-        """Add a batch: per sentence its corpus id and ``(S, 3)`` ``(start, end, type_id)`` gold and pred."""
+        """Add a batch: per sentence its corpus id and ``(S, 3)`` ``(start, end, type_id)`` gold and pred.
+
+        ``unreachable``: per sentence, the type ids of gold mentions no prediction can match (cut by a
+        hard split of an over-long sentence); each is a false negative in both views.
+        """
         cids = corpus_ids.tolist() if isinstance(corpus_ids, Tensor) else list(corpus_ids)
         if not len(cids) == len(gold) == len(pred):
             raise ValueError(
@@ -121,6 +129,12 @@ class SpanF1(torchmetrics.Metric):
             booked["merged_tp"] += [to_own[s[2]] for s in g_mer & p_mer]
             booked["merged_fp"] += [to_own[s[2]] for s in p_mer - g_mer]
             booked["merged_fn"] += [to_own[s[2]] for s in g_mer - p_mer]
+
+        for cid, types in zip(cids, unreachable or ()):
+            types = types.tolist() if isinstance(types, Tensor) else list(types)
+            own, to_own = self._own[cid], self._merged_to_own[cid]
+            booked["disjoint_fn"] += [t for t in types if t in own]
+            booked["merged_fn"] += [to_own[merged_of[t]] for t in types if merged_of[t] in to_own]
 
         device = self.sentences.device
         for name, ids in booked.items():

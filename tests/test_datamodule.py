@@ -183,6 +183,7 @@ def test_unsplittable_sentence_is_reported_not_lost(tokenizer, caplog):
     assert sum(rows["num_words"][1:]) == 5  # every word kept
     assert rows["tokens"][1:] == [["aspirin", "hypertension"], ["cisplatin", "and", "the"]]
     assert rows["spans"][1:] == [[], [2, 3, 0]]  # the short mention survives, rebased
+    assert rows["unreachable"] == [[], [0], []]  # the cut one is carried (type id 0) to be scored as a miss
     assert all(len(x) <= 7 for x in rows["input_ids"])
 
 

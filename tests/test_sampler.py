@@ -120,3 +120,18 @@ def test_stateful_dataloader_resumes_mid_epoch_exactly(num_workers):
     rest = [b.tolist() for b in resumed]
     assert seen + rest == expected[0]
     assert _epoch(resumed, 1) == expected[1]
+
+
+def test_single_corpus_is_a_shuffle_without_replacement():
+    sampler = InverseSizeSampler([50], num_samples=120, seed=3)
+    stream = sampler.global_stream(0)
+    assert len(stream) == 120
+    for start in (0, 50):  # each full pass is a permutation of the corpus
+        assert sorted(stream[start : start + 50].tolist()) == list(range(50))
+    assert len(set(stream[100:].tolist())) == 20  # the cut last pass has no repeats either
+    assert stream[:50].tolist() != list(range(50))  # shuffled
+    assert not torch.equal(sampler.global_stream(1), stream)  # a new order every epoch
+    ranks = [InverseSizeSampler([50], num_samples=100, rank=r, world_size=2, seed=3) for r in (0, 1)]
+    assert sorted(ranks[0].rank_stream(0).tolist() + ranks[1].rank_stream(0).tolist()) == sorted(
+        InverseSizeSampler([50], num_samples=100, seed=3).global_stream(0).tolist()
+    )

@@ -246,3 +246,17 @@ def test_format_table() -> None:
     assert "merged macro F1 66.67" in table
     # 9 types + 4 corpus rows + 2 headers + 2 rules + 2 summary lines
     assert len(lines) == len(LS) + len(LS.corpora) + 6
+
+
+def test_unreachable_gold_counts_as_false_negatives_in_both_views() -> None:
+    # a BC5CDR sentence whose Disease mention was cut by a hard split: only the Chemical is left as gold
+    gold = spans((0, 1, t("BC5CDR", "Chemical")))
+    pred = spans((0, 1, t("BC5CDR", "Chemical")))
+    m = SpanF1(LS)
+    m.update([CID["BC5CDR"]], [gold], [pred], unreachable=[torch.tensor([t("BC5CDR", "Disease")])])
+    for view in ("disjoint", "merged"):
+        assert view_counts(m, view, "BC5CDR") == {
+            "Chemical": {"tp": 1, "fp": 0, "fn": 0},
+            "Disease": {"tp": 0, "fp": 0, "fn": 1},
+        }
+    assert m.compute()["merged/BC5CDR/recall"] == pytest.approx(50.0)

@@ -17,6 +17,7 @@ from lightning_modules.sru_ner.targets import SRUTargetEncoder
 from losses import multi_hot_bce
 from metrics.span_f1 import SpanF1
 
+DEVICE_KEYS = ("input_ids", "attention_mask", "word_index", "word_mask", "gold_rows", "other_mask")
 HEAD_KEYS = tuple(f for f in SRUHeadConfig.__dataclass_fields__ if f not in ("num_actions", "hidden"))
 
 
@@ -59,19 +60,25 @@ class SRUNERModule(pl.LightningModule):
     def target_encoder(self) -> SRUTargetEncoder:
         return SRUTargetEncoder(self.label_space.to_dict())
 
+    def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
+        """Only the network's inputs go to the device; spans, ids and lengths stay on the host for
+        decoding and metrics, so an eval batch costs one device-to-host transfer (the probabilities)."""
+        return {k: v.to(device, non_blocking=True) if k in DEVICE_KEYS else v for k, v in batch.items()}
+
     # --- steps ------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.network(batch)
         loss = multi_hot_bce(
             out.logits, out.targets, out.row_mask, normalization=self.cfg["model"]["loss_normalization"]
         )
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(out.logits))
+        # not on the progress bar: it would read the loss on the host after every batch
+        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(out.logits))
         return loss
 
     def _evaluate(self, batch: dict, metric: SpanF1) -> list[list[tuple[int, int, int]]]:
         probs = self.network.generate(batch).cpu()  # the one host transfer per batch
-        predicted = decode_batch(probs, batch["num_words"].cpu(), self.vocab)
-        metric.update(batch["corpus_id"].cpu(), [s.cpu() for s in batch["spans"]], predicted)
+        predicted = decode_batch(probs, batch["num_words"], self.vocab)
+        metric.update(batch["corpus_id"], batch["spans"], predicted, batch.get("unreachable"))
         return predicted
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -82,7 +89,7 @@ class SRUNERModule(pl.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list:
         probs = self.network.generate(batch).cpu()
-        return decode_batch(probs, batch["num_words"].cpu(), self.vocab)
+        return decode_batch(probs, batch["num_words"], self.vocab)
 
     def _log_results(self, stage: str, metric: SpanF1) -> dict[str, float]:
         results = {k: float(v) for k, v in metric.compute().items()}
