@@ -1,0 +1,100 @@
+"""train.py under 2-process DDP (CPU, gloo): trains, validates, tests, and checkpoints every rank's RNGs.
+
+DDP refuses parameters that get no gradient (an encoder's unused pooler would fail at step 2), and the
+test-time metrics must be summed over ranks: the test scores of the DDP run are compared with a
+single-process evaluation of the same best checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import tiny_bert_config, tiny_tokenizer
+from transformers import BertModel
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = [
+        f"run_dir={run_dir}",
+        f"encoder.name={encoder}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.corpora=[BC5CDR,NCBI-disease]",
+        "data.samples_per_epoch=64",  # 2 ranks x 2 steps x 16
+        "data.val_subsample=8",
+        "trainer.max_steps=4",
+        "logger=none",
+        "callbacks.rich_progress=false",
+        "trainer.enable_progress_bar=false",
+        *extra,
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS and not k.startswith(("PL_", "BIONER_"))}
+    env.update(MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_ddp_training_run_completes_and_matches_single_process_test_scores(tmp_path):
+    encoder = tmp_path / "tiny"
+    tiny_tokenizer(encoder)
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(str(encoder))
+
+    run_dir = tmp_path / "ddp"
+    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    proc = _train(tmp_path, run_dir, encoder, *ddp)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 4
+    assert len(last["rng_states"]) == 2  # one per rank
+
+    # the same best checkpoint evaluated by one process: identical test counts, hence identical scores
+    reference = _single_process_test(run_dir / "checkpoints" / "best.ckpt")
+    tests = {k: v for k, v in metrics.items() if k.startswith("test/")}
+    assert tests and tests == {f"test/{k}": v for k, v in reference.items()}
+
+
+def _single_process_test(checkpoint: Path) -> dict[str, float]:
+    import lightning.pytorch as pl
+
+    from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.sru_ner.module import SRUNERModule
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    module = SRUNERModule(**state["hyper_parameters"])
+    module.load_state_dict(state["state_dict"])
+    data = state["hyper_parameters"]["cfg"]["data"]
+    datamodule = MultiCorpusDataModule(
+        corpora=data["corpora"],
+        data_root=data["root"],
+        tokenizer_name_or_path=state["hyper_parameters"]["cfg"]["encoder"]["name"],
+        eval_batch_size=data["eval_batch_size"],
+        cache_dir=data["cache_dir"],
+        batch_transform=module.target_encoder(),
+    )
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    return module.test_results
