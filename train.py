@@ -96,6 +96,10 @@ def run(cfg: Any) -> int:
         val_subsample=cfg.data.val_subsample,
         batch_transform=model.target_encoder(),
     )
+    if ckpt_path is not None:
+        from lightning_modules.checkpoints import check_checkpoint
+
+        check_checkpoint(ckpt_path, model, label_space.to_dict())
     if cfg.compile:
         model = torch.compile(model)
 

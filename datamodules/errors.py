@@ -18,3 +18,9 @@ class CorpusFormatError(BionerError):
 
 class MissingCorpusError(BionerError):
     pass
+
+
+class CheckpointError(BionerError):
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")

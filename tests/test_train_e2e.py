@@ -79,9 +79,13 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
 
 
 def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
     for args, expected in [
         (["trainer.max_stepz=3"], "Did you mean"),
         (["experiment=mt7"], "unknown experiment"),
+        ([f"resume={garbage}", "logger=none", f"run_dir={tmp_path / 'g'}"], "not a readable checkpoint"),
+        (["resume=last", "logger=none"], "resume=last needs the run to continue"),
         (
             ["data.root=/nonexistent", "logger=none", f"run_dir={tmp_path / 'r'}"],
             "python -m datamodules.prepare",

@@ -1,0 +1,50 @@
+"""Check a checkpoint against the model it is about to be loaded into, before Lightning touches it.
+
+Lightning would fail deep inside ``fit``/``test`` with a bare ``RuntimeError``/``ValueError`` (or a zip
+error for a truncated file); this names the file and what does not fit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from datamodules.errors import CheckpointError
+
+
+def check_checkpoint(path: str | Path, model: nn.Module, label_space: dict | None = None) -> dict:
+    """Load ``path`` (memory-mapped) and check it can resume ``model``; returns the checkpoint dict."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such file") from None
+    except Exception as err:  # truncated or not a torch file at all
+        raise CheckpointError(path, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
+    saved_space = (checkpoint.get("hyper_parameters") or {}).get("label_space")
+    if label_space is not None and saved_space is not None and dict(saved_space) != dict(label_space):
+        raise CheckpointError(
+            path,
+            f"trained on corpora {sorted(saved_space)}, this run has {sorted(label_space)} "
+            "(set data.corpora to match)",
+        )
+    saved, current = checkpoint["state_dict"], model.state_dict()
+    missing, unexpected = sorted(current.keys() - saved.keys()), sorted(saved.keys() - current.keys())
+    if missing or unexpected:
+        detail = "; ".join(
+            f"{what} {len(keys)} (e.g. {keys[0]})"
+            for what, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        )
+        raise CheckpointError(path, f"parameters do not match this model: {detail}")
+    for name, tensor in current.items():
+        if saved[name].shape != tensor.shape:
+            raise CheckpointError(
+                path,
+                f"{name} has shape {tuple(saved[name].shape)} in the checkpoint, {tuple(tensor.shape)} here "
+                "(a different encoder.name or model size?)",
+            )
+    return checkpoint

@@ -1,0 +1,51 @@
+"""check_checkpoint: a checkpoint that cannot resume this model is a one-line error naming the file."""
+
+import pytest
+import torch
+from torch import nn
+
+from datamodules.errors import CheckpointError
+from lightning_modules.checkpoints import check_checkpoint
+
+SPACE = {"BC5CDR": ["Chemical", "Disease"]}
+
+
+def _model(hidden: int = 4) -> nn.Module:
+    return nn.Sequential(nn.Linear(3, hidden), nn.Linear(hidden, 2))
+
+
+def _save(path, state_dict, label_space=SPACE):
+    torch.save({"state_dict": state_dict, "hyper_parameters": {"label_space": label_space}}, path)
+    return path
+
+
+def test_matching_checkpoint_passes(tmp_path):
+    model = _model()
+    checkpoint = check_checkpoint(_save(tmp_path / "ok.ckpt", model.state_dict()), model, SPACE)
+    assert torch.equal(checkpoint["state_dict"]["0.weight"], model.state_dict()["0.weight"])
+
+
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a readable checkpoint"),
+        (lambda p: p.write_text("hello"), "not a readable checkpoint"),
+        (lambda p: torch.save([1, 2], p), "not a Lightning checkpoint"),
+        (lambda p: _save(p, _model(hidden=5).state_dict()), "0.weight has shape (5, 3) in the checkpoint"),
+        (lambda p: _save(p, {"0.weight": torch.zeros(4, 3)}), "missing 3 (e.g. 0.bias)"),
+        (lambda p: _save(p, {**_model().state_dict(), "extra": torch.zeros(1)}), "unexpected 1 (e.g. extra)"),
+        (lambda p: _save(p, _model().state_dict(), {"NCBI-disease": ["Disease"]}), "trained on corpora"),
+    ],
+)
+def test_bad_checkpoints_name_file_and_problem(tmp_path, make, problem):
+    path = tmp_path / "bad.ckpt"
+    make(path)
+    with pytest.raises(CheckpointError) as err:
+        check_checkpoint(path, _model(), SPACE)
+    assert str(err.value).startswith(f"{path}: ") and problem in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        check_checkpoint(tmp_path / "nope.ckpt", _model())
