@@ -8,17 +8,11 @@ RNG states all restored.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import tiny_bert_config, tiny_tokenizer
-from transformers import BertModel
-
-ROOT = Path(__file__).resolve().parents[1]
+from train_runner import run_train, tiny_encoder_dir
 
 
 def _run(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> None:
@@ -37,15 +31,7 @@ def _run(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> None:
         "trainer.enable_progress_bar=false",
         *extra,
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "BIONER_", "PL_"))}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_train(args, tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -55,10 +41,7 @@ def _load(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 def test_resume_mid_epoch_equals_uninterrupted_run(tmp_path):
-    encoder = tmp_path / "tiny"
-    tiny_tokenizer(encoder)
-    torch.manual_seed(0)
-    BertModel(tiny_bert_config()).save_pretrained(str(encoder))
+    encoder = tiny_encoder_dir(tmp_path / "tiny")
 
     _run(tmp_path, tmp_path / "a", encoder, "trainer.max_steps=8")
     _run(tmp_path, tmp_path / "b", encoder, "trainer.max_steps=4")

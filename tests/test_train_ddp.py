@@ -8,28 +8,14 @@ single-process evaluation of the same best checkpoint.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import tiny_bert_config, tiny_tokenizer
-from transformers import BertModel
-
-ROOT = Path(__file__).resolve().parents[1]
-DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK")
+from train_runner import run_train, tiny_encoder_dir
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _train(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> subprocess.CompletedProcess:
+def _train(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str):
     args = [
         f"run_dir={run_dir}",
         f"encoder.name={encoder}",
@@ -43,24 +29,12 @@ def _train(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> subproc
         "trainer.enable_progress_bar=false",
         *extra,
     ]
-    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS and not k.startswith(("PL_", "BIONER_"))}
-    env.update(MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_train(args, tmp_path, timeout=600, extra_env={"OMP_NUM_THREADS": "1"})
 
 
 @pytest.mark.slow
 def test_ddp_training_run_completes_and_matches_single_process_test_scores(tmp_path):
-    encoder = tmp_path / "tiny"
-    tiny_tokenizer(encoder)
-    torch.manual_seed(0)
-    BertModel(tiny_bert_config()).save_pretrained(str(encoder))
+    encoder = tiny_encoder_dir(tmp_path / "tiny")
 
     run_dir = tmp_path / "ddp"
     ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]

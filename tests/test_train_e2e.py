@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from train_runner import run_train, tiny_encoder_dir
 from wandb_offline import history_rows, summary, wait_for_run_file
 
 from configs.compose import available, compose
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "BIONER_", "PL_"))}
-    env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "no-netrc"), PYTHONUNBUFFERED="1")
-    return env
-
-
-def _train(args: list[str], tmp_path: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=tmp_path,
-        env=_clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def _train(args: list[str], tmp_path: Path, timeout: int = 900):
+    return run_train(args, tmp_path, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -98,16 +81,11 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
 
 
 def test_every_experiment_config_builds_with_a_tiny_encoder(tmp_path):
-    from tiny_models import tiny_bert_config, tiny_tokenizer
-    from transformers import BertModel
-
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.sru_ner.module import SRUNERModule
 
-    encoder_dir = tmp_path / "tiny"
-    tiny_tokenizer(encoder_dir)
-    BertModel(tiny_bert_config()).save_pretrained(str(encoder_dir))
+    encoder_dir = tiny_encoder_dir(tmp_path / "tiny")
     experiments = available("experiment")
     assert {"mt6", "mt6_cpu", "st_BC2GM", "st_BC4CHEMD", "st_BC5CDR", "st_JNLPBA", "st_Linnaeus"} <= set(
         experiments
