@@ -1,0 +1,136 @@
+"""Resident memory and time of real SRU-NER training steps (encoder + head + AdamW) on the full corpora.
+
+Three measurements, with the run config of an experiment (default ``mt6_cpu``) and a fresh model:
+
+  longest    one training step on the 16 longest sentences of the largest corpus, and one evaluation
+             (generation) batch of the ``eval_batch_size`` longest test sentences: peak RSS of each;
+  steps      ``--steps`` steps on the training stream: RSS and peak RSS every 10 steps, and wall time
+             (shows how much the C allocator keeps after varying-size batches).
+
+    python bench/train_memory.py --data-root ../shared/data
+    MALLOC_MMAP_THRESHOLD_=1048576 python bench/train_memory.py --data-root ../shared/data --tag mmap1m
+
+Writes bench/results/train_memory[-TAG].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _memory_mb() -> dict[str, int]:
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            fields[line.split(":")[0]] = int(line.split()[1]) // 1024
+    return {"rss_mb": fields["VmRSS"], "peak_mb": fields["VmHWM"]}
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--experiment", default="mt6_cpu")
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args(argv)
+
+    from omegaconf import OmegaConf
+
+    from configs.compose import compose
+    from datamodules.label_space import LabelSpace
+    from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.sru_ner.module import SRUNERModule
+    from losses import multi_hot_bce
+
+    cfg = compose([f"experiment={args.experiment}", f"data.root={args.data_root}"])
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    module = SRUNERModule(plain, LabelSpace.from_corpora(cfg.data.corpora).to_dict())
+    data = MultiCorpusDataModule(
+        corpora=list(cfg.data.corpora),
+        data_root=cfg.data.root,
+        tokenizer_name_or_path=cfg.encoder.name,
+        batch_size=cfg.data.batch_size,
+        eval_batch_size=cfg.data.eval_batch_size,
+        samples_per_epoch=cfg.data.samples_per_epoch,
+        cache_dir=cfg.data.cache_dir,
+        seed=cfg.seed,
+        batch_transform=module.target_encoder(),
+    )
+    data.setup(None)
+    network = module.network
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-5)
+    collate = data.collator()
+
+    def train_step(batch: dict) -> None:
+        out = network(batch)
+        multi_hot_bce(out.logits, out.targets, out.row_mask).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    results: dict = {"config": {"experiment": args.experiment, "steps": args.steps, "tag": args.tag}}
+    results["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+    results["start"] = _memory_mb()
+
+    largest = max(range(len(data.corpora)), key=lambda i: len(data._rows("train")[i]))
+    rows = data._rows("train")[largest]
+    batch = collate([rows[int(i)] for i in np.argsort(-rows.lengths)[: cfg.data.batch_size]])
+    _reset_peak()
+    network.train()
+    train_step(batch)
+    results["longest_train_batch"] = {
+        "corpus": data.corpora[largest],
+        "subwords": int(batch["input_ids"].shape[1]),
+        "slots": int(batch["word_mask"].shape[1]),
+        "gold_rows": int(batch["gold_rows"].shape[1]),
+        **_memory_mb(),
+    }
+    test_rows = data._rows("test")[largest]
+    batch = collate([test_rows[int(i)] for i in np.argsort(-test_rows.lengths)[: cfg.data.eval_batch_size]])
+    _reset_peak()
+    network.eval()
+    with torch.no_grad():
+        network.generate(batch)
+    results["longest_eval_batch"] = {
+        "sentences": len(batch["num_words"]),
+        "subwords": int(batch["input_ids"].shape[1]),
+        **_memory_mb(),
+    }
+
+    network.train()
+    stream = iter(data.train_dataloader())
+    _reset_peak()
+    trajectory, start = [], time.perf_counter()
+    for step in range(1, args.steps + 1):
+        train_step(next(stream))
+        if step % 10 == 0:
+            trajectory.append({"step": step, **_memory_mb()})
+            print(json.dumps(trajectory[-1]), flush=True)
+    results["steps"] = {"seconds": round(time.perf_counter() - start, 1), "trajectory": trajectory}
+
+    out = ROOT / "bench" / "results" / f"train_memory{'-' + args.tag if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in results.items() if k != "steps"}, indent=2))
+    print(f"{args.steps} steps: {results['steps']['seconds']} s; written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
