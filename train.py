@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(cfg: Any) -> int:
+    import warnings
+
     import lightning.pytorch as pl
+
+    # by design: the module moves only the network's inputs to the device (see SRUNERModule)
+    warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
     import torch
     from omegaconf import OmegaConf
 
