@@ -85,22 +85,7 @@ def run(cfg: Any) -> int:
         from configs.compose import ConfigError
 
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
-    datamodule = MultiCorpusDataModule(
-        corpora=list(cfg.data.corpora),
-        data_root=cfg.data.root,
-        tokenizer_name_or_path=cfg.encoder.name,
-        reading=cfg.data.reading,
-        max_subwords=cfg.data.max_subwords,
-        batch_size=cfg.data.batch_size,
-        eval_batch_size=cfg.data.eval_batch_size,
-        num_workers=cfg.data.num_workers,
-        samples_per_epoch=cfg.data.samples_per_epoch,
-        weighting=cfg.data.weighting,
-        seed=cfg.seed,
-        cache_dir=cfg.data.cache_dir,
-        val_subsample=cfg.data.val_subsample,
-        batch_transform=model.target_encoder(),
-    )
+    datamodule = MultiCorpusDataModule.from_config(cfg, batch_transform=model.target_encoder())
     if ckpt_path is not None:
         from lightning_modules.checkpoints import check_checkpoint
 

@@ -62,17 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = compose([f"experiment={args.experiment}", f"data.root={args.data_root}"])
     plain = OmegaConf.to_container(cfg, resolve=True)
     module = SRUNERModule(plain, LabelSpace.from_corpora(cfg.data.corpora).to_dict())
-    data = MultiCorpusDataModule(
-        corpora=list(cfg.data.corpora),
-        data_root=cfg.data.root,
-        tokenizer_name_or_path=cfg.encoder.name,
-        batch_size=cfg.data.batch_size,
-        eval_batch_size=cfg.data.eval_batch_size,
-        samples_per_epoch=cfg.data.samples_per_epoch,
-        cache_dir=cfg.data.cache_dir,
-        seed=cfg.seed,
-        batch_transform=module.target_encoder(),
-    )
+    data = MultiCorpusDataModule.from_config(cfg, batch_transform=module.target_encoder())
     data.setup(None)
     network = module.network
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-5)

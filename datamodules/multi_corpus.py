@@ -172,6 +172,29 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         self.sampler: InverseSizeSampler | None = None
 
     # --- basics ---------------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls, cfg: Any, batch_transform: Callable[[dict], dict] | None = None
+    ) -> MultiCorpusDataModule:
+        """From a run config (``configs.schema.RunCfg``, as a DictConfig or a plain dict)."""
+        data = cfg["data"]
+        return cls(
+            corpora=list(data["corpora"]),
+            data_root=data["root"],
+            tokenizer_name_or_path=cfg["encoder"]["name"],
+            reading=data["reading"],
+            max_subwords=data["max_subwords"],
+            batch_size=data["batch_size"],
+            eval_batch_size=data["eval_batch_size"],
+            num_workers=data["num_workers"],
+            samples_per_epoch=data["samples_per_epoch"],
+            weighting=data["weighting"],
+            seed=cfg["seed"],
+            cache_dir=data["cache_dir"],
+            val_subsample=data["val_subsample"],
+            batch_transform=batch_transform,
+        )
+
     @property
     def label_space(self) -> LabelSpace:
         if self._label_space is None:

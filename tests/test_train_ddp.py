@@ -60,14 +60,8 @@ def _single_process_test(checkpoint: Path) -> dict[str, float]:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     module = SRUNERModule(**state["hyper_parameters"])
     module.load_state_dict(state["state_dict"])
-    data = state["hyper_parameters"]["cfg"]["data"]
-    datamodule = MultiCorpusDataModule(
-        corpora=data["corpora"],
-        data_root=data["root"],
-        tokenizer_name_or_path=state["hyper_parameters"]["cfg"]["encoder"]["name"],
-        eval_batch_size=data["eval_batch_size"],
-        cache_dir=data["cache_dir"],
-        batch_transform=module.target_encoder(),
+    datamodule = MultiCorpusDataModule.from_config(
+        state["hyper_parameters"]["cfg"], batch_transform=module.target_encoder()
     )
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
