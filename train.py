@@ -31,22 +31,20 @@ def main(argv: list[str] | None = None) -> int:
         print("experiments:", ", ".join(available("experiment")))
         print("trainer groups:", ", ".join(available("trainer")))
         return 0
-    from datamodules.errors import BionerError
+    from datamodules.errors import BionerError, report_user_error
 
     try:
         from configs.compose import compose
 
         return run(compose(argv))
     except BionerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_user_error(err)
     except Exception as err:
         from lightning.fabric.utilities.exceptions import MisconfigurationException
 
         if not isinstance(err, MisconfigurationException):  # a bad trainer.* value; anything else is a bug
             raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_user_error(err)
 
 
 def run(cfg: Any) -> int:

@@ -7,6 +7,7 @@ callbacks and loggers, are built by ``train.py`` and are not config keys).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from dataclasses import dataclass, field, make_dataclass
@@ -70,26 +71,26 @@ class EncoderCfg:
     warmup_epochs: float = 1.0
 
 
-@dataclass
-class ModelCfg:
-    name: str = "sru_ner"
-    lr: float = 3e-4
-    weight_decay: float = 1e-3
-    warmup_epochs: float = 0.5
-    action_space_dim: int = 2
-    half_context: int = 150
-    dropout_positions: float = 0.2
-    dropout_latents: float = 0.2
-    dropout_mlp: float = 0.1
-    token_multiplier: float = 1.0
-    train_token_multiplier: bool = False
-    omega: str = "softmax"  # "softmax" (reference) or "logits" (paper)
-    memory: str = "decomposed"  # or "dense" (the straightforward form; slow, for comparison)
-    project_coeff: float = 1.0
-    loss_normalization: str = "rows"  # "rows" (reference) or "sentences" (paper)
-    train_step_factor: float = 2.0
-    infer_step_factor: float = 1.5
-    sync_every: int = 8
+def _model_fields() -> list[tuple[str, Any, Any]]:
+    """The optimiser/loss keys of the model, then every SRU head hyperparameter with the head's own
+    type and default (``SRUHeadConfig``), so the two cannot drift apart."""
+    from lightning_modules.sru_ner.network import SRUHeadConfig
+
+    fields = [
+        ("name", str, field(default="sru_ner")),
+        ("lr", float, field(default=3e-4)),
+        ("weight_decay", float, field(default=1e-3)),
+        ("warmup_epochs", float, field(default=0.5)),
+        ("loss_normalization", str, field(default="rows")),  # "rows" (reference) or "sentences" (paper)
+    ]
+    types = {"int": int, "float": float, "bool": bool, "str": str}
+    for f in dataclasses.fields(SRUHeadConfig):
+        if f.name not in ("num_actions", "hidden"):  # set from the label space and the encoder
+            fields.append((f.name, types[f.type], field(default=f.default)))
+    return fields
+
+
+ModelCfg = make_dataclass("ModelCfg", _model_fields())
 
 
 @dataclass

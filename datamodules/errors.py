@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -24,3 +25,9 @@ class CheckpointError(BionerError):
     def __init__(self, path: str | Path, problem: str):
         self.path, self.problem = str(path), problem
         super().__init__(f"{path}: {problem}")
+
+
+def report_user_error(err: BaseException) -> int:
+    """Print ``err`` as one ``error: ...`` line on stderr and return the CLIs' user-error status, 2."""
+    print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 2

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.errors import BionerError
+from datamodules.errors import BionerError, report_user_error
 from datamodules.readers import DOCSTART, read_iob
 from datamodules.registry import CORPORA, CorpusSpec
 
@@ -179,8 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in make_samples(args.source, args.out):
             print(path)
     except BionerError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        return report_user_error(e)
     return 0
 
 

@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from datamodules.errors import BionerError, CorpusFormatError
+from datamodules.errors import BionerError, CorpusFormatError, report_user_error
 from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, get_spec
 
 GROUPS = {"all": tuple(CORPORA), "biomedical": BIOMEDICAL}
@@ -183,8 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         prepare(args.data_root, args.corpora, mirror=args.mirror, force=args.force)
     except BionerError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        return report_user_error(e)
     return 0
 
 

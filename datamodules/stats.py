@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from datamodules.errors import BionerError
+from datamodules.errors import BionerError, report_user_error
 from datamodules.readers import READINGS, read_corpus
 from datamodules.registry import CORPORA, get_spec
 
@@ -83,8 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         stats = corpus_stats(args.data_root, args.corpora, reading=args.reading)
     except BionerError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        return report_user_error(e)
     print(json.dumps(stats, indent=2) if args.json else format_table(stats))
     return 0
 
