@@ -57,6 +57,7 @@ def run(cfg: Any) -> int:
     import torch
     from omegaconf import OmegaConf
 
+    from configs.compose import ConfigError
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.sru_ner.module import SRUNERModule
@@ -74,14 +75,10 @@ def run(cfg: Any) -> int:
     torch.set_float32_matmul_precision("high")
     label_space = LabelSpace.from_corpora(cfg.data.corpora)
     if cfg.model.name != "sru_ner":
-        from configs.compose import ConfigError
-
         raise ConfigError(f"unknown model {cfg.model.name!r} (available: sru_ner)")
     try:
         model = SRUNERModule(plain, label_space.to_dict())
     except OSError as err:  # an unknown hub name, no network, or a directory without a model
-        from configs.compose import ConfigError
-
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
     datamodule = MultiCorpusDataModule.from_config(cfg, batch_transform=model.target_encoder())
     if ckpt_path is not None:
@@ -92,7 +89,7 @@ def run(cfg: Any) -> int:
         model = torch.compile(model)
 
     trainer = pl.Trainer(
-        **{k: v for k, v in plain["trainer"].items()},
+        **plain["trainer"],
         callbacks=_callbacks(cfg, checkpoint_dir, with_logger=cfg.logger != "none"),
         logger=_logger(cfg, plain, run_dir, run_name, label_space, resuming=ckpt_path is not None),
         default_root_dir=str(run_dir),
