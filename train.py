@@ -3,6 +3,7 @@
     python train.py                                   # the embedded default (bundled samples, MiniLM, CPU)
     python train.py experiment=mt6 trainer.devices=4  # the paper's multi-task run on 4 GPUs
     python train.py trainer.max_steps=20 logger=none  # any config key as key=value
+    python train.py model=baseline                    # any registered model (listed below)
 
 Outputs go to ``outputs/<experiment>/<run_name>`` (``run_dir=...``): ``checkpoints/{best,last}.ckpt``,
 ``metrics.json``, ``config.yaml`` and the W&B files. Exit status: 0 done, 1 interrupted (a resumable
@@ -26,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a in ("-h", "--help") for a in argv):
         from configs.compose import available
+        from lightning_modules.registry import available_models
 
         print(USAGE)
+        print("models (model=NAME; the default is sru_ner):")
+        for name, entry in available_models().items():
+            print(f"  {name:<12} {entry.description}")
         print("experiments:", ", ".join(available("experiment")))
         print("trainer groups:", ", ".join(available("trainer")))
         return 0
@@ -36,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from configs.compose import compose
 
-        return run(compose(argv))
+        return run(compose(_with_checkpoint_model(argv)))
     except BionerError as err:
         return report_user_error(err)
     except Exception as err:
@@ -52,7 +57,7 @@ def run(cfg: Any) -> int:
 
     import lightning.pytorch as pl
 
-    # by design: the module moves only the network's inputs to the device (see SRUNERModule)
+    # by design: SpanNERModule.transfer_batch_to_device moves only the network's inputs
     warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
     import torch
     from omegaconf import OmegaConf
@@ -60,8 +65,8 @@ def run(cfg: Any) -> int:
     from configs.compose import ConfigError
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule
-    from lightning_modules.sru_ner.module import SRUNERModule
-    from metrics.span_f1 import format_table
+    from lightning_modules.registry import build_module
+    from metrics.report import render
 
     run_name = cfg.run_name or _default_run_name(cfg.model.name)
     os.environ["BIONER_RUN_NAME"] = run_name  # DDP re-executes this script per rank: same name everywhere
@@ -74,13 +79,13 @@ def run(cfg: Any) -> int:
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     label_space = LabelSpace.from_corpora(cfg.data.corpora)
-    if cfg.model.name != "sru_ner":
-        raise ConfigError(f"unknown model {cfg.model.name!r} (available: sru_ner)")
     try:
-        model = SRUNERModule(plain, label_space.to_dict())
+        model = build_module(plain, label_space)
     except OSError as err:  # an unknown hub name, no network, or a directory without a model
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
-    datamodule = MultiCorpusDataModule.from_config(cfg, batch_transform=model.target_encoder())
+    datamodule = MultiCorpusDataModule.from_config(
+        cfg, batch_transform=model.target_encoder(), label_space=label_space
+    )
     if ckpt_path is not None:
         from lightning_modules.checkpoints import check_checkpoint
 
@@ -119,9 +124,32 @@ def run(cfg: Any) -> int:
         }
         metrics.update({f"test/{k}": v for k, v in model.test_results.items()})
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        print(format_table(model.test_results, label_space))
+        print(render(metrics, types=True))
         print(f"metrics: {run_dir / 'metrics.json'}")
     return 0
+
+
+def _with_checkpoint_model(argv: list[str]) -> list[str]:
+    """``argv`` with ``model=NAME`` of the checkpoint it resumes, when it resumes one and names no model:
+    a resumed run rebuilds the model it was trained with, whatever the default."""
+    if any(a.startswith("model=") for a in argv):
+        return argv
+    values = dict(a.split("=", 1) for a in argv if "=" in a)
+    resume = values.get("resume")
+    if resume == "last" and values.get("run_dir"):
+        resume = str(Path(values["run_dir"]) / "checkpoints" / "last.ckpt")
+    if not resume or not Path(resume).is_file():
+        return argv  # nothing to resume (yet), or an error that train.py reports later
+    import torch
+
+    from lightning_modules.checkpoints import checkpoint_model_name
+
+    try:
+        checkpoint = torch.load(resume, map_location="cpu", mmap=True, weights_only=False)
+    except Exception:  # unreadable: check_checkpoint names the problem once the run is composed
+        return argv
+    name = checkpoint_model_name(checkpoint) if isinstance(checkpoint, dict) else None
+    return [f"model={name}", *argv] if name else argv
 
 
 def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:

@@ -1,16 +1,18 @@
-"""Resident memory and time of real SRU-NER training steps (encoder + head + AdamW) on the full corpora.
+"""Resident memory and time of real training steps (encoder + head + AdamW) on the full corpora.
 
-Three measurements, with the run config of an experiment (default ``mt6_cpu``) and a fresh model:
+Three measurements, with the run config of an experiment (default ``mt6_cpu``) and a fresh model of any
+registered kind (``--model``, default ``sru_ner``):
 
   longest    one training step on the 16 longest sentences of the largest corpus, and one evaluation
-             (generation) batch of the ``eval_batch_size`` longest test sentences: peak RSS of each;
+             (prediction) batch of the ``eval_batch_size`` longest test sentences: peak RSS of each;
   steps      ``--steps`` steps on the training stream: RSS and peak RSS every 10 steps, and wall time
              (shows how much the C allocator keeps after varying-size batches).
 
     python bench/train_memory.py --data-root ../shared/data
     MALLOC_MMAP_THRESHOLD_=1048576 python bench/train_memory.py --data-root ../shared/data --tag mmap1m
+    python bench/train_memory.py --data-root ../shared/data --model baseline
 
-Writes bench/results/train_memory[-TAG].json.
+Writes bench/results/train_memory[-MODEL][-TAG].json (no MODEL part for sru_ner).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--experiment", default="mt6_cpu")
+    parser.add_argument("--model", default="sru_ner", help="a registered model name")
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--tag", default="")
@@ -56,25 +59,28 @@ def main(argv: list[str] | None = None) -> int:
     from configs.compose import compose
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule
-    from lightning_modules.sru_ner.module import SRUNERModule
-    from losses import multi_hot_bce
+    from lightning_modules.registry import build_module
 
-    cfg = compose([f"experiment={args.experiment}", f"data.root={args.data_root}"])
+    cfg = compose([f"experiment={args.experiment}", f"model={args.model}", f"data.root={args.data_root}"])
     plain = OmegaConf.to_container(cfg, resolve=True)
-    module = SRUNERModule(plain, LabelSpace.from_corpora(cfg.data.corpora).to_dict())
-    data = MultiCorpusDataModule.from_config(cfg, batch_transform=module.target_encoder())
+    label_space = LabelSpace.from_corpora(cfg.data.corpora)
+    module = build_module(plain, label_space)
+    data = MultiCorpusDataModule.from_config(
+        cfg, batch_transform=module.target_encoder(), label_space=label_space
+    )
     data.setup(None)
     network = module.network
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-5)
     collate = data.collator()
 
     def train_step(batch: dict) -> None:
-        out = network(batch)
-        multi_hot_bce(out.logits, out.targets, out.row_mask).backward()
+        module.training_loss(batch).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    results: dict = {"config": {"experiment": args.experiment, "steps": args.steps, "tag": args.tag}}
+    results: dict = {
+        "config": {"experiment": args.experiment, "model": args.model, "steps": args.steps, "tag": args.tag}
+    }
     results["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     results["start"] = _memory_mb()
 
@@ -88,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": data.corpora[largest],
         "subwords": int(batch["input_ids"].shape[1]),
         "slots": int(batch["word_mask"].shape[1]),
-        "gold_rows": int(batch["gold_rows"].shape[1]),
         **_memory_mb(),
     }
     test_rows = data._rows("test")[largest]
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     _reset_peak()
     network.eval()
     with torch.no_grad():
-        network.generate(batch)
+        module.predict_spans(batch)
     results["longest_eval_batch"] = {
         "sentences": len(batch["num_words"]),
         "subwords": int(batch["input_ids"].shape[1]),
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(trajectory[-1]), flush=True)
     results["steps"] = {"seconds": round(time.perf_counter() - start, 1), "trajectory": trajectory}
 
-    out = ROOT / "bench" / "results" / f"train_memory{'-' + args.tag if args.tag else ''}.json"
+    name = "train_memory" + ("" if args.model == "sru_ner" else f"-{args.model}")
+    out = ROOT / "bench" / "results" / f"{name}{'-' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "steps"}, indent=2))

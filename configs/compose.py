@@ -2,7 +2,9 @@
 
 Command-line arguments are ``key=value`` (OmegaConf dotlist) plus group selections written like
 overrides: ``experiment=mt6`` loads ``configs/experiment/mt6.yaml``, ``trainer=ddp`` merges
-``configs/trainer/ddp.yaml`` into ``trainer``. An experiment may pick groups with a ``defaults:``
+``configs/trainer/ddp.yaml`` into ``trainer``, ``model=baseline`` makes the ``model`` section the
+registered model's own config dataclass (every hyperparameter with its type and default; an optional
+``configs/model/<name>.yaml`` is merged on top). An experiment may pick groups with a ``defaults:``
 mapping (e.g. ``defaults: {trainer: gpu}``); the command line wins. Unknown keys and wrong types are
 errors that name the key and suggest the closest valid one.
 """
@@ -20,7 +22,11 @@ from configs.schema import RunCfg
 from datamodules.errors import BionerError
 
 CONFIG_DIR = Path(__file__).resolve().parent
-GROUPS = {"experiment": CONFIG_DIR / "experiment", "trainer": CONFIG_DIR / "trainer"}
+GROUPS = {
+    "experiment": CONFIG_DIR / "experiment",
+    "trainer": CONFIG_DIR / "trainer",
+    "model": CONFIG_DIR / "model",  # names come from the model registry; a YAML file is optional
+}
 
 
 class ConfigError(BionerError):
@@ -46,11 +52,18 @@ def _minilm_path() -> str:
 
 
 def available(group: str) -> list[str]:
+    if group == "model":
+        from lightning_modules.registry import available_models
+
+        return list(available_models())
     return sorted(p.stem for p in GROUPS[group].glob("*.yaml"))
 
 
-def _group_file(group: str, name: str) -> Path:
+def _group_file(group: str, name: str) -> Path | None:
     path = GROUPS[group] / f"{name}.yaml"
+    if group == "model":
+        _model_entry(name)  # an unknown name is an error even without a file
+        return path if path.is_file() else None
     if not path.is_file():
         options = available(group)
         close = difflib.get_close_matches(name, options, n=1)
@@ -81,47 +94,81 @@ def split_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return groups, dotlist
 
 
+def _model_entry(name: str):
+    from lightning_modules.registry import UnknownModelError, get_model
+
+    try:
+        return get_model(name)
+    except UnknownModelError as err:
+        raise ConfigError(str(err)) from None
+
+
+def schema(model: str) -> DictConfig:
+    """The structured run config with the ``model`` section of the registered model ``model``."""
+    cfg = OmegaConf.structured(RunCfg)
+    cfg.model = OmegaConf.structured(_model_entry(model).config_class(name=model))
+    return cfg
+
+
 def compose(argv: Sequence[str] = ()) -> DictConfig:
     """The resolved-on-access run config for these command-line arguments."""
     _register_resolvers()
     groups, dotlist = split_overrides(argv)
+    base = _load_yaml(CONFIG_DIR / "train.yaml")
+    experiment = (
+        _load_yaml(_group_file("experiment", groups["experiment"])) if "experiment" in groups else None
+    )
+    chosen = dict(base.pop("defaults", {}) or {})
+    if experiment is not None:
+        chosen.update(experiment.pop("defaults", {}) or {})
+    chosen.update({k: v for k, v in groups.items() if k != "experiment"})
+    for group in chosen:
+        if group not in GROUPS or group == "experiment":
+            names = ", ".join(g for g in GROUPS if g != "experiment")
+            raise ConfigError(f"unknown config group {group!r} in defaults (groups: {names})")
+    if "model" not in chosen:
+        raise ConfigError("no model chosen: add model=NAME (models: " + ", ".join(available("model")) + ")")
+    model = str(chosen["model"])
+    for arg in dotlist:
+        key, _, value = arg.partition("=")
+        if key == "model.name" and value != model:
+            raise ConfigError(f"{arg}: choose the model with model={value}, not model.name")
+    structure = schema(model)
     try:
-        cfg = OmegaConf.structured(RunCfg)
-        base = _load_yaml(CONFIG_DIR / "train.yaml")
-        experiment = (
-            _load_yaml(_group_file("experiment", groups["experiment"])) if "experiment" in groups else None
-        )
-        chosen = dict(base.pop("defaults", {}) or {})
-        if experiment is not None:
-            chosen.update(experiment.pop("defaults", {}) or {})
-        chosen.update({k: v for k, v in groups.items() if k != "experiment"})
         layers = [base]
         for group, name in chosen.items():
-            if group not in GROUPS or group == "experiment":
-                raise ConfigError(f"unknown config group {group!r} in defaults (groups: trainer)")
-            layers.append(OmegaConf.create({group: _load_yaml(_group_file(group, name))}))
+            path = _group_file(group, name)
+            if path is not None:
+                layers.append(OmegaConf.create({group: _load_yaml(path)}))
         if experiment is not None:
             layers.append(experiment)
             layers.append(OmegaConf.create({"experiment": groups["experiment"]}))
         layers.append(OmegaConf.from_dotlist(list(dotlist)))
+        cfg = structure
         for layer in layers:
             cfg = OmegaConf.merge(cfg, layer)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:
-        raise ConfigError(_explain(err)) from None
+        raise ConfigError(_explain(err, structure)) from None
+    if experiment is not None:
+        # ``???`` in an experiment marks a value the command line must give (a merge would keep the default)
+        given = {arg.partition("=")[0] for arg in dotlist}
+        needed = sorted(OmegaConf.missing_keys(experiment) - given)
+        if needed:
+            raise ConfigError(
+                f"experiment={groups['experiment']} needs " + ", ".join(f"{key}=..." for key in needed)
+            )
     return cfg
 
 
-def _explain(err: OmegaConfBaseException) -> str:
+def _explain(err: OmegaConfBaseException, structure: DictConfig) -> str:
     msg = str(err).split("\n")[0]
     key = getattr(err, "full_key", None)
     if not key:
         return f"config error: {msg}"
     if "not in" in msg and "Did you mean" not in msg:
         parent, _, leaf = key.rpartition(".")
-        node = (
-            OmegaConf.select(OmegaConf.structured(RunCfg), parent) if parent else OmegaConf.structured(RunCfg)
-        )
+        node = OmegaConf.select(structure, parent) if parent else structure
         if isinstance(node, DictConfig):
             close = difflib.get_close_matches(leaf, [str(k) for k in node], n=3)
             msg += (

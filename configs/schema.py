@@ -7,7 +7,6 @@ callbacks and loggers, are built by ``train.py`` and are not config keys).
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import typing
 from dataclasses import dataclass, field, make_dataclass
@@ -71,28 +70,6 @@ class EncoderCfg:
     warmup_epochs: float = 1.0
 
 
-def _model_fields() -> list[tuple[str, Any, Any]]:
-    """The optimiser/loss keys of the model, then every SRU head hyperparameter with the head's own
-    type and default (``SRUHeadConfig``), so the two cannot drift apart."""
-    from lightning_modules.sru_ner.network import SRUHeadConfig
-
-    fields = [
-        ("name", str, field(default="sru_ner")),
-        ("lr", float, field(default=3e-4)),
-        ("weight_decay", float, field(default=1e-3)),
-        ("warmup_epochs", float, field(default=0.5)),
-        ("loss_normalization", str, field(default="rows")),  # "rows" (reference) or "sentences" (paper)
-    ]
-    types = {"int": int, "float": float, "bool": bool, "str": str}
-    for f in dataclasses.fields(SRUHeadConfig):
-        if f.name not in ("num_actions", "hidden"):  # set from the label space and the encoder
-            fields.append((f.name, types[f.type], field(default=f.default)))
-    return fields
-
-
-ModelCfg = make_dataclass("ModelCfg", _model_fields())
-
-
 @dataclass
 class OptimCfg:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
@@ -133,7 +110,8 @@ class RunCfg:
     compile: bool = False
     data: DataCfg = field(default_factory=DataCfg)
     encoder: EncoderCfg = field(default_factory=EncoderCfg)
-    model: ModelCfg = field(default_factory=ModelCfg)
+    # the chosen model's own config dataclass (``model=NAME``; see lightning_modules/registry.py)
+    model: Any = None
     optim: OptimCfg = field(default_factory=OptimCfg)
     trainer: TrainerCfg = field(default_factory=TrainerCfg)  # type: ignore[valid-type]
     callbacks: CallbacksCfg = field(default_factory=CallbacksCfg)

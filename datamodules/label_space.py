@@ -65,6 +65,11 @@ class LabelSpace:
     def from_dict(cls, data: Mapping[str, Iterable[str]]) -> LabelSpace:
         return cls(data)
 
+    @classmethod
+    def coerce(cls, value: LabelSpace | Mapping[str, Iterable[str]]) -> LabelSpace:
+        """``value`` itself when it is a label space, else one from its ``to_dict()`` form (checkpoints)."""
+        return value if isinstance(value, LabelSpace) else cls.from_dict(value)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LabelSpace) and self.corpus_types == other.corpus_types
 

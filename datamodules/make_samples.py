@@ -12,12 +12,12 @@ registry's sha256.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from datamodules.checksums import sha256_bytes
 from datamodules.errors import BionerError, report_user_error
 from datamodules.readers import DOCSTART, read_iob
 from datamodules.registry import CORPORA, CorpusSpec
@@ -108,7 +108,7 @@ def merge_ranges(units: list[Unit]) -> list[tuple[int, int, int, int]]:
 
 def sample_split(src: Path, spec: CorpusSpec, split: str) -> tuple[bytes, list[tuple[int, int, int, int]]]:
     data = src.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
+    actual = sha256_bytes(data)
     if actual != spec.splits[split].sha256:
         raise BionerError(f"{src}: sha256 {actual} differs from the registry's {spec.splits[split].sha256}")
     lines = data.decode("utf-8").split("\n")
@@ -157,7 +157,7 @@ def make_samples(source: Path, out: Path) -> list[Path]:
             written.append(dest)
             doc.append(
                 f"| {split} | {cfile.url} | `{cfile.sha256}` | {_fmt_ranges(ranges)} | {n} "
-                f"| `{hashlib.sha256(data).hexdigest()}` |"
+                f"| `{sha256_bytes(data)}` |"
             )
         doc.append("")
     provenance = out / "PROVENANCE.md"

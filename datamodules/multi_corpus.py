@@ -27,6 +27,7 @@ dev/test sentence is seen exactly once over all ranks: metric states must be sum
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -143,6 +144,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         val_subsample: int | None = None,
         batch_transform: Callable[[dict], dict] | None = None,
         sort_eval_by_length: bool = True,
+        label_space: LabelSpace | None = None,
     ) -> None:
         super().__init__()
         if not corpora:
@@ -164,7 +166,9 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         self.val_subsample = val_subsample
         self.batch_transform = batch_transform
         self.sort_eval_by_length = sort_eval_by_length
-        self._label_space: LabelSpace | None = None
+        if label_space is not None and label_space.corpora != tuple(sorted(self.corpora)):
+            raise ValueError(f"label space corpora {label_space.corpora} differ from {sorted(self.corpora)}")
+        self._label_space = label_space
         self._tokenizer: Any = None
         # split -> corpus -> datasets.Dataset (rows of tokenization.FEATURES)
         self.datasets: dict[str, dict[str, Any]] = {}
@@ -174,9 +178,13 @@ class MultiCorpusDataModule(pl.LightningDataModule):
     # --- basics ---------------------------------------------------------------------------------
     @classmethod
     def from_config(
-        cls, cfg: Any, batch_transform: Callable[[dict], dict] | None = None
+        cls,
+        cfg: Any,
+        batch_transform: Callable[[dict], dict] | None = None,
+        label_space: LabelSpace | None = None,
     ) -> MultiCorpusDataModule:
-        """From a run config (``configs.schema.RunCfg``, as a DictConfig or a plain dict)."""
+        """From a run config (``configs.schema.RunCfg``, as a DictConfig or a plain dict); pass the run's
+        ``label_space`` to share it (else the data module builds it from ``data.corpora``)."""
         data = cfg["data"]
         return cls(
             corpora=list(data["corpora"]),
@@ -193,6 +201,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             cache_dir=data["cache_dir"],
             val_subsample=data["val_subsample"],
             batch_transform=batch_transform,
+            label_space=label_space,
         )
 
     @property
@@ -267,6 +276,14 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             self.setup({"train": "fit", "dev": "validate", "test": "test"}[split])
         ls = self.label_space
         return [CorpusRows(self.datasets[split][c], ls.corpus_index[c]) for c in ls.corpora]
+
+    def train_steps_per_epoch(self, world_size: int = 1, accumulate_grad_batches: int = 1) -> int:
+        """Optimiser steps in one training epoch on each of ``world_size`` ranks (loads the train split)."""
+        if "train" not in self.datasets:
+            self.setup("fit")
+        sizes = [len(self.datasets["train"][c]) for c in self.label_space.corpora]
+        per_rank = InverseSizeSampler.samples_per_rank(sizes, self.samples_per_epoch, world_size)
+        return max(1, math.ceil(math.ceil(per_rank / self.batch_size) / accumulate_grad_batches))
 
     # --- loaders --------------------------------------------------------------------------------
     def collator(self) -> Collator:

@@ -21,7 +21,6 @@ registry hash is that of the converted file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import urllib.error
@@ -29,6 +28,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from datamodules.checksums import sha256_bytes, sha256_file
 from datamodules.errors import BionerError, CorpusFormatError, report_user_error
 from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, get_spec
 
@@ -102,14 +102,6 @@ def _download(urls: list[str]) -> tuple[str, bytes]:
     raise BionerError(f"cannot download {' or '.join(errors)}")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_file(
     root: Path, corpus: str, cfile: CorpusFile, *, mirror: str | None = None, force: bool = False
 ) -> str:
@@ -124,7 +116,7 @@ def fetch_file(
         except UnicodeDecodeError as e:
             raise BionerError(f"{url}: not valid UTF-8, cannot convert ({cfile.convert})") from e
         data = CONVERTERS[cfile.convert](text, url).encode("utf-8")
-    actual = hashlib.sha256(data).hexdigest()
+    actual = sha256_bytes(data)
     if actual != cfile.sha256:
         what = f"{url} converted with {cfile.convert}" if cfile.convert else url
         raise BionerError(f"sha256 mismatch for {what}: expected {cfile.sha256}, got {actual}; not written")

@@ -57,16 +57,12 @@ class InverseSizeSampler(Sampler[int]):
             raise ValueError(f"bad rank/world_size: {rank}/{world_size}")
         self.sizes = torch.tensor([int(s) for s in sizes], dtype=torch.long)  # (K,)
         self.offsets = torch.cumsum(self.sizes, 0) - self.sizes  # (K,) first global index of each corpus
-        if num_samples is None:
-            num_samples = int(self.sizes.sum().item()) // len(self.sizes)
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.num_samples = int(num_samples)
+        self.num_samples = self.epoch_length(sizes, num_samples)
         self.weighting = weighting
         self.seed = int(seed)
         self.rank = int(rank)
         self.world_size = int(world_size)
-        self.per_rank = math.ceil(self.num_samples / self.world_size)
+        self.per_rank = self.samples_per_rank(sizes, num_samples, self.world_size)
         self.total = self.per_rank * self.world_size  # global stream length
         nonempty = (self.sizes > 0).double()
         if weighting == "inverse_size":
@@ -75,6 +71,20 @@ class InverseSizeSampler(Sampler[int]):
             self.weights = self.sizes.double() / self.sizes.sum()
         self.epoch = 0
         self.yielded = 0
+
+    @staticmethod
+    def epoch_length(sizes: Sequence[int], num_samples: int | None = None) -> int:
+        """Draws in one epoch over all ranks: ``num_samples``, default the mean corpus size (floored)."""
+        if num_samples is None:
+            num_samples = sum(int(s) for s in sizes) // len(sizes)
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        return int(num_samples)
+
+    @classmethod
+    def samples_per_rank(cls, sizes: Sequence[int], num_samples: int | None, world_size: int) -> int:
+        """``len(sampler)`` on each of ``world_size`` ranks."""
+        return math.ceil(cls.epoch_length(sizes, num_samples) / world_size)
 
     # --- the stream ---------------------------------------------------------------------------
     def _generator(self, epoch: int) -> torch.Generator:

@@ -30,7 +30,6 @@ negatives. A single word longer than the cap is truncated to the cap (``truncate
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ import datasets
 import numpy as np
 from datasets import Dataset, Features, List, Value, load_from_disk
 
+from datamodules.checksums import sha256_bytes, sha256_file
 from datamodules.errors import BionerError, CorpusFormatError
 from datamodules.label_space import LabelSpace, qualify
 from datamodules.registry import get_spec
@@ -348,14 +348,6 @@ def tokenize_corpus(
 
 
 # --- cache -------------------------------------------------------------------------------------
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def tokenizer_identity(tokenizer: Any) -> str:
     """Class name + sha256 of the fast tokenizer's serialisation (vocab, normaliser, pre-tokenizer, model,
     post-processor). Its ``truncation``/``padding`` entries are left out: calling the tokenizer changes
@@ -364,7 +356,7 @@ def tokenizer_identity(tokenizer: Any) -> str:
     backend.pop("truncation", None)
     backend.pop("padding", None)
     text = json.dumps(backend, sort_keys=True, ensure_ascii=False)
-    return f"{type(tokenizer).__name__}:{hashlib.sha256(text.encode()).hexdigest()}"
+    return f"{type(tokenizer).__name__}:{sha256_bytes(text)}"
 
 
 def cache_key(
@@ -381,7 +373,7 @@ def cache_key(
     and this corpus's qualified types with their global ids (ids depend on the whole label space)."""
     payload = {
         "format": CACHE_FORMAT,
-        "file": file_sha256(corpus_path),
+        "file": sha256_file(corpus_path),
         "tokenizer": tokenizer_identity(tokenizer),
         "max_subwords": int(max_subwords),
         "reading": reading,
@@ -390,7 +382,7 @@ def cache_key(
             qualify(corpus, t): label_space.type_id(corpus, t) for t in label_space.corpus_types[corpus]
         },
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return sha256_bytes(json.dumps(payload, sort_keys=True))
 
 
 def cache_path(cache_dir: str | os.PathLike, corpus: str, split: str, key: str) -> Path:

@@ -14,16 +14,42 @@ from torch import nn
 from datamodules.errors import CheckpointError
 
 
-def check_checkpoint(path: str | Path, model: nn.Module, label_space: dict | None = None) -> dict:
-    """Load ``path`` (memory-mapped) and check it can resume ``model``; returns the checkpoint dict."""
+def read_checkpoint(path: str | Path, *, map_location: str = "cpu") -> dict:
+    """Load ``path`` (memory-mapped); a missing, truncated or non-Lightning file is a ``CheckpointError``."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+        checkpoint = torch.load(path, map_location=map_location, mmap=True, weights_only=False)
     except FileNotFoundError:
         raise CheckpointError(path, "no such file") from None
     except Exception as err:  # truncated or not a torch file at all
         raise CheckpointError(path, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def checkpoint_model_name(checkpoint: dict) -> str | None:
+    """The registry name a checkpoint was trained with (``None`` when it does not say)."""
+    cfg = (checkpoint.get("hyper_parameters") or {}).get("cfg") or {}
+    name = (cfg.get("model") or {}).get("name")
+    return str(name) if name else None
+
+
+def check_checkpoint(
+    path: str | Path, model: nn.Module, label_space: dict | None = None, *, checkpoint: dict | None = None
+) -> dict:
+    """Check that the checkpoint at ``path`` can resume ``model``; returns the checkpoint dict.
+
+    ``checkpoint``: the already-read dict of ``path``, to avoid reading it twice.
+    """
+    if checkpoint is None:
+        checkpoint = read_checkpoint(path)
+    saved_model = checkpoint_model_name(checkpoint)
+    model_cfg = getattr(model, "cfg", None)
+    current_model = model_cfg["model"]["name"] if isinstance(model_cfg, dict) else None
+    if saved_model and current_model and saved_model != current_model:
+        raise CheckpointError(
+            path, f"trained with model={saved_model}, this run has model={current_model} (drop model=...)"
+        )
     saved_space = (checkpoint.get("hyper_parameters") or {}).get("label_space")
     if label_space is not None and saved_space is not None and dict(saved_space) != dict(label_space):
         raise CheckpointError(

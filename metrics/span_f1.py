@@ -208,36 +208,4 @@ def score_counts(counts: dict[str, int], label_space: LabelSpace) -> dict[str, f
     return out
 
 
-def format_table(results: dict[str, Any], label_space: LabelSpace) -> str:
-    """A per-corpus, per-type P/R/F1 table of both views from ``SpanF1.compute()`` (or ``score_counts``)."""
-
-    def cell(key: str) -> str:
-        v = results.get(key)
-        return f"{float(v):6.2f}" if v is not None else f"{'-':>6}"
-
-    def row(name: str, kind: str, prefix: str) -> str:
-        cells = [cell(f"{view}/{prefix}{s}") for view in VIEWS for s in SCORES]
-        return f"{name:<{w_c}}  {kind:<{w_t}}  " + " ".join(cells[:3]) + "  | " + " ".join(cells[3:])
-
-    names = [t for c in label_space.corpora for t in label_space.corpus_types[c]] + ["(micro)"]
-    w_c = max(len("corpus"), *(len(c) for c in label_space.corpora))
-    w_t = max(len("type"), *(len(t) for t in names))
-    head = f"{'':<{w_c}}  {'':<{w_t}}  {'disjoint':^20}  | {'merged':^20}"
-    cols = (
-        f"{'corpus':<{w_c}}  {'type':<{w_t}}  "
-        + f"{'P':>6} {'R':>6} {'F1':>6}  | {'P':>6} {'R':>6} {'F1':>6}"
-    )
-    rule = "-" * len(cols)
-    lines = [head, cols, rule]
-    for corpus in label_space.corpora:
-        for t in label_space.corpus_types[corpus]:
-            lines.append(row(corpus, t, f"{corpus}/{t}/"))
-        lines.append(row(corpus, "(micro)", f"{corpus}/"))
-    lines.append(rule)
-    macro = "  ".join(f"{view} macro F1 {cell(f'{view}/macro_f1').strip()}" for view in VIEWS)
-    micro = "  ".join(f"{view} micro F1 {cell(f'{view}/micro_f1').strip()}" for view in VIEWS)
-    lines += [macro, micro]
-    return "\n".join(lines)
-
-
-__all__ = ["SpanF1", "format_table", "prf", "score_counts"]
+__all__ = ["SpanF1", "prf", "score_counts"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from datamodules.label_space import LabelSpace
-from metrics.span_f1 import SpanF1, format_table, prf, score_counts
+from metrics.span_f1 import SpanF1, prf, score_counts
 
 LS = LabelSpace(
     {
@@ -224,28 +224,21 @@ def test_prf_and_score_counts() -> None:
     assert from_counts == pytest.approx({k: float(v) for k, v in m.compute().items()})
 
 
-def test_format_table() -> None:
+def test_results_render_as_the_per_corpus_per_type_table() -> None:
+    from metrics.report import render
+
     chem = t("BC5CDR", "Chemical")
     m = SpanF1(LS)
     m.update([CID["BC5CDR"]], [spans((0, 1, chem))], [spans((0, 1, chem), (2, 3, chem))])
-    table = format_table(m.compute(), LS)
+    table = render({f"test/{k}": float(v) for k, v in m.compute().items()}, types=True)
     lines = table.splitlines()
     chem_row = next(line for line in lines if line.startswith("BC5CDR") and "Chemical" in line)
-    assert chem_row.split() == [
-        "BC5CDR",
-        "Chemical",
-        "50.00",
-        "100.00",
-        "66.67",
-        "|",
-        "50.00",
-        "100.00",
-        "66.67",
-    ]
+    assert chem_row.split() == ["BC5CDR", "Chemical", "50.00", "100.00", "66.67", "50.00", "100.00", "66.67"]
     assert sum("(micro)" in line for line in lines) == len(LS.corpora)
-    assert "merged macro F1 66.67" in table
-    # 9 types + 4 corpus rows + 2 headers + 2 rules + 2 summary lines
-    assert len(lines) == len(LS) + len(LS.corpora) + 6
+    # macro F1 over the corpora seen (BC5CDR only): 66.67 in both views
+    assert lines[-1].split() == ["macro", "F1", "66.67", "66.67"]
+    # header + 9 types + 4 corpus rows + the macro row
+    assert len(lines) == 1 + len(LS) + len(LS.corpora) + 1
 
 
 def test_unreachable_gold_counts_as_false_negatives_in_both_views() -> None:

@@ -19,11 +19,11 @@ from lightning_modules.sru_ner.actions import (
 class SRUTargetEncoder:
     """Adds ``gold_rows`` (B, T_gold, A) and, with several corpora, ``other_mask`` (B, A) to a batch.
 
-    A plain picklable object (label space as a dict), so a data loader can call it in its workers.
+    A plain picklable object, so a data loader can call it in its workers.
     """
 
-    def __init__(self, label_space: Mapping[str, Sequence[str]]):
-        space = LabelSpace.from_dict(label_space)
+    def __init__(self, label_space: LabelSpace | Mapping[str, Sequence[str]]):
+        space = LabelSpace.coerce(label_space)
         self.vocab = ActionVocabulary(len(space))
         self.other_masks = torch.from_numpy(other_corpus_masks(space))  # (K, A) bool
         self.multitask = len(space.corpora) > 1

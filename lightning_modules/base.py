@@ -1,0 +1,188 @@
+"""``SpanNERModule``: the training logic every span-NER model here shares.
+
+A model subclasses it and supplies four things (see "How to add a model" in ``docs/design.md``):
+
+- ``build_network(encoder)``: its plain ``nn.Module`` (built, tested and benchmarked without Lightning),
+  holding the shared ``WordEncoder`` as ``network.encoder``;
+- ``target_encoder()``: a picklable collate-time transform that adds the model's targets to a batch
+  (it runs in the loader workers);
+- ``training_loss(batch)``: the scalar loss of a training batch;
+- ``predict_spans(batch)``: per sentence, the predicted ``(start, end, type_id)`` spans, on the host.
+
+Everything else is here: moving only the network's inputs to the device, validation/test span metrics in
+both views and their logging, ``predict_step``, one AdamW with an encoder and a head parameter group, and
+per-group linear warmup + linear decay in optimiser steps, whose length comes from the data module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from datamodules.label_space import LabelSpace
+from lightning_modules.encoder import WordEncoder
+from metrics.span_f1 import SpanF1
+
+SpanTuple = tuple[int, int, int]  # (start, end, type_id) over words, exclusive end
+
+
+@dataclass
+class ModelConfig:
+    """The ``model`` config section every model has; a model's own config dataclass extends it."""
+
+    name: str = ""  # the registry name, set by ``model=NAME``
+    lr: float = 3e-4  # learning rate of every parameter outside the encoder
+    weight_decay: float = 1e-3
+    warmup_epochs: float = 0.5  # linear warmup of the head group, in epochs, then linear decay to 0
+
+
+class SpanNERModule(pl.LightningModule):
+    """Base LightningModule: ``cfg`` is the plain-dict run config (``encoder``, ``model``, ``optim``,
+    ``data`` sections), ``label_space`` a ``LabelSpace`` (or its ``to_dict()`` form, as checkpoints hold it).
+
+    ``encoder_config`` (a transformers config dict) builds the encoder without weights, for tests and for
+    reloading a checkpoint whose weights come from the checkpoint itself.
+    """
+
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    # batch keys the network reads; everything else (spans, ids, lengths) stays on the host
+    input_keys: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask", "word_index", "word_mask")
+
+    def __init__(
+        self,
+        cfg: Mapping[str, Any],
+        label_space: LabelSpace | Mapping[str, Any],
+        encoder_config: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.label_space = LabelSpace.coerce(label_space)
+        # checkpoints hold plain data only (torch's weights_only loading refuses custom classes)
+        self.save_hyperparameters(
+            {"cfg": cfg, "label_space": self.label_space.to_dict(), "encoder_config": encoder_config}
+        )
+        self.cfg = cfg
+        self.model_cfg = self.config_class(**cfg["model"])
+        self.network = self.build_network(_build_encoder(cfg["encoder"]["name"], encoder_config))
+        self.val_metric = SpanF1(self.label_space)
+        self.test_metric = SpanF1(self.label_space)
+        self.test_results: dict[str, float] = {}
+
+    # --- what a model supplies --------------------------------------------------------------------
+    def build_network(self, encoder: WordEncoder) -> nn.Module:
+        """The plain network; it must keep the encoder as ``.encoder`` (its own optimiser group)."""
+        raise NotImplementedError
+
+    def target_encoder(self) -> Callable[[dict], dict]:
+        """A picklable ``batch -> batch`` transform adding the training targets (runs in loader workers)."""
+        raise NotImplementedError
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
+        """Per sentence, the predicted spans (global type ids), computed with one device-to-host copy."""
+        raise NotImplementedError
+
+    # --- steps ------------------------------------------------------------------------------------
+    def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
+        """Only the network's inputs go to the device; spans, ids and lengths stay on the host for
+        decoding and metrics, so an eval batch costs one device-to-host transfer (the predictions)."""
+        keys = self.input_keys
+        return {k: v.to(device, non_blocking=True) if k in keys else v for k, v in batch.items()}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.training_loss(batch)
+        # not on the progress bar: it would read the loss on the host after every batch
+        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
+        return loss
+
+    def _evaluate(self, batch: dict, metric: SpanF1) -> list[list[SpanTuple]]:
+        predicted = self.predict_spans(batch)
+        metric.update(batch["corpus_id"], batch["spans"], predicted, batch.get("unreachable"))
+        return predicted
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, self.val_metric)
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, self.test_metric)
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[list[SpanTuple]]:
+        return self.predict_spans(batch)
+
+    def _log_results(self, stage: str, metric: SpanF1) -> dict[str, float]:
+        results = {k: float(v) for k, v in metric.compute().items()}
+        metric.reset()
+        logged = {f"{stage}/{k}": v for k, v in results.items() if not k.endswith(("/tp", "/fp", "/fn"))}
+        logged[f"{stage}/f1_merged_macro"] = results["merged/macro_f1"]
+        logged[f"{stage}/f1_disjoint_macro"] = results["disjoint/macro_f1"]
+        # already summed over ranks by the metric: no second reduction
+        self.log_dict(logged, sync_dist=False, rank_zero_only=False, add_dataloader_idx=False)
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_results("val", self.val_metric)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self._log_results("test", self.test_metric)
+
+    # --- optimisation -------------------------------------------------------------------------------
+    def schedule_lengths(self) -> tuple[int, int]:
+        """(optimiser steps per epoch, total optimiser steps).
+
+        Steps per epoch come from the data module (the only owner of the epoch's size); the total from
+        ``optim.total_steps``, else ``trainer.max_steps``, else epochs x steps per epoch. Never
+        ``trainer.estimated_stepping_batches``: reading it here silently breaks exact resume.
+        """
+        trainer = self.trainer
+        steps_per_epoch = trainer.datamodule.train_steps_per_epoch(
+            trainer.world_size, trainer.accumulate_grad_batches
+        )
+        if self.cfg["optim"].get("total_steps"):
+            return steps_per_epoch, int(self.cfg["optim"]["total_steps"])
+        if trainer.max_steps and trainer.max_steps > 0:
+            return steps_per_epoch, trainer.max_steps
+        return steps_per_epoch, steps_per_epoch * (trainer.max_epochs or 1)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        enc, head, optim = self.cfg["encoder"], self.model_cfg, self.cfg["optim"]
+        encoder_params = list(self.network.encoder.parameters())
+        in_encoder = {id(p) for p in encoder_params}
+        head_params = [p for p in self.network.parameters() if p.requires_grad and id(p) not in in_encoder]
+        groups = [
+            {"params": encoder_params, "lr": enc["lr"], "weight_decay": enc["weight_decay"]},
+            {"params": head_params, "lr": head.lr, "weight_decay": head.weight_decay},
+        ]
+        optimizer = torch.optim.AdamW(groups, betas=tuple(optim["betas"]), eps=optim["eps"])
+        steps_per_epoch, total = self.schedule_lengths()
+        warmups = [round(enc["warmup_epochs"] * steps_per_epoch), round(head.warmup_epochs * steps_per_epoch)]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, [linear_warmup_decay(w, total) for w in warmups]
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _build_encoder(name: str, encoder_config: Mapping[str, Any] | None) -> WordEncoder:
+    if encoder_config is None:
+        return WordEncoder(name)
+    from transformers import AutoConfig
+
+    config = dict(encoder_config)
+    return WordEncoder(config=AutoConfig.for_model(config.pop("model_type"), **config))
+
+
+class linear_warmup_decay:  # noqa: N801 - a picklable function object
+    """Multiplier: step / warmup during warmup, then linear decay to 0 at ``total``."""
+
+    def __init__(self, warmup: int, total: int):
+        self.warmup, self.total = max(0, warmup), max(1, total)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / self.warmup
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))

@@ -1,0 +1,46 @@
+"""The per-corpus tagging baseline as a ``SpanNERModule`` (``model=baseline``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lightning_modules.base import ModelConfig, SpanNERModule, SpanTuple
+from lightning_modules.baseline.network import PerCorpusTaggerNetwork
+from lightning_modules.baseline.tagging import BIOLayout, decode_tags
+from lightning_modules.baseline.targets import BIOTargetEncoder
+from lightning_modules.encoder import WordEncoder
+from lightning_modules.registry import register_model
+
+
+@dataclass
+class BaselineConfig(ModelConfig):
+    """``model=baseline``: the shared encoder and one BIO head per corpus (flat mentions only)."""
+
+    dropout: float = 0.1  # on the word vectors, before the heads
+
+
+@register_model(
+    "baseline",
+    description="shared encoder + one BIO tagging head per corpus; flat mentions, the yardstick",
+)
+class PerCorpusTaggerModule(SpanNERModule):
+    config_class = BaselineConfig
+    input_keys = (
+        "input_ids", "attention_mask", "word_index", "word_mask", "tags", "head_columns", "head_valid",
+    )  # fmt: skip
+
+    def build_network(self, encoder: WordEncoder) -> PerCorpusTaggerNetwork:
+        self.layout = BIOLayout(self.label_space)
+        return PerCorpusTaggerNetwork(encoder, self.layout, dropout=self.model_cfg.dropout)
+
+    def target_encoder(self) -> BIOTargetEncoder:
+        return BIOTargetEncoder(self.label_space)
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        return self.network(batch)
+
+    def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
+        tags = self.network.predict_tags(batch).cpu()  # the one host transfer per batch
+        return decode_tags(tags, batch["num_words"], self.layout)

@@ -1,0 +1,109 @@
+"""The model registry: ``model=NAME`` -> the model's config dataclass and its ``SpanNERModule`` class.
+
+A model package registers its module class with ``@register_model(NAME, description=...)``; the class
+names its config dataclass (``config_class``). Configs, ``train.py``, benchmarks and tests look models up
+here and never name a model class. The built-in packages below are imported on first lookup; a model
+defined elsewhere (a plugin, a test) is available as soon as its module has been imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datamodules.errors import BionerError, CheckpointError
+from datamodules.label_space import LabelSpace
+from lightning_modules.base import ModelConfig, SpanNERModule
+
+BUILTIN_PACKAGES = ("lightning_modules.sru_ner", "lightning_modules.baseline")
+
+
+class UnknownModelError(BionerError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    module_class: type[SpanNERModule]
+    description: str
+
+    @property
+    def config_class(self) -> type[ModelConfig]:
+        return self.module_class.config_class
+
+
+_MODELS: dict[str, ModelEntry] = {}
+_builtins_loaded = False
+
+
+def register_model(name: str, *, description: str) -> Callable[[type[SpanNERModule]], type[SpanNERModule]]:
+    """Class decorator: make ``model=name`` build this ``SpanNERModule`` subclass."""
+
+    def register(module_class: type[SpanNERModule]) -> type[SpanNERModule]:
+        if not issubclass(module_class, SpanNERModule):
+            raise TypeError(f"{module_class.__name__} is not a SpanNERModule")
+        if not issubclass(module_class.config_class, ModelConfig):
+            raise TypeError(f"{module_class.__name__}.config_class must extend ModelConfig")
+        known = _MODELS.get(name)
+        if known is not None and known.module_class.__qualname__ != module_class.__qualname__:
+            raise ValueError(f"model {name!r} is already registered by {known.module_class.__qualname__}")
+        _MODELS[name] = ModelEntry(name, module_class, description)
+        return module_class
+
+    return register
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for package in BUILTIN_PACKAGES:
+            importlib.import_module(package)
+
+
+def available_models() -> dict[str, ModelEntry]:
+    _load_builtins()
+    return dict(sorted(_MODELS.items()))
+
+
+def get_model(name: str) -> ModelEntry:
+    models = available_models()
+    if name not in models:
+        close = difflib.get_close_matches(name, list(models), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}.{hint} Available: {', '.join(models)}")
+    return models[name]
+
+
+def build_module(
+    cfg: Mapping[str, Any],
+    label_space: LabelSpace | Mapping[str, Any],
+    encoder_config: Mapping[str, Any] | None = None,
+) -> SpanNERModule:
+    """The LightningModule of ``cfg["model"]["name"]`` for a plain-dict run config."""
+    return get_model(cfg["model"]["name"]).module_class(cfg, label_space, encoder_config)
+
+
+def load_module(path: str | Path, *, map_location: str = "cpu") -> SpanNERModule:
+    """Rebuild the trained module of a checkpoint (the right class, its weights), without any flag."""
+    from lightning_modules.checkpoints import check_checkpoint, checkpoint_model_name, read_checkpoint
+
+    checkpoint = read_checkpoint(path, map_location=map_location)
+    name = checkpoint_model_name(checkpoint)
+    if name is None:
+        raise CheckpointError(path, "no model name in its hyper_parameters (not written by train.py?)")
+    hparams = checkpoint["hyper_parameters"]
+    try:
+        module = get_model(name).module_class(**hparams)
+    except OSError as err:  # the encoder named in the run config cannot be found
+        raise CheckpointError(
+            path, f"cannot build its encoder {hparams['cfg']['encoder']['name']!r} ({err})"
+        ) from None
+    check_checkpoint(path, module, module.label_space.to_dict(), checkpoint=checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module

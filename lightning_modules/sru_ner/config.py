@@ -1,0 +1,29 @@
+"""``model=sru_ner`` hyperparameters: the shared optimiser keys, the loss normalisation, and every SRU head
+hyperparameter with the head's own type and default (``SRUHeadConfig``), so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import field, make_dataclass
+
+from lightning_modules.base import ModelConfig
+from lightning_modules.sru_ner.network import SRUHeadConfig
+
+# set from the label space and the encoder, not by the user
+DERIVED_HEAD_KEYS = ("num_actions", "hidden")
+HEAD_KEYS = tuple(f.name for f in dataclasses.fields(SRUHeadConfig) if f.name not in DERIVED_HEAD_KEYS)
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+SRUNERConfig = make_dataclass(
+    "SRUNERConfig",
+    [
+        ("loss_normalization", str, field(default="rows")),  # "rows" (reference) or "sentences" (paper)
+        *(
+            (f.name, _TYPES[f.type], field(default=f.default))
+            for f in dataclasses.fields(SRUHeadConfig)
+            if f.name in HEAD_KEYS
+        ),
+    ],
+    bases=(ModelConfig,),
+)
+SRUNERConfig.__doc__ = __doc__
