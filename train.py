@@ -26,11 +26,11 @@ USAGE = __doc__
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a in ("-h", "--help") for a in argv):
-        from configs.compose import available
+        from configs.compose import available, default_group
         from lightning_modules.registry import available_models
 
         print(USAGE)
-        print("models (model=NAME; the default is sru_ner):")
+        print(f"models (model=NAME; the default is {default_group('model')}):")
         for name, entry in available_models().items():
             print(f"  {name:<12} {entry.description}")
         print("experiments:", ", ".join(available("experiment")))

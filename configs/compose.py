@@ -59,6 +59,13 @@ def available(group: str) -> list[str]:
     return sorted(p.stem for p in GROUPS[group].glob("*.yaml"))
 
 
+def default_group(group: str) -> str | None:
+    """The option ``configs/train.yaml`` picks for ``group`` when neither an experiment nor the command
+    line does."""
+    defaults = _load_yaml(CONFIG_DIR / "train.yaml").get("defaults") or {}
+    return defaults.get(group)
+
+
 def _group_file(group: str, name: str) -> Path | None:
     path = GROUPS[group] / f"{name}.yaml"
     if group == "model":

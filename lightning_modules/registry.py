@@ -2,14 +2,18 @@
 
 A model package registers its module class with ``@register_model(NAME, description=...)``; the class
 names its config dataclass (``config_class``). Configs, ``train.py``, benchmarks and tests look models up
-here and never name a model class. The built-in packages below are imported on first lookup; a model
-defined elsewhere (a plugin, a test) is available as soon as its module has been imported.
+here and never name a model class. On the first lookup every subpackage of ``lightning_modules`` is
+imported (so a new model package needs no edit anywhere else), then every entry point of the group
+``bioner_mtl.models`` (a model in another installed package); a model defined elsewhere (a test) is
+available as soon as its module has been imported.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +23,7 @@ from datamodules.errors import BionerError, CheckpointError
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import ModelConfig, SpanNERModule
 
-BUILTIN_PACKAGES = ("lightning_modules.sru_ner", "lightning_modules.baseline")
+ENTRY_POINT_GROUP = "bioner_mtl.models"
 
 
 class UnknownModelError(BionerError):
@@ -60,10 +64,16 @@ def register_model(name: str, *, description: str) -> Callable[[type[SpanNERModu
 
 def _load_builtins() -> None:
     global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        for package in BUILTIN_PACKAGES:
-            importlib.import_module(package)
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    import lightning_modules
+
+    for info in pkgutil.iter_modules(lightning_modules.__path__):
+        if info.ispkg:
+            importlib.import_module(f"lightning_modules.{info.name}")
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
 
 
 def available_models() -> dict[str, ModelEntry]:

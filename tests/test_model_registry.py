@@ -171,3 +171,11 @@ def test_linear_warmup_then_decay():
     f = linear_warmup_decay(4, 12)
     assert [f(s) for s in (0, 2, 4, 8, 12, 20)] == [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
     assert linear_warmup_decay(0, 10)(0) == 1.0
+
+
+def test_help_lists_every_registered_model(capsys):
+    assert train.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "models (model=NAME; the default is sru_ner):" in out
+    for name in ("baseline", "sru_ner", "one_word_test"):
+        assert any(line.split()[:1] == [name] for line in out.splitlines()), name
