@@ -6,8 +6,10 @@
     python train.py model=baseline                    # any registered model (listed below)
 
 Outputs go to ``outputs/<experiment>/<run_name>`` (``run_dir=...``): ``checkpoints/{best,last}.ckpt``,
-``metrics.json``, ``config.yaml`` and the W&B files. Exit status: 0 done, 1 interrupted (a resumable
-checkpoint was written; re-run with ``resume=last``), 2 a user error (bad config, missing corpus).
+``metrics.json``, ``config.yaml`` and the W&B files. Exit status: 0 done, 1 interrupted (SIGTERM, SLURM's
+pre-emption signal or Ctrl-C: a resumable checkpoint was written and the resume command printed; the same
+command line with ``resume=auto`` continues it), 2 a user error (bad config, missing corpus, bad checkpoint),
+found before training starts.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from configs.compose import compose
 
-        return run(compose(_with_checkpoint_model(argv)))
+        return run(compose(_with_checkpoint_model(argv)), argv)
     except BionerError as err:
         return report_user_error(err)
     except Exception as err:
@@ -52,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return report_user_error(err)
 
 
-def run(cfg: Any) -> int:
+def run(cfg: Any, argv: list[str] | None = None) -> int:
+    """Train (and test) one run of the composed config ``cfg``; ``argv`` is only used to print the resume
+    command of an interrupted run."""
     import warnings
 
     import lightning.pytorch as pl
@@ -63,29 +67,35 @@ def run(cfg: Any) -> int:
     from omegaconf import OmegaConf
 
     from configs.compose import ConfigError
+    from configs.validation import check_config
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import build_module
     from metrics.report import render
 
+    # every check that can fail does so here, before anything is trained: config values, run directory,
+    # corpus files, encoder and tokenizer, trainer arguments, the checkpoint to resume
+    check_config(cfg)
     run_name = cfg.run_name or _default_run_name(cfg.model.name)
     os.environ["BIONER_RUN_NAME"] = run_name  # DDP re-executes this script per rank: same name everywhere
     run_dir = Path(cfg.run_dir or Path("outputs") / cfg.experiment / run_name)
     checkpoint_dir = run_dir / "checkpoints"
-    ckpt_path = _resume_path(cfg.resume, checkpoint_dir, explicit_dir=bool(cfg.run_dir or cfg.run_name))
+    _check_writable(run_dir)
+    ckpt_path = _resume_path(cfg.resume, run_dir, explicit_dir=bool(cfg.run_dir or cfg.run_name))
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.update(run_name=run_name, run_dir=str(run_dir))
 
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     label_space = LabelSpace.from_corpora(cfg.data.corpora)
+    datamodule = MultiCorpusDataModule.from_config(cfg, label_space=label_space)
+    datamodule.check_files()
     try:
         model = build_module(plain, label_space)
-    except OSError as err:  # an unknown hub name, no network, or a directory without a model
+        datamodule.tokenizer  # noqa: B018 - load it now: a bad encoder.name fails here, not in fit
+    except (OSError, ValueError) as err:  # unknown hub name, no network, a directory without a model
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
-    datamodule = MultiCorpusDataModule.from_config(
-        cfg, batch_transform=model.target_encoder(), label_space=label_space
-    )
+    datamodule.batch_transform = model.target_encoder()
     if ckpt_path is not None:
         from lightning_modules.checkpoints import check_checkpoint
 
@@ -93,23 +103,21 @@ def run(cfg: Any) -> int:
     if cfg.compile:
         model = torch.compile(model)
 
-    trainer = pl.Trainer(
-        **plain["trainer"],
-        callbacks=_callbacks(cfg, checkpoint_dir, with_logger=cfg.logger != "none"),
-        logger=_logger(cfg, plain, run_dir, run_name, label_space, resuming=ckpt_path is not None),
-        default_root_dir=str(run_dir),
-        use_distributed_sampler=False,  # the sampler is rank-aware itself
-    )
+    trainer = _trainer(cfg, plain, checkpoint_dir, run_dir, run_name, label_space, ckpt_path is not None)
     if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:  # SIGTERM (Lightning raises SIGTERMException) or Ctrl-C (Lightning calls exit(1))
+        if not trainer.interrupted:
+            raise
     if trainer.interrupted:
         if trainer.is_global_zero:
-            kept = [a for a in sys.argv[1:] if not a.startswith(("run_dir=", "resume="))]
-            command = " ".join(["python train.py", *kept, f"run_dir={run_dir}", "resume=last"])
-            print(f"Training was interrupted; {checkpoint_dir / 'last.ckpt'} holds its state. Resume with:")
-            print(f"  {command}")
+            given = sys.argv[1:] if argv is None else argv
+            kept = [a for a in given if not a.startswith(("run_dir=", "resume="))]
+            command = " ".join(["python train.py", *kept, f"run_dir={run_dir}", "resume=auto"])
+            print(f"Training was interrupted; {checkpoint_dir} holds its state. Resume with:", flush=True)
+            print(f"  {command}", flush=True)
         return 1
     if not cfg.test_after_fit:
         return 0
@@ -129,6 +137,45 @@ def run(cfg: Any) -> int:
     return 0
 
 
+def _trainer(
+    cfg: Any,
+    plain: dict,
+    checkpoint_dir: Path,
+    run_dir: Path,
+    run_name: str,
+    label_space: Any,
+    resuming: bool,
+) -> Any:
+    import lightning.pytorch as pl
+
+    from configs.compose import ConfigError
+    from lightning_modules.checkpoint_io import AtomicCheckpointIO
+
+    try:
+        return pl.Trainer(
+            **plain["trainer"],
+            callbacks=_callbacks(cfg, checkpoint_dir, with_logger=cfg.logger != "none"),
+            logger=_logger(cfg, plain, run_dir, run_name, label_space, resuming=resuming),
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=str(run_dir),
+            use_distributed_sampler=False,  # the sampler is rank-aware itself
+        )
+    except ValueError as err:  # e.g. trainer.accelerator=tpux, trainer.precision=bogus
+        raise ConfigError(f"trainer: {err}") from None
+
+
+def _check_writable(run_dir: Path) -> None:
+    from configs.compose import ConfigError
+
+    probe = run_dir / f".write-test-{os.getpid()}"
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"run_dir={run_dir}: cannot write there ({err.strerror}: {err.filename})") from None
+
+
 def _with_checkpoint_model(argv: list[str]) -> list[str]:
     """``argv`` with ``model=NAME`` of the checkpoint it resumes, when it resumes one and names no model:
     a resumed run rebuilds the model it was trained with, whatever the default."""
@@ -136,8 +183,14 @@ def _with_checkpoint_model(argv: list[str]) -> list[str]:
         return argv
     values = dict(a.split("=", 1) for a in argv if "=" in a)
     resume = values.get("resume")
-    if resume == "last" and values.get("run_dir"):
-        resume = str(Path(values["run_dir"]) / "checkpoints" / "last.ckpt")
+    if resume in ("last", "auto") and values.get("run_dir"):
+        config = Path(values["run_dir"]) / "config.yaml"  # written by the run at its start
+        if not config.is_file():
+            return argv
+        from omegaconf import OmegaConf
+
+        name = OmegaConf.select(OmegaConf.load(config), "model.name")
+        return [f"model={name}", *argv] if name else argv
     if not resume or not Path(resume).is_file():
         return argv  # nothing to resume (yet), or an error that train.py reports later
     import torch
@@ -162,8 +215,11 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
 
     monitor = cfg.callbacks.monitor
     # Lightning's save_last only refreshes last.ckpt when the monitored score improves, which would make
-    # resume=last restart from the best step, not the latest; a second, unmonitored checkpoint is the
-    # latest state. It is also written when training stops on an exception or Ctrl-C.
+    # a resume restart from the best step, not the latest; a second, unmonitored checkpoint is the
+    # latest state. It is also written when training stops on an exception, SIGTERM or Ctrl-C.
+    # Both save when validation ends, never in on_train_epoch_end: Lightning restores an epoch-end
+    # checkpoint as an unfinished epoch and then counts that epoch twice when it trains by max_steps
+    # (the sampler would run one epoch ahead of an uninterrupted run).
     callbacks = [
         ModelCheckpoint(
             dirpath=str(checkpoint_dir),
@@ -171,6 +227,7 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
             monitor=monitor,
             mode="max",
             save_top_k=1,
+            save_on_train_epoch_end=False,
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
@@ -179,6 +236,7 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
             filename="last",
             save_top_k=1,
             save_on_exception=True,
+            save_on_train_epoch_end=False,
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
@@ -194,9 +252,9 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
                 auto_insert_metric_name=False,
             )
         )
-    from lightning_modules.callbacks import RNGStateCheckpoint
+    from lightning_modules.callbacks import FinalCheckpoint, RNGStateCheckpoint
 
-    callbacks.append(RNGStateCheckpoint())
+    callbacks += [FinalCheckpoint(callbacks[1]), RNGStateCheckpoint()]
     if with_logger:
         from lightning_modules.callbacks import WandbSummaries
 
@@ -212,40 +270,113 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
 
 def _default_run_name(model: str) -> str:
     """The same on every rank and stable across requeues of one cluster job; else a timestamp."""
-    for variable in ("SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"):
-        value = os.environ.get(variable)
-        if value and value != "none":
-            return f"{model}-{value}"
+    job = _cluster_job_id()
+    if job:
+        return f"{model}-{job}"
     if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("BIONER_RUN_NAME"):
         return os.environ["BIONER_RUN_NAME"]  # a DDP child process started by rank 0
     return f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _resume_path(resume: str | None, checkpoint_dir: Path, *, explicit_dir: bool) -> str | None:
+def _resume_path(resume: str | None, run_dir: Path, *, explicit_dir: bool) -> str | None:
+    """The checkpoint ``resume`` names: ``last`` (``checkpoints/last.ckpt``), ``auto`` (the newest good
+    checkpoint of the run directory, else a fresh start) or a path."""
     from configs.compose import ConfigError
 
     if resume is None:
         return None
-    if resume == "last":
-        last = checkpoint_dir / "last.ckpt"
+    if resume in ("last", "auto"):
+        if not explicit_dir and not _cluster_job_id():
+            raise ConfigError(
+                f"resume={resume} needs the run to continue: add run_dir=outputs/<experiment>/<run name>"
+            )
+        if resume == "auto":
+            found = newest_good_checkpoint(run_dir)
+            if found is None:
+                print(f"resume=auto: no checkpoint in {run_dir} yet, starting from scratch", flush=True)
+            return found
+        last = run_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
             return str(last)
-        if not explicit_dir and not os.environ.get("SLURM_JOB_ID"):
-            raise ConfigError(
-                "resume=last needs the run to continue: add run_dir=outputs/<experiment>/<run name>"
-            )
-        print(f"resume=last: no {last} yet, starting from scratch")  # e.g. a requeued job's first start
+        print(f"resume=last: no {last} yet, starting from scratch", flush=True)
         return None
     if not Path(resume).is_file():
         raise ConfigError(f"resume={resume}: no such checkpoint file")
     return resume
 
 
-def _has_wandb_key() -> bool:
+def newest_good_checkpoint(run_dir: Path) -> str | None:
+    """The readable checkpoint of ``run_dir`` with the most optimiser steps (ties: the newest file).
+
+    Candidates: ``checkpoints/*.ckpt`` and SLURM's ``hpc_ckpt_*.ckpt``. An unreadable checkpoint newer
+    than the chosen one gets a one-line warning that names it.
+    """
+    from datamodules.errors import CheckpointError
+    from lightning_modules.checkpoints import read_checkpoint
+
+    candidates = [*run_dir.glob("checkpoints/*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")]
+    good: list[tuple[int, float, Path]] = []
+    bad: list[tuple[float, str]] = []
+    for path in candidates:
+        mtime = path.stat().st_mtime
+        try:
+            good.append((int(read_checkpoint(path).get("global_step", 0)), mtime, path))
+        except CheckpointError as err:
+            bad.append((mtime, str(err)))
+    chosen = max(good, default=None)
+    for mtime, problem in sorted(bad, reverse=True):
+        if chosen is None or mtime >= chosen[1]:
+            fallback = f"resuming from {chosen[2]}" if chosen else "starting from scratch"
+            print(f"warning: resume=auto skips {problem}; {fallback}", file=sys.stderr, flush=True)
+    return str(chosen[2]) if chosen else None
+
+
+def _cluster_job_id() -> str | None:
+    for variable in ("SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"):
+        value = os.environ.get(variable)
+        if value and value != "none":
+            return value
+    return None
+
+
+WANDB_DEFAULT_HOST = "https://api.wandb.ai"
+
+
+def _wandb_api_key() -> str | None:
+    """The API key wandb itself would use for ``WANDB_BASE_URL``: ``WANDB_API_KEY``, else the netrc entry of
+    that host (self-hosted servers included)."""
     if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+        return os.environ["WANDB_API_KEY"]
+    host = os.environ.get("WANDB_BASE_URL", WANDB_DEFAULT_HOST)
+    try:
+        from wandb.sdk.lib.wbauth import read_netrc_auth
+
+        return read_netrc_auth(host=host)
+    except Exception:  # a malformed netrc entry counts as no key: the run logs offline and says so
+        return None
+
+
+def _wandb_online_problem(key: str, timeout: float) -> str | None:
+    """Why an online W&B run cannot start (malformed key, unreachable server), or None."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        from wandb.sdk.lib.wbauth import check_api_key
+
+        malformed = check_api_key(key)
+    except ImportError:
+        malformed = None
+    if malformed:
+        return malformed.rstrip(".")
+    host = os.environ.get("WANDB_BASE_URL", WANDB_DEFAULT_HOST).rstrip("/")
+    try:
+        urllib.request.urlopen(f"{host}/healthz", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # the server answered
+    except (OSError, ValueError) as err:
+        return f"{host} is unreachable ({getattr(err, 'reason', err)})"
+    return None
 
 
 def _git_sha() -> str | None:
@@ -271,13 +402,16 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
         raise ConfigError(f"logger={cfg.logger!r}: use wandb, csv or none")
     from lightning.pytorch.loggers import WandbLogger
 
-    chosen = cfg.wandb.mode or os.environ.get("WANDB_MODE")
-    mode = chosen or ("online" if _has_wandb_key() else "offline")
-    os.environ["WANDB_MODE"] = mode
     first_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-    if mode == "offline" and first_process:
-        reason = "offline mode requested" if chosen else "no API key found"
-        print(f"W&B: {reason}, logging offline under {run_dir / 'wandb'}; upload later with `wandb sync`.")
+    chosen = cfg.wandb.mode or os.environ.get("WANDB_MODE")
+    key = _wandb_api_key()
+    mode = chosen or ("online" if key else "offline")
+    reason = "offline mode requested" if chosen else "no API key found"
+    if mode == "online" and first_process:
+        problem = _wandb_online_problem(key or "", cfg.wandb.init_timeout)
+        if problem:
+            mode, reason = "offline", f"cannot log online: {problem}"
+    os.environ["WANDB_MODE"] = mode
     id_file = run_dir / "wandb_id.txt"  # the same W&B run continues when training resumes
     if resuming and id_file.is_file():
         run_id = id_file.read_text().strip()
@@ -288,19 +422,32 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
     run_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         id_file.write_text(run_id)
-    return WandbLogger(
+    init = dict(
         project=cfg.wandb.project,
         entity=cfg.wandb.entity,
         name=cfg.wandb.name or run_name,
         id=run_id,
-        save_dir=str(run_dir),
+        dir=str(run_dir),
         group=cfg.experiment,
         job_type="train",
         tags=[*cfg.data.corpora, cfg.model.name, *cfg.wandb.tags],
         notes=cfg.wandb.notes,
         config={**plain, "git_sha": _git_sha(), "label_space": label_space.to_dict()},
-        log_model=cfg.wandb.log_model,
+        resume="allow",
     )
+    experiment = None
+    if first_process and mode == "online":  # start it here, so that a rejected key or a timeout is survivable
+        import wandb
+
+        try:
+            experiment = wandb.init(**init, settings=wandb.Settings(init_timeout=cfg.wandb.init_timeout))
+        except Exception as err:  # wandb raises several types (CommError, AuthenticationError, UsageError)
+            mode, reason = "offline", f"cannot log online: {' '.join(str(err).split())[:200]}"
+            os.environ["WANDB_MODE"] = mode
+    if mode == "offline" and first_process:
+        print(f"W&B: {reason}, logging offline under {run_dir / 'wandb'}; upload later with `wandb sync`.")
+    save_dir = init.pop("dir")
+    return WandbLogger(save_dir=save_dir, experiment=experiment, log_model=cfg.wandb.log_model, **init)
 
 
 if __name__ == "__main__":

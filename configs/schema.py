@@ -96,6 +96,7 @@ class WandbCfg:
     tags: list[str] = field(default_factory=list)
     notes: str | None = None
     log_model: bool = False
+    init_timeout: float = 30.0  # seconds to reach the server before falling back to offline logging
 
 
 @dataclass

@@ -238,6 +238,20 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         lines.append(f"dropped sentences: {total}; mentions cut by hard splits: {cut}")
         return "\n".join(lines)
 
+    def check_files(self) -> None:
+        """Every split of every corpus is a readable file; else a one-line error naming it (and, for a
+        missing corpus, the command that fetches it). Run before training, not when a split is needed."""
+        for corpus in self.corpora:
+            for split in get_spec(corpus).splits:
+                path = corpus_file(self.data_root, corpus, split)
+                try:
+                    with open(path, "rb") as fh:
+                        fh.read(1)
+                except OSError as err:
+                    raise BionerError(
+                        f"{path}: cannot read corpus {corpus} ({split}): {err.strerror}"
+                    ) from None
+
     # --- loading --------------------------------------------------------------------------------
     def _load_split(self, corpus: str, split: str) -> Any:
         spec = get_spec(corpus)

@@ -254,6 +254,8 @@ def corpus_file(root: str | os.PathLike, name: str, split: str) -> Path:
     if split not in spec.splits:
         raise MissingCorpusError(f"corpus {name} has no {split!r} split (it has: {', '.join(spec.splits)})")
     path = Path(root) / name / spec.splits[split].name
+    if path.exists() and not path.is_file():
+        raise MissingCorpusError(f"corpus {name} ({split}): {path} is not a file")
     if not path.is_file():
         raise MissingCorpusError(
             f"corpus {name} ({split}) not found at {path}. Fetch it with:\n    {fetch_command(name, root)}"

@@ -140,6 +140,11 @@ class InverseSizeSampler(Sampler[int]):
             raise ValueError(f"negative 'yielded' in sampler state: {yielded}")
         self.epoch = int(state_dict["epoch"])
         self.yielded = yielded
+        if self.yielded >= self.per_rank:
+            # a finished epoch is the start of the next one: a loader iterator built from this state
+            # (worker processes prefetch as soon as it exists) must draw the next epoch's order
+            self.epoch += 1
+            self.yielded = 0
 
     def corpus_of(self, indices: torch.Tensor) -> torch.Tensor:
         """Corpus number of each global index (same shape as ``indices``)."""

@@ -40,6 +40,14 @@ class ModelConfig:
     weight_decay: float = 1e-3
     warmup_epochs: float = 0.5  # linear warmup of the head group, in epochs, then linear decay to 0
 
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError("model.lr must be > 0, model.weight_decay and model.warmup_epochs >= 0")
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the ``model.<key>`` whose value this model cannot use."""
+
 
 class SpanNERModule(pl.LightningModule):
     """Base LightningModule: ``cfg`` is the plain-dict run config (``encoder``, ``model``, ``optim``,

@@ -92,3 +92,19 @@ class RNGStateCheckpoint(pl.Callback):
         np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
+
+
+class FinalCheckpoint(pl.Callback):
+    """Write ``last.ckpt`` when training ends on its budget after the last save (e.g. ``max_steps`` reached
+    mid-epoch, with no validation since): the latest checkpoint always holds the final step.
+
+    ``last`` is the unmonitored ``ModelCheckpoint`` that writes the latest state after each validation.
+    """
+
+    def __init__(self, last: pl.callbacks.ModelCheckpoint) -> None:
+        self.last = last
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(self.last, "_last_global_step_saved", -1) == trainer.global_step or not self.last.dirpath:
+            return
+        trainer.save_checkpoint(f"{self.last.dirpath}/{self.last.filename}{self.last.FILE_EXTENSION}")

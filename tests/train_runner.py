@@ -22,10 +22,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_train(
-    args: list[str], cwd: Path, *, timeout: int = 900, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` in ``cwd``: no W&B key or settings, no leaked DDP variables, own HOME."""
+def clean_env(cwd: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a user's fresh shell: no W&B key or settings, no leaked DDP variables, own HOME."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -38,10 +36,17 @@ def run_train(
         MASTER_PORT=str(free_port()),
     )
     env.update(extra_env or {})
+    return env
+
+
+def run_train(
+    args: list[str], cwd: Path, *, timeout: int = 900, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in ``cwd`` with ``clean_env``."""
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=cwd,
-        env=env,
+        env=clean_env(cwd, extra_env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -20,6 +20,10 @@ class BaselineConfig(ModelConfig):
 
     dropout: float = 0.1  # on the word vectors, before the heads
 
+    def check(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout={self.dropout}: must be in [0, 1)")
+
 
 @register_model(
     "baseline",

@@ -8,11 +8,24 @@ from dataclasses import field, make_dataclass
 
 from lightning_modules.base import ModelConfig
 from lightning_modules.sru_ner.network import SRUHeadConfig
+from losses.dynamic_multi_hot import NORMALIZATIONS
 
 # set from the label space and the encoder, not by the user
 DERIVED_HEAD_KEYS = ("num_actions", "hidden")
 HEAD_KEYS = tuple(f.name for f in dataclasses.fields(SRUHeadConfig) if f.name not in DERIVED_HEAD_KEYS)
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _check(config: ModelConfig) -> None:
+    if config.loss_normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"model.loss_normalization={config.loss_normalization}: use one of {', '.join(NORMALIZATIONS)}"
+        )
+    try:
+        SRUHeadConfig(num_actions=2, hidden=1, **{k: getattr(config, k) for k in HEAD_KEYS})
+    except ValueError as err:  # the head's own checks, e.g. "omega must be 'softmax' or 'logits'"
+        raise ValueError(f"model.{err}") from None
+
 
 SRUNERConfig = make_dataclass(
     "SRUNERConfig",
@@ -25,5 +38,6 @@ SRUNERConfig = make_dataclass(
         ),
     ],
     bases=(ModelConfig,),
+    namespace={"check": _check},
 )
 SRUNERConfig.__doc__ = __doc__

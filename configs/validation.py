@@ -1,0 +1,84 @@
+"""Checks on a composed run config that its types alone cannot express: enumerated values, ranges, corpus
+lists and the model's own hyperparameters. ``train.py`` runs them before it loads anything, so a bad value
+is one line and exit 2 before training, never a traceback inside the first step."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from datamodules.errors import BionerError
+
+LOGGERS = ("wandb", "csv", "none")
+WANDB_MODES = ("online", "offline", "disabled")
+SCHEDULES = ("linear",)
+
+
+def _choice(problems: list[str], key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        problems.append(f"{key}={value}: use one of {', '.join(map(str, allowed))}")
+
+
+def _at_least(problems: list[str], key: str, value: Any, low: int, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value is None or value < low:
+        problems.append(f"{key}={value}: must be >= {low}")
+
+
+def config_problems(cfg: Any) -> list[str]:
+    """Every problem of the run config ``cfg`` (a composed DictConfig), one short sentence each."""
+    from datamodules.readers import READINGS
+    from datamodules.registry import get_spec
+    from datamodules.sampler import WEIGHTINGS
+    from lightning_modules.registry import get_model
+
+    problems: list[str] = []
+    data = cfg.data
+    corpora = list(data.corpora)
+    if not corpora:
+        problems.append("data.corpora is empty: name at least one corpus, e.g. data.corpora=[BC5CDR]")
+    for name, count in Counter(corpora).items():
+        if count > 1:
+            problems.append(f"data.corpora names {name} {count} times")
+    for name in dict.fromkeys(corpora):
+        try:
+            get_spec(name)
+        except BionerError as err:
+            problems.append(str(err))
+    _choice(problems, "data.reading", data.reading, READINGS)
+    _choice(problems, "data.weighting", data.weighting, WEIGHTINGS)
+    _at_least(problems, "data.batch_size", data.batch_size, 1)
+    _at_least(problems, "data.eval_batch_size", data.eval_batch_size, 1)
+    _at_least(problems, "data.max_subwords", data.max_subwords, 8)
+    _at_least(problems, "data.num_workers", data.num_workers, 0)
+    _at_least(problems, "data.samples_per_epoch", data.samples_per_epoch, 1, optional=True)
+    _at_least(problems, "data.val_subsample", data.val_subsample, 1, optional=True)
+    _choice(problems, "logger", cfg.logger, LOGGERS)
+    _choice(problems, "wandb.mode", cfg.wandb.mode, (None, *WANDB_MODES))
+    _choice(problems, "optim.schedule", cfg.optim.schedule, SCHEDULES)
+    _at_least(problems, "optim.total_steps", cfg.optim.total_steps, 1, optional=True)
+    if len(cfg.optim.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
+        problems.append(f"optim.betas={list(cfg.optim.betas)}: two values in [0, 1)")
+    for key in ("lr", "weight_decay", "warmup_epochs"):
+        value = cfg.encoder[key]
+        if value < 0 or (key == "lr" and value == 0):
+            problems.append(f"encoder.{key}={value}: must be {'> 0' if key == 'lr' else '>= 0'}")
+    if not str(cfg.encoder.name).strip():
+        problems.append("encoder.name is empty: a hub name or a local directory")
+    try:
+        get_model(cfg.model.name).config_class(**OmegaConf.to_container(cfg.model, resolve=True))
+    except ValueError as err:
+        problems.append(str(err))
+    return problems
+
+
+def check_config(cfg: Any) -> None:
+    """Raise a ``ConfigError`` listing every problem of ``cfg`` on one line."""
+    from configs.compose import ConfigError
+
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))

@@ -1,0 +1,170 @@
+"""Every bad input is one ``error: ...`` line and exit 2, found before training starts (nothing trained)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from train_runner import ROOT, run_train, tiny_encoder_dir
+
+import train
+from configs.compose import compose
+
+SAMPLES = ROOT / "datamodules" / "samples"
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> Path:
+    return tiny_encoder_dir(tmp_path_factory.mktemp("enc") / "tiny")
+
+
+def _corpus_copy(root: Path, broken_split: str, how: str) -> Path:
+    corpus = root / "BC5CDR"
+    corpus.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        if split != broken_split:
+            (corpus / f"{split}.tsv").write_bytes((SAMPLES / "BC5CDR" / f"{split}.tsv").read_bytes())
+    target = corpus / f"{broken_split}.tsv"
+    if how == "directory":
+        target.mkdir()
+    elif how == "unreadable":
+        target.write_text("x\tO\n")
+        target.chmod(0)
+    return root
+
+
+def _main(tmp_path: Path, capsys, *args: str) -> str:
+    """train.main(args) must return 2 quickly, with one error line and no run started."""
+    start = time.monotonic()
+    code = train.main(
+        [f"run_dir={tmp_path / 'run'}", f"data.cache_dir={tmp_path / 'cache'}", "logger=none", *args]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert err and err[-1].startswith("error: "), err
+    assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    assert time.monotonic() - start < 60
+    return err[-1]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["trainer.accelerator=tpux"], "invalid accelerator name"),
+        (["trainer.precision=bogus"], "Precision 'bogus' is invalid"),
+        (["data.reading=foo"], "data.reading=foo: use one of full, paper"),
+        (["data.weighting=foo"], "data.weighting=foo: use one of inverse_size, proportional"),
+        (["model.loss_normalization=foo"], "model.loss_normalization=foo: use one of rows, sentences"),
+        (["model.omega=foo"], "model.omega must be 'softmax' or 'logits'"),
+        (["model=baseline", "model.dropout=1.5"], "model.dropout=1.5"),
+        (["data.batch_size=0"], "data.batch_size=0: must be >= 1"),
+        (["data.corpora=[]"], "data.corpora is empty"),
+        (["data.corpora=[BC5CDR,BC5CDR]"], "data.corpora names BC5CDR 2 times"),
+        (["data.corpora=[BC5CDR,Nope]"], "unknown corpus 'Nope'"),
+        (["logger=tensorboard"], "logger=tensorboard: use one of wandb, csv, none"),
+        (
+            ["data.batch_size=0", "data.reading=foo"],
+            "data.reading=foo: use one of full, paper; data.batch_size",
+        ),
+    ],
+)
+def test_bad_config_values(tmp_path, capsys, encoder, args, expected):
+    assert expected in _main(tmp_path, capsys, f"encoder.name={encoder}", *args)
+
+
+def test_bad_encoder_directory(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    line = _main(tmp_path, capsys, f"encoder.name={tmp_path / 'empty'}")
+    assert line.startswith(f"error: encoder.name={tmp_path / 'empty'}: cannot load the encoder")
+
+
+@pytest.mark.parametrize(
+    "split, how, expected",
+    [
+        ("test", "directory", "is not a file"),
+        ("dev", "missing", "python -m datamodules.prepare --data-root"),
+        ("test", "unreadable", "cannot read corpus BC5CDR (test)"),
+    ],
+)
+def test_every_corpus_split_is_checked_before_training(tmp_path, capsys, encoder, split, how, expected):
+    import os
+
+    if how == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    root = _corpus_copy(tmp_path / "data", split, how)
+    line = _main(tmp_path, capsys, f"encoder.name={encoder}", f"data.root={root}", "data.corpora=[BC5CDR]")
+    assert expected in line and f"{root / 'BC5CDR' / split}" in line
+
+
+def test_run_dir_under_a_regular_file(tmp_path, capsys, encoder):
+    (tmp_path / "file").write_text("")
+    code = train.main([f"run_dir={tmp_path / 'file' / 'run'}", f"encoder.name={encoder}", "logger=none"])
+    assert code == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def test_resume_last_or_auto_needs_a_run_directory(capsys):
+    for value in ("last", "auto"):
+        assert train.main([f"resume={value}", "logger=none"]) == 2
+        assert f"resume={value} needs the run to continue" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_unreachable_wandb_server_falls_back_to_offline_in_bounded_time(tmp_path, encoder):
+    from train_runner import free_port
+
+    start = time.monotonic()
+    proc = run_train(
+        [
+            f"run_dir={tmp_path / 'run'}",
+            f"encoder.name={encoder}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.corpora=[BC5CDR]",
+            "data.val_subsample=8",
+            "trainer.max_steps=5",
+            "trainer.limit_test_batches=1",
+            "callbacks.rich_progress=false",
+            "logger=wandb",
+        ],
+        tmp_path,
+        timeout=300,
+        extra_env={"WANDB_BASE_URL": f"http://127.0.0.1:{free_port()}", "WANDB_API_KEY": "a" * 40},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - start < 120
+    assert "W&B: cannot log online:" in proc.stdout and "is unreachable" in proc.stdout
+    assert "logging offline under" in proc.stdout
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_a_malformed_wandb_key_falls_back_to_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "short")
+    assert train._wandb_online_problem("short", timeout=1.0) == "API key must have 40+ characters, has 5"
+
+
+def test_a_sweep_trial_command_line_runs_through_train_py(tmp_path, encoder):
+    sweep = yaml.safe_load((ROOT / "configs" / "sweeps" / "mt6_cpu_lr.yaml").read_text())
+    assert sweep["program"] == "train.py" and sweep["metric"]["name"] == "val/f1_merged_macro"
+    trial = {"encoder.lr": 3.0e-5, "model.lr": 4.0e-4, "model.warmup_epochs": 0.2}
+    assert trial.keys() == sweep["parameters"].keys()
+    fixed = [a for a in sweep["command"] if not a.startswith("${") and a != "python"]
+    args = [*fixed, *(f"{k}={v}" for k, v in trial.items())]  # what ${args_no_hyphens} expands to
+    assert compose(args).encoder.lr == 3.0e-5
+    small = [
+        f"encoder.name={encoder}",
+        f"data.root={ROOT / 'datamodules' / 'samples'}",
+        "data.corpora=[BC5CDR]",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.val_subsample=8",
+        "trainer.max_steps=2",
+        "trainer.limit_test_batches=1",
+        "callbacks.rich_progress=false",
+        f"run_dir={tmp_path / 'trial'}",
+        "logger=none",
+    ]
+    assert train.main([*args, *small]) == 0
+    saved = yaml.safe_load((tmp_path / "trial" / "config.yaml").read_text())
+    assert (saved["encoder"]["lr"], saved["model"]["lr"], saved["experiment"]) == (3.0e-5, 4.0e-4, "mt6_cpu")

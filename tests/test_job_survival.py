@@ -1,0 +1,206 @@
+"""Jobs survive: SIGTERM, SIGKILL and Ctrl-C, then the same command line with ``resume=auto``, end with the
+weights and optimiser state of a run that was never interrupted; a truncated newest checkpoint is skipped.
+
+One configuration for every scenario: 4 optimiser steps per epoch, validation (and ``last.ckpt``) at each
+epoch end, a periodic ``last.ckpt`` every 3 steps, 12 steps in all. The reference run is uninterrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from train_runner import ROOT, clean_env, run_train, tiny_encoder_dir
+
+STEPS = 12
+
+
+def _args(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> list[str]:
+    return [
+        f"run_dir={run_dir}",
+        f"encoder.name={encoder}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.corpora=[BC5CDR,NCBI-disease]",
+        "data.samples_per_epoch=64",  # 4 steps of 16 per epoch, validation after each epoch
+        "data.val_subsample=8",
+        f"trainer.max_steps={STEPS}",
+        "callbacks.last_every_n_steps=3",
+        "test_after_fit=false",
+        "logger=none",
+        "callbacks.rich_progress=false",
+        "trainer.enable_progress_bar=false",
+        "resume=auto",
+        *extra,
+    ]
+
+
+def _last(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def _assert_same_training_state(a: dict, b: dict) -> None:
+    assert a["global_step"] == b["global_step"] == STEPS
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+    state_a, state_b = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
+    assert state_a.keys() == state_b.keys()
+    for index in state_a:
+        for key, value in state_a[index].items():
+            assert torch.equal(value, state_b[index][key]), (index, key)
+    fit_a, fit_b = a["loops"]["fit_loop"], b["loops"]["fit_loop"]
+    assert fit_a["epoch_progress"] == fit_b["epoch_progress"]
+
+
+def _start(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = clean_env(cwd, extra_env)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _stop_at_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int, timeout: float = 300) -> None:
+    """Freeze the process whenever ``last.ckpt`` changes; SIGKILL it once that file holds ``step``."""
+    path, seen, deadline = run_dir / "checkpoints" / "last.ckpt", None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        stamp = path.stat().st_mtime_ns if path.is_file() else None
+        if stamp is not None and stamp != seen:
+            seen = stamp
+            os.kill(proc.pid, signal.SIGSTOP)  # nothing can move on while the checkpoint is inspected
+            written = torch.load(path, map_location="cpu", weights_only=False)["global_step"]
+            assert written <= step, f"missed the checkpoint of step {step} (found {written})"
+            if written == step:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.005)
+    raise AssertionError(f"no checkpoint of step {step} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path, dict]:
+    tmp_path = tmp_path_factory.mktemp("survival")
+    encoder = tiny_encoder_dir(tmp_path / "tiny")
+    proc = run_train(_args(tmp_path, tmp_path / "reference", encoder), tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp_path, encoder, _last(tmp_path / "reference")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill_at",
+    [4, 6],  # 4: the checkpoint written at the epoch-end validation; 6: a periodic one, mid-epoch
+)
+def test_sigkill_after_a_checkpoint_then_resume_auto_equals_the_uninterrupted_run(reference, kill_at):
+    tmp_path, encoder, expected = reference
+    run_dir = tmp_path / f"killed-{kill_at}"
+    args = _args(tmp_path, run_dir, encoder)
+    _stop_at_checkpoint(_start(args, tmp_path), run_dir, kill_at)
+    proc = run_train(args, tmp_path, timeout=600)  # the same command line
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_same_training_state(expected, _last(run_dir))
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_exits_nonzero_and_the_same_command_resumes_exactly(reference):
+    tmp_path, encoder, expected = reference
+    run_dir = tmp_path / "sigterm"
+    args = _args(tmp_path, run_dir, encoder)
+    proc = _start(args, tmp_path)
+    first = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not first.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert "resume=auto" in out and f"run_dir={run_dir}" in out
+    stopped_at = _last(run_dir)["global_step"]
+    assert 3 <= stopped_at < STEPS
+
+    proc = run_train(args, tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_same_training_state(expected, _last(run_dir))
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_the_resume_command_and_exits_nonzero(reference):
+    tmp_path, encoder, _ = reference
+    run_dir = tmp_path / "ctrl-c"
+    proc = _start(_args(tmp_path, run_dir, encoder), tmp_path)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert "Resume with:" in out
+    command = out.split("Resume with:")[1].strip().splitlines()[0]
+    assert command.startswith("python train.py ") and command.endswith(f"run_dir={run_dir} resume=auto")
+
+
+@pytest.mark.slow
+def test_a_truncated_newest_checkpoint_is_named_and_the_previous_good_one_resumed(reference):
+    tmp_path, encoder, _ = reference
+    run_dir = tmp_path / "truncated"
+    args = _args(tmp_path, run_dir, encoder)
+    proc = run_train([*args, "trainer.max_steps=4"], tmp_path, timeout=600)  # best.ckpt and last.ckpt at 4
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_train([*args, "trainer.max_steps=6"], tmp_path, timeout=600)  # last.ckpt at 6, best at 4
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+
+    proc = run_train([*args, "trainer.max_steps=8"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warning = next(line for line in proc.stderr.splitlines() if line.startswith("warning: resume=auto"))
+    assert str(last) in warning and "not a readable checkpoint" in warning
+    assert warning.endswith(f"resuming from {run_dir / 'checkpoints' / 'best.ckpt'}")
+    assert _last(run_dir)["global_step"] == 8
+
+
+@pytest.mark.slow
+def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference):
+    tmp_path, encoder, _ = reference
+    ddp = [
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "data.samples_per_epoch=128",
+    ]
+    env = {"OMP_NUM_THREADS": "1"}
+    proc = run_train(
+        _args(tmp_path, tmp_path / "ddp-ref", encoder, *ddp), tmp_path, timeout=600, extra_env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    run_dir = tmp_path / "ddp-term"
+    args = _args(tmp_path, run_dir, encoder, *ddp)
+    proc = _start(args, tmp_path, extra_env=env)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)  # rank 0; Lightning passes it on to rank 1
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert _last(run_dir)["global_step"] < STEPS
+    proc = run_train(args, tmp_path, timeout=600, extra_env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference_state = _last(tmp_path / "ddp-ref")
+    resumed = _last(run_dir)
+    _assert_same_training_state(reference_state, resumed)
+    assert len(resumed["rng_states"]) == 2
