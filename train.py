@@ -76,6 +76,8 @@ def run(cfg: Any, argv: list[str] | None = None) -> int:
     # every check that can fail does so here, before anything is trained: config values, run directory,
     # corpus files, encoder and tokenizer, trainer arguments, the checkpoint to resume
     check_config(cfg)
+    if cfg.trainer.deterministic:  # cuBLAS needs this before CUDA starts to pick deterministic kernels
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     run_name = cfg.run_name or _default_run_name(cfg.model.name)
     os.environ["BIONER_RUN_NAME"] = run_name  # DDP re-executes this script per rank: same name everywhere
     run_dir = Path(cfg.run_dir or Path("outputs") / cfg.experiment / run_name)

@@ -204,3 +204,26 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
     resumed = _last(run_dir)
     _assert_same_training_state(reference_state, resumed)
     assert len(resumed["rng_states"]) == 2
+
+
+def test_resume_auto_picks_the_readable_checkpoint_with_most_steps(tmp_path, capsys):
+    from train import newest_good_checkpoint
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    assert newest_good_checkpoint(run_dir) is None
+
+    def save(path: Path, step: int, mtime: int) -> None:
+        torch.save({"state_dict": {}, "global_step": step}, path)
+        os.utime(path, (mtime, mtime))
+
+    save(run_dir / "checkpoints" / "best.ckpt", 40, 1_000)
+    save(run_dir / "checkpoints" / "last.ckpt", 60, 2_000)
+    save(run_dir / "hpc_ckpt_1.ckpt", 75, 3_000)  # SLURM's pre-emption checkpoint
+    assert newest_good_checkpoint(run_dir) == str(run_dir / "hpc_ckpt_1.ckpt")
+    (run_dir / "hpc_ckpt_2.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    os.utime(run_dir / "hpc_ckpt_2.ckpt", (4_000, 4_000))
+    assert newest_good_checkpoint(run_dir) == str(run_dir / "hpc_ckpt_1.ckpt")
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith(f"warning: resume=auto skips {run_dir / 'hpc_ckpt_2.ckpt'}: not a readable")
+    assert "\n" not in warning

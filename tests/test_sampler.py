@@ -135,3 +135,25 @@ def test_single_corpus_is_a_shuffle_without_replacement():
     assert sorted(ranks[0].rank_stream(0).tolist() + ranks[1].rank_stream(0).tolist()) == sorted(
         InverseSizeSampler([50], num_samples=100, seed=3).global_stream(0).tolist()
     )
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_state_saved_at_the_end_of_an_epoch_continues_with_the_next_epoch(num_workers):
+    """A loader iterator built from an exhausted epoch's state (workers prefetch at once) draws the next
+    epoch's order, as the uninterrupted loader does after set_epoch(1)."""
+    reference = _loader(num_workers)
+    expected = [_epoch(reference, 0), _epoch(reference, 1)]
+
+    interrupted = _loader(num_workers)
+    interrupted.sampler.set_epoch(0)
+    it = iter(interrupted)
+    assert [next(it).tolist() for _ in range(16)] == expected[0]
+    state = interrupted.state_dict()
+    del it
+
+    resumed = _loader(num_workers)
+    resumed.load_state_dict(state)
+    it = iter(resumed)  # before set_epoch, as Lightning builds it while restoring (loads the state)
+    assert resumed.sampler.epoch == 1  # (workers may already have drawn from it)
+    resumed.sampler.set_epoch(1)
+    assert [b.tolist() for b in it] == expected[1]
