@@ -49,3 +49,30 @@ def test_bad_checkpoints_name_file_and_problem(tmp_path, make, problem):
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         check_checkpoint(tmp_path / "nope.ckpt", _model())
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    """A full disk in the middle of a save: the old file stays whole, no temporary file is left."""
+    import errno
+
+    import lightning.fabric.utilities.cloud_io as cloud_io
+
+    from lightning_modules.checkpoint_io import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, path)
+    before = path.read_bytes()
+
+    def disk_full(checkpoint, filepath):
+        with open(filepath, "wb") as fh:
+            fh.write(b"PK\x03\x04 half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cloud_io, "_atomic_save", disk_full)
+    monkeypatch.setattr("lightning.fabric.plugins.io.torch_io._atomic_save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 2}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    assert torch.load(path, weights_only=False)["global_step"] == 1
