@@ -65,6 +65,10 @@ def _main(tmp_path: Path, capsys, *args: str) -> str:
         (["data.corpora=[BC5CDR,BC5CDR]"], "data.corpora names BC5CDR 2 times"),
         (["data.corpora=[BC5CDR,Nope]"], "unknown corpus 'Nope'"),
         (["logger=tensorboard"], "logger=tensorboard: use one of wandb, csv, none"),
+        (["model=basline"], "unknown model 'basline'. Did you mean 'baseline'?"),
+        (["model.half_contex=3"], "Did you mean: 'half_context'?"),
+        (["model=baseline", "model.half_context=3"], "not in 'BaselineConfig'"),
+        (["experiment=single_corpus"], "experiment=single_corpus needs data.corpora=..."),
         (
             ["data.batch_size=0", "data.reading=foo"],
             "data.reading=foo: use one of full, paper; data.batch_size",

@@ -16,25 +16,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_runner import ROOT, clean_env, run_train, tiny_encoder_dir
+from train_runner import ROOT, clean_env, run_train, tiny_encoder_dir, tiny_run_args
 
 STEPS = 12
 
 
 def _args(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> list[str]:
     return [
-        f"run_dir={run_dir}",
-        f"encoder.name={encoder}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "data.corpora=[BC5CDR,NCBI-disease]",
+        *tiny_run_args(tmp_path, run_dir, encoder, corpora="BC5CDR,NCBI-disease"),
         "data.samples_per_epoch=64",  # 4 steps of 16 per epoch, validation after each epoch
-        "data.val_subsample=8",
         f"trainer.max_steps={STEPS}",
         "callbacks.last_every_n_steps=3",
         "test_after_fit=false",
-        "logger=none",
-        "callbacks.rich_progress=false",
-        "trainer.enable_progress_bar=false",
         "resume=auto",
         *extra,
     ]
@@ -44,18 +37,36 @@ def _last(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
 
 
+def _training_state(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """Every weight and every AdamW state tensor of a checkpoint, by a flat name."""
+    flat = {f"weight {k}": v for k, v in checkpoint["state_dict"].items()}
+    for index, state in checkpoint["optimizer_states"][0]["state"].items():
+        flat.update({f"adamw {index} {k}": v for k, v in state.items()})
+    return flat
+
+
 def _assert_same_training_state(a: dict, b: dict) -> None:
     assert a["global_step"] == b["global_step"] == STEPS
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for name, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][name]), name
-    state_a, state_b = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
+    state_a, state_b = _training_state(a), _training_state(b)
     assert state_a.keys() == state_b.keys()
-    for index in state_a:
-        for key, value in state_a[index].items():
-            assert torch.equal(value, state_b[index][key]), (index, key)
+    assert [name for name, value in state_a.items() if not torch.equal(value, state_b[name])] == []
     fit_a, fit_b = a["loops"]["fit_loop"], b["loops"]["fit_loop"]
     assert fit_a["epoch_progress"] == fit_b["epoch_progress"]
+
+
+def _rerun_and_compare(args: list[str], cwd: Path, run_dir: Path, expected: dict, **kwargs) -> None:
+    """Run the same command line again (``resume=auto``): it must end in the uninterrupted run's state."""
+    proc = run_train(args, cwd, timeout=600, **kwargs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_same_training_state(expected, _last(run_dir))
+
+
+def _wait_for_first_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 300) -> None:
+    path, deadline = run_dir / "checkpoints" / "last.ckpt", time.monotonic() + timeout
+    while not path.is_file():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"no {path} within {timeout} s"
+        time.sleep(0.01)
 
 
 def _start(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -110,9 +121,7 @@ def test_sigkill_after_a_checkpoint_then_resume_auto_equals_the_uninterrupted_ru
     run_dir = tmp_path / f"killed-{kill_at}"
     args = _args(tmp_path, run_dir, encoder)
     _stop_at_checkpoint(_start(args, tmp_path), run_dir, kill_at)
-    proc = run_train(args, tmp_path, timeout=600)  # the same command line
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    _assert_same_training_state(expected, _last(run_dir))
+    _rerun_and_compare(args, tmp_path, run_dir, expected)
 
 
 @pytest.mark.slow
@@ -121,20 +130,14 @@ def test_sigterm_mid_epoch_exits_nonzero_and_the_same_command_resumes_exactly(re
     run_dir = tmp_path / "sigterm"
     args = _args(tmp_path, run_dir, encoder)
     proc = _start(args, tmp_path)
-    first = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not first.is_file() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.01)
+    _wait_for_first_checkpoint(proc, run_dir)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err[-3000:]
     assert "resume=auto" in out and f"run_dir={run_dir}" in out
     stopped_at = _last(run_dir)["global_step"]
     assert 3 <= stopped_at < STEPS
-
-    proc = run_train(args, tmp_path, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    _assert_same_training_state(expected, _last(run_dir))
+    _rerun_and_compare(args, tmp_path, run_dir, expected)
 
 
 @pytest.mark.slow
@@ -142,9 +145,7 @@ def test_ctrl_c_prints_the_resume_command_and_exits_nonzero(reference):
     tmp_path, encoder, _ = reference
     run_dir = tmp_path / "ctrl-c"
     proc = _start(_args(tmp_path, run_dir, encoder), tmp_path)
-    deadline = time.monotonic() + 300
-    while not (run_dir / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _wait_for_first_checkpoint(proc, run_dir)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err[-3000:]
@@ -180,7 +181,7 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
         "trainer.accelerator=cpu",
         "trainer.devices=2",
         "trainer.strategy=ddp",
-        "data.samples_per_epoch=128",
+        "data.samples_per_epoch=128",  # 2 ranks x 4 steps x 16
     ]
     env = {"OMP_NUM_THREADS": "1"}
     proc = run_train(
@@ -191,19 +192,13 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
     run_dir = tmp_path / "ddp-term"
     args = _args(tmp_path, run_dir, encoder, *ddp)
     proc = _start(args, tmp_path, extra_env=env)
-    deadline = time.monotonic() + 300
-    while not (run_dir / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _wait_for_first_checkpoint(proc, run_dir)
     os.kill(proc.pid, signal.SIGTERM)  # rank 0; Lightning passes it on to rank 1
     proc.communicate(timeout=300)
     assert proc.returncode != 0
     assert _last(run_dir)["global_step"] < STEPS
-    proc = run_train(args, tmp_path, timeout=600, extra_env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    reference_state = _last(tmp_path / "ddp-ref")
-    resumed = _last(run_dir)
-    _assert_same_training_state(reference_state, resumed)
-    assert len(resumed["rng_states"]) == 2
+    _rerun_and_compare(args, tmp_path, run_dir, _last(tmp_path / "ddp-ref"), extra_env=env)
+    assert len(_last(run_dir)["rng_states"]) == 2
 
 
 def test_resume_auto_picks_the_readable_checkpoint_with_most_steps(tmp_path, capsys):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from train_runner import tiny_encoder_dir
+from train_runner import tiny_encoder_dir, tiny_run_args
 
 import train
 from configs.compose import ConfigError, compose
@@ -78,20 +78,8 @@ class OneWordModule(SpanNERModule):
 
 
 def _args(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> list[str]:
-    return [
-        f"run_dir={run_dir}",
-        f"encoder.name={encoder}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "data.corpora=[BC5CDR]",
-        "data.samples_per_epoch=32",
-        "data.val_subsample=8",
-        "trainer.limit_test_batches=1",
-        "logger=none",
-        "callbacks.rich_progress=false",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        *extra,
-    ]
+    base = tiny_run_args(tmp_path, run_dir, encoder)
+    return [*base, "data.samples_per_epoch=32", "trainer.limit_test_batches=1", *extra]
 
 
 def test_a_model_defined_in_a_test_trains_through_train_py_and_resumes_without_flags(tmp_path):

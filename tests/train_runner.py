@@ -59,3 +59,17 @@ def tiny_encoder_dir(directory: Path) -> Path:
     torch.manual_seed(0)
     BertModel(tiny_bert_config()).save_pretrained(str(directory))
     return directory
+
+
+def tiny_run_args(tmp_path: Path, run_dir: Path, encoder: Path, corpora: str = "BC5CDR") -> list[str]:
+    """The arguments of a short, quiet train.py run on the bundled samples with a tiny encoder."""
+    return [
+        f"run_dir={run_dir}",
+        f"encoder.name={encoder}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"data.corpora=[{corpora}]",
+        "data.val_subsample=8",
+        "logger=none",
+        "callbacks.rich_progress=false",
+        "trainer.enable_progress_bar=false",
+    ]
