@@ -446,6 +446,7 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
         except Exception as err:  # wandb raises several types (CommError, AuthenticationError, UsageError)
             mode, reason = "offline", f"cannot log online: {' '.join(str(err).split())[:200]}"
             os.environ["WANDB_MODE"] = mode
+            wandb.teardown()  # the failed start keeps the run id and the online session settings
     if mode == "offline" and first_process:
         print(f"W&B: {reason}, logging offline under {run_dir / 'wandb'}; upload later with `wandb sync`.")
     save_dir = init.pop("dir")

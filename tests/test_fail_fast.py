@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
 from pathlib import Path
 
@@ -116,10 +118,35 @@ def test_resume_last_or_auto_needs_a_run_directory(capsys):
         assert f"resume={value} needs the run to continue" in capsys.readouterr().err
 
 
+class _RejectingWandbServer(http.server.BaseHTTPRequestHandler):
+    """Answers /healthz, refuses every API call as a server does for an unknown key."""
+
+    def do_GET(self) -> None:
+        self._answer(200, b"{}")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer(401, b'{"errors": [{"message": "invalid api key"}]}')
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.mark.slow
-def test_unreachable_wandb_server_falls_back_to_offline_in_bounded_time(tmp_path, encoder):
+@pytest.mark.parametrize("server", ["unreachable", "rejects the key"])
+def test_wandb_trouble_falls_back_to_offline_in_bounded_time(tmp_path, encoder, server):
     from train_runner import free_port
 
+    port = free_port()
+    if server == "rejects the key":
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), _RejectingWandbServer)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
     start = time.monotonic()
     proc = run_train(
         [
@@ -135,11 +162,14 @@ def test_unreachable_wandb_server_falls_back_to_offline_in_bounded_time(tmp_path
         ],
         tmp_path,
         timeout=300,
-        extra_env={"WANDB_BASE_URL": f"http://127.0.0.1:{free_port()}", "WANDB_API_KEY": "a" * 40},
+        extra_env={"WANDB_BASE_URL": f"http://127.0.0.1:{port}", "WANDB_API_KEY": "a" * 40},
     )
+    if server == "rejects the key":
+        httpd.shutdown()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.monotonic() - start < 120
-    assert "W&B: cannot log online:" in proc.stdout and "is unreachable" in proc.stdout
+    expected = "is unreachable" if server == "unreachable" else "invalid api key"
+    assert "W&B: cannot log online:" in proc.stdout and expected in proc.stdout
     assert "logging offline under" in proc.stdout
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
 
