@@ -134,7 +134,8 @@ def run(cfg: Any, argv: list[str] | None = None) -> int:
         }
         metrics.update({f"test/{k}": v for k, v in model.test_results.items()})
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        print(render(metrics, types=True))
+        if model.test_results:  # none with trainer.limit_test_batches=0
+            print(render(metrics, types=True))
         print(f"metrics: {run_dir / 'metrics.json'}")
     return 0
 
@@ -163,6 +164,11 @@ def _trainer(
             use_distributed_sampler=False,  # the sampler is rank-aware itself
         )
     except ValueError as err:  # e.g. trainer.accelerator=tpux, trainer.precision=bogus
+        if cfg.logger == "wandb":
+            import wandb
+
+            if wandb.run is not None:  # an online run was already started: close it as failed
+                wandb.finish(exit_code=2)
         raise ConfigError(f"trainer: {err}") from None
 
 
@@ -185,8 +191,11 @@ def _with_checkpoint_model(argv: list[str]) -> list[str]:
         return argv
     values = dict(a.split("=", 1) for a in argv if "=" in a)
     resume = values.get("resume")
-    if resume in ("last", "auto") and values.get("run_dir"):
-        config = Path(values["run_dir"]) / "config.yaml"  # written by the run at its start
+    run_dir = values.get("run_dir")
+    if not run_dir and values.get("run_name"):
+        run_dir = str(Path("outputs") / values.get("experiment", "default") / values["run_name"])
+    if resume in ("last", "auto") and run_dir:
+        config = Path(run_dir) / "config.yaml"  # written by the run at its start
         if not config.is_file():
             return argv
         from omegaconf import OmegaConf
@@ -344,6 +353,14 @@ def _cluster_job_id() -> str | None:
 WANDB_DEFAULT_HOST = "https://api.wandb.ai"
 
 
+def _is_first_process() -> bool:
+    """Global rank 0, before the Trainer exists: Lightning's launcher, torchrun (``RANK``) and srun
+    (``SLURM_PROCID``) each say so in their own variable."""
+    from lightning.fabric.utilities.rank_zero import _get_rank
+
+    return _get_rank() in (None, 0) and os.environ.get("NODE_RANK", "0") == "0"
+
+
 def _wandb_api_key() -> str | None:
     """The API key wandb itself would use for ``WANDB_BASE_URL``: ``WANDB_API_KEY``, else the netrc entry of
     that host (self-hosted servers included)."""
@@ -354,6 +371,15 @@ def _wandb_api_key() -> str | None:
         from wandb.sdk.lib.wbauth import read_netrc_auth
 
         return read_netrc_auth(host=host)
+    except ImportError:  # another wandb layout: read the netrc entry of the host ourselves
+        import netrc
+        from urllib.parse import urlparse
+
+        try:
+            entry = netrc.netrc(os.environ.get("NETRC")).authenticators(urlparse(host).hostname or host)
+        except (OSError, netrc.NetrcParseError):
+            return None
+        return entry[2] if entry else None
     except Exception:  # a malformed netrc entry counts as no key: the run logs offline and says so
         return None
 
@@ -404,7 +430,7 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
         raise ConfigError(f"logger={cfg.logger!r}: use wandb, csv or none")
     from lightning.pytorch.loggers import WandbLogger
 
-    first_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    first_process = _is_first_process()
     chosen = cfg.wandb.mode or os.environ.get("WANDB_MODE")
     key = _wandb_api_key()
     mode = chosen or ("online" if key else "offline")
@@ -422,7 +448,7 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
 
         run_id = secrets.token_hex(4)  # only rank 0 opens the W&B run
     run_dir.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+    if first_process:
         id_file.write_text(run_id)
     init = dict(
         project=cfg.wandb.project,

@@ -157,6 +157,8 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:
         raise ConfigError(_explain(err, structure)) from None
+    if cfg.model.name != model:  # a YAML layer set model.name: the model section would not fit it
+        raise ConfigError(f"model.name={cfg.model.name} in a config file: choose models with model=NAME")
     if experiment is not None:
         # ``???`` in an experiment marks a value the command line must give (a merge would keep the default)
         given = {arg.partition("=")[0] for arg in dotlist}

@@ -70,7 +70,7 @@ def config_problems(cfg: Any) -> list[str]:
         problems.append("encoder.name is empty: a hub name or a local directory")
     try:
         get_model(cfg.model.name).config_class(**OmegaConf.to_container(cfg.model, resolve=True))
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         problems.append(str(err))
     return problems
 

@@ -47,9 +47,8 @@ def check_checkpoint(
     model_cfg = getattr(model, "cfg", None)
     current_model = model_cfg["model"]["name"] if isinstance(model_cfg, dict) else None
     if saved_model and current_model and saved_model != current_model:
-        raise CheckpointError(
-            path, f"trained with model={saved_model}, this run has model={current_model} (drop model=...)"
-        )
+        problem = f"trained with model={saved_model}, this run has model={current_model}"
+        raise CheckpointError(path, f"{problem} (pass model={saved_model})")
     saved_space = (checkpoint.get("hyper_parameters") or {}).get("label_space")
     if label_space is not None and saved_space is not None and dict(saved_space) != dict(label_space):
         raise CheckpointError(

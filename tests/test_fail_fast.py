@@ -112,7 +112,9 @@ def test_run_dir_under_a_regular_file(tmp_path, capsys, encoder):
     assert "cannot write there" in capsys.readouterr().err
 
 
-def test_resume_last_or_auto_needs_a_run_directory(capsys):
+def test_resume_last_or_auto_needs_a_run_directory(capsys, monkeypatch):
+    for variable in ("SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"):  # a cluster job has a stable run directory
+        monkeypatch.delenv(variable, raising=False)
     for value in ("last", "auto"):
         assert train.main([f"resume={value}", "logger=none"]) == 2
         assert f"resume={value} needs the run to continue" in capsys.readouterr().err
@@ -175,7 +177,10 @@ def test_wandb_trouble_falls_back_to_offline_in_bounded_time(tmp_path, encoder, 
 
 
 def test_a_malformed_wandb_key_falls_back_to_offline(tmp_path, monkeypatch):
+    from train_runner import free_port
+
     monkeypatch.setenv("WANDB_API_KEY", "short")
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{free_port()}")  # never the real server
     assert train._wandb_online_problem("short", timeout=1.0) == "API key must have 40+ characters, has 5"
 
 

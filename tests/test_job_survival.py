@@ -61,45 +61,38 @@ def _rerun_and_compare(args: list[str], cwd: Path, run_dir: Path, expected: dict
     _assert_same_training_state(expected, _last(run_dir))
 
 
-def _wait_for_first_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 300) -> None:
-    path, deadline = run_dir / "checkpoints" / "last.ckpt", time.monotonic() + timeout
-    while not path.is_file():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, f"no {path} within {timeout} s"
-        time.sleep(0.01)
+STOP_HOOK = Path(__file__).resolve().parent / "stop_after_checkpoint"
 
 
-def _start(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    env = clean_env(cwd, extra_env)
-    return subprocess.Popen(
+def _start(
+    args: list[str], cwd: Path, *, stop_after: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``train.py ARGS`` in the background; it stops itself (SIGSTOP) once ``last.ckpt`` of step
+    ``stop_after`` is written (``stop_after_checkpoint/sitecustomize.py``), and this waits for that."""
+    hook = {"PYTHONPATH": str(STOP_HOOK), "BIONER_TEST_STOP_AFTER_STEP": str(stop_after)}
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=cwd,
-        env=env,
+        env=clean_env(cwd, {**(extra_env or {}), **hook}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
-
-
-def _stop_at_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int, timeout: float = 300) -> None:
-    """Freeze the process whenever ``last.ckpt`` changes; SIGKILL it once that file holds ``step``."""
-    path, seen, deadline = run_dir / "checkpoints" / "last.ckpt", None, time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 300
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        stamp = path.stat().st_mtime_ns if path.is_file() else None
-        if stamp is not None and stamp != seen:
-            seen = stamp
-            os.kill(proc.pid, signal.SIGSTOP)  # nothing can move on while the checkpoint is inspected
-            written = torch.load(path, map_location="cpu", weights_only=False)["global_step"]
-            assert written <= step, f"missed the checkpoint of step {step} (found {written})"
-            if written == step:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return
-            os.kill(proc.pid, signal.SIGCONT)
-        time.sleep(0.005)
-    raise AssertionError(f"no checkpoint of step {step} within {timeout} s")
+        assert time.monotonic() < deadline, f"train.py did not reach step {stop_after} within 300 s"
+        time.sleep(0.05)
+    return proc
+
+
+def _signal_stopped(proc: subprocess.Popen, signum: int) -> tuple[int, str, str]:
+    """Deliver ``signum`` to the stopped process, let it run on; its exit status and output."""
+    os.kill(proc.pid, signum)
+    os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +113,10 @@ def test_sigkill_after_a_checkpoint_then_resume_auto_equals_the_uninterrupted_ru
     tmp_path, encoder, expected = reference
     run_dir = tmp_path / f"killed-{kill_at}"
     args = _args(tmp_path, run_dir, encoder)
-    _stop_at_checkpoint(_start(args, tmp_path), run_dir, kill_at)
+    proc = _start(args, tmp_path, stop_after=kill_at)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _last(run_dir)["global_step"] == kill_at
     _rerun_and_compare(args, tmp_path, run_dir, expected)
 
 
@@ -129,14 +125,10 @@ def test_sigterm_mid_epoch_exits_nonzero_and_the_same_command_resumes_exactly(re
     tmp_path, encoder, expected = reference
     run_dir = tmp_path / "sigterm"
     args = _args(tmp_path, run_dir, encoder)
-    proc = _start(args, tmp_path)
-    _wait_for_first_checkpoint(proc, run_dir)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1, err[-3000:]
+    code, out, err = _signal_stopped(_start(args, tmp_path, stop_after=3), signal.SIGTERM)
+    assert code == 1, err[-3000:]
     assert "resume=auto" in out and f"run_dir={run_dir}" in out
-    stopped_at = _last(run_dir)["global_step"]
-    assert 3 <= stopped_at < STEPS
+    assert _last(run_dir)["global_step"] == 3  # mid-epoch: epochs end at steps 4, 8 and 12
     _rerun_and_compare(args, tmp_path, run_dir, expected)
 
 
@@ -144,11 +136,10 @@ def test_sigterm_mid_epoch_exits_nonzero_and_the_same_command_resumes_exactly(re
 def test_ctrl_c_prints_the_resume_command_and_exits_nonzero(reference):
     tmp_path, encoder, _ = reference
     run_dir = tmp_path / "ctrl-c"
-    proc = _start(_args(tmp_path, run_dir, encoder), tmp_path)
-    _wait_for_first_checkpoint(proc, run_dir)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1, err[-3000:]
+    code, out, err = _signal_stopped(
+        _start(_args(tmp_path, run_dir, encoder), tmp_path, stop_after=3), signal.SIGINT
+    )
+    assert code == 1, err[-3000:]
     assert "Resume with:" in out
     command = out.split("Resume with:")[1].strip().splitlines()[0]
     assert command.startswith("python train.py ") and command.endswith(f"run_dir={run_dir} resume=auto")
@@ -191,12 +182,10 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
 
     run_dir = tmp_path / "ddp-term"
     args = _args(tmp_path, run_dir, encoder, *ddp)
-    proc = _start(args, tmp_path, extra_env=env)
-    _wait_for_first_checkpoint(proc, run_dir)
-    os.kill(proc.pid, signal.SIGTERM)  # rank 0; Lightning passes it on to rank 1
-    proc.communicate(timeout=300)
-    assert proc.returncode != 0
-    assert _last(run_dir)["global_step"] < STEPS
+    # rank 0 writes the checkpoints and stops itself; Lightning passes the SIGTERM on to rank 1
+    code, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=env), signal.SIGTERM)
+    assert code == 1, err[-3000:]
+    assert _last(run_dir)["global_step"] == 3
     _rerun_and_compare(args, tmp_path, run_dir, _last(tmp_path / "ddp-ref"), extra_env=env)
     assert len(_last(run_dir)["rng_states"]) == 2
 

@@ -134,6 +134,17 @@ def test_registry_lookups():
         compose(["model=one_word_test", "model.threshold=high"])
 
 
+def test_model_name_set_in_a_config_file_is_an_error(tmp_path, monkeypatch):
+    import configs.compose as compose_module
+
+    (tmp_path / "sneaky.yaml").write_text("model:\n  name: baseline\n")
+    monkeypatch.setitem(compose_module.GROUPS, "experiment", tmp_path)
+    with pytest.raises(
+        ConfigError, match="model.name=baseline in a config file: choose models with model=NAME"
+    ):
+        compose(["experiment=sneaky"])
+
+
 def test_schedule_length_comes_from_the_data_module(tmp_path):
     """steps per epoch = ceil(ceil(epoch / world) / batch / accumulation) for the data module's epoch."""
     from datamodules.multi_corpus import MultiCorpusDataModule

@@ -21,6 +21,14 @@ def _check(config: ModelConfig) -> None:
         raise ValueError(
             f"model.loss_normalization={config.loss_normalization}: use one of {', '.join(NORMALIZATIONS)}"
         )
+    for key in ("action_space_dim", "half_context", "sync_every"):
+        if getattr(config, key) < 1:
+            raise ValueError(f"model.{key}={getattr(config, key)}: must be >= 1")
+    if config.train_step_factor < 1 or config.infer_step_factor <= 0:
+        raise ValueError("model.train_step_factor must be >= 1 and model.infer_step_factor > 0")
+    for key in ("dropout_positions", "dropout_latents", "dropout_mlp"):
+        if not 0.0 <= getattr(config, key) < 1.0:
+            raise ValueError(f"model.{key}={getattr(config, key)}: must be in [0, 1)")
     try:
         SRUHeadConfig(num_actions=2, hidden=1, **{k: getattr(config, k) for k in HEAD_KEYS})
     except ValueError as err:  # the head's own checks, e.g. "omega must be 'softmax' or 'logits'"
