@@ -65,11 +65,14 @@ STOP_HOOK = Path(__file__).resolve().parent / "stop_after_checkpoint"
 
 
 def _start(
-    args: list[str], cwd: Path, *, stop_after: int, extra_env: dict[str, str] | None = None
+    args: list[str], cwd: Path, *, stop_after: int | None, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     """``train.py ARGS`` in the background; it stops itself (SIGSTOP) once ``last.ckpt`` of step
-    ``stop_after`` is written (``stop_after_checkpoint/sitecustomize.py``), and this waits for that."""
+    ``stop_after`` is written (``stop_after_checkpoint/sitecustomize.py``), and this waits for that.
+    ``stop_after=None``: no stop; this returns once the first ``last.ckpt`` exists."""
     hook = {"PYTHONPATH": str(STOP_HOOK), "BIONER_TEST_STOP_AFTER_STEP": str(stop_after)}
+    if stop_after is None:
+        hook = {}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=cwd,
@@ -78,13 +81,21 @@ def _start(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # a job started in the background of a non-interactive shell (CI) inherits an ignored SIGINT,
+        # and Python then never raises KeyboardInterrupt: give the trainer a terminal's default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
-    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+    first = Path(args[0].partition("=")[2]) / "checkpoints" / "last.ckpt"  # args[0] is run_dir=...
+    while not (first.is_file() if stop_after is None else _stopped(proc.pid)):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, f"train.py did not reach step {stop_after} within 300 s"
-        time.sleep(0.05)
+        time.sleep(0.01)
     return proc
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
 
 
 def _signal_stopped(proc: subprocess.Popen, signum: int) -> tuple[int, str, str]:
@@ -182,10 +193,13 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
 
     run_dir = tmp_path / "ddp-term"
     args = _args(tmp_path, run_dir, encoder, *ddp)
-    # rank 0 writes the checkpoints and stops itself; Lightning passes the SIGTERM on to rank 1
-    code, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=env), signal.SIGTERM)
-    assert code == 1, err[-3000:]
-    assert _last(run_dir)["global_step"] == 3
+    # Not stopped at a checkpoint: rank 1 would then wait in the save's barrier while Lightning's SIGTERM
+    # handler on rank 0 broadcasts, and the two collectives would never match.
+    proc = _start(args, tmp_path, stop_after=None, extra_env=env)
+    os.kill(proc.pid, signal.SIGTERM)  # rank 0; Lightning passes it on to rank 1
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert 3 <= _last(run_dir)["global_step"] < STEPS
     _rerun_and_compare(args, tmp_path, run_dir, _last(tmp_path / "ddp-ref"), extra_env=env)
     assert len(_last(run_dir)["rng_states"]) == 2
 
