@@ -204,15 +204,14 @@ def _with_checkpoint_model(argv: list[str]) -> list[str]:
         return [f"model={name}", *argv] if name else argv
     if not resume or not Path(resume).is_file():
         return argv  # nothing to resume (yet), or an error that train.py reports later
-    import torch
-
-    from lightning_modules.checkpoints import checkpoint_model_name
+    from datamodules.errors import CheckpointError
+    from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
 
     try:
-        checkpoint = torch.load(resume, map_location="cpu", mmap=True, weights_only=False)
-    except Exception:  # unreadable: check_checkpoint names the problem once the run is composed
+        checkpoint = read_checkpoint(resume)
+    except CheckpointError:  # unreadable: check_checkpoint names the problem once the run is composed
         return argv
-    name = checkpoint_model_name(checkpoint) if isinstance(checkpoint, dict) else None
+    name = checkpoint_model_name(checkpoint)
     return [f"model={name}", *argv] if name else argv
 
 

@@ -1,7 +1,7 @@
 """Resident memory and time of real training steps (encoder + head + AdamW) on the full corpora.
 
 Three measurements, with the run config of an experiment (default ``mt6_cpu``) and a fresh model of any
-registered kind (``--model``, default ``sru_ner``):
+registered kind (``--model``, default: the model of ``configs/train.yaml``):
 
   longest    one training step on the 16 longest sentences of the largest corpus, and one evaluation
              (prediction) batch of the ``eval_batch_size`` longest test sentences: peak RSS of each;
@@ -12,7 +12,7 @@ registered kind (``--model``, default ``sru_ner``):
     MALLOC_MMAP_THRESHOLD_=1048576 python bench/train_memory.py --data-root ../shared/data --tag mmap1m
     python bench/train_memory.py --data-root ../shared/data --model baseline
 
-Writes bench/results/train_memory[-MODEL][-TAG].json (no MODEL part for sru_ner).
+Writes bench/results/train_memory[-MODEL][-TAG].json (no MODEL part for the default model).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--experiment", default="mt6_cpu")
-    parser.add_argument("--model", default="sru_ner", help="a registered model name")
+    parser.add_argument("--model", default=None, help="a registered model name (default: train.yaml's)")
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--tag", default="")
@@ -56,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from omegaconf import OmegaConf
 
-    from configs.compose import compose
+    from configs.compose import compose, default_group
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import build_module
 
+    args.model = args.model or default_group("model")
     cfg = compose([f"experiment={args.experiment}", f"model={args.model}", f"data.root={args.data_root}"])
     plain = OmegaConf.to_container(cfg, resolve=True)
     label_space = LabelSpace.from_corpora(cfg.data.corpora)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(trajectory[-1]), flush=True)
     results["steps"] = {"seconds": round(time.perf_counter() - start, 1), "trajectory": trajectory}
 
-    name = "train_memory" + ("" if args.model == "sru_ner" else f"-{args.model}")
+    name = "train_memory" + ("" if args.model == default_group("model") else f"-{args.model}")
     out = ROOT / "bench" / "results" / f"{name}{'-' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -109,10 +109,9 @@ class SpanNERModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
         return loss
 
-    def _evaluate(self, batch: dict, metric: SpanF1) -> list[list[SpanTuple]]:
+    def _evaluate(self, batch: dict, metric: SpanF1) -> None:
         predicted = self.predict_spans(batch)
         metric.update(batch["corpus_id"], batch["spans"], predicted, batch.get("unreachable"))
-        return predicted
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._evaluate(batch, self.val_metric)

@@ -178,3 +178,21 @@ def test_help_lists_every_registered_model(capsys):
     assert "models (model=NAME; the default is sru_ner):" in out
     for name in ("baseline", "sru_ner", "one_word_test"):
         assert any(line.split()[:1] == [name] for line in out.splitlines()), name
+
+
+def test_a_checkpoint_path_names_its_model(tmp_path):
+    path = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"cfg": {"model": {"name": "baseline"}}}}, path)
+    assert train._with_checkpoint_model([f"resume={path}", "a=1"]) == [
+        "model=baseline",
+        f"resume={path}",
+        "a=1",
+    ]
+    assert train._with_checkpoint_model(["model=sru_ner", f"resume={path}"]) == [
+        "model=sru_ner",
+        f"resume={path}",
+    ]
+    (tmp_path / "bad.ckpt").write_bytes(b"cut")
+    assert train._with_checkpoint_model([f"resume={tmp_path / 'bad.ckpt'}"]) == [
+        f"resume={tmp_path / 'bad.ckpt'}"
+    ]
