@@ -60,6 +60,7 @@ class DataCfg:
     weighting: str = "inverse_size"  # or "proportional"
     cache_dir: str = "${oc.env:BIONER_CACHE_DIR,.cache/bioner}"
     val_subsample: int | None = None  # a fixed, seeded subsample of each dev split for validation
+    fold: int | None = None  # cross-validation fold of the corpora that have folds (ADE: 0..9)
 
 
 @dataclass
@@ -74,7 +75,7 @@ class EncoderCfg:
 class OptimCfg:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-6
-    schedule: str = "linear"  # per-group linear warmup then linear decay to 0 at the last step
+    schedule: str = "linear"  # per-group linear warmup then "linear" or "cosine" decay to 0 at the last step
     total_steps: int | None = None  # schedule length; None: trainer.max_steps, else epochs x epoch steps
 
 

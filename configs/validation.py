@@ -13,7 +13,7 @@ from datamodules.errors import BionerError
 
 LOGGERS = ("wandb", "csv", "none")
 WANDB_MODES = ("online", "offline", "disabled")
-SCHEDULES = ("linear",)
+SCHEDULES = ("linear", "cosine")
 
 
 def _choice(problems: list[str], key: str, value: Any, allowed: tuple) -> None:
@@ -31,7 +31,7 @@ def _at_least(problems: list[str], key: str, value: Any, low: int, *, optional: 
 def config_problems(cfg: Any) -> list[str]:
     """Every problem of the run config ``cfg`` (a composed DictConfig), one short sentence each."""
     from datamodules.readers import READINGS
-    from datamodules.registry import get_spec
+    from datamodules.registry import CORPORA, get_spec
     from datamodules.sampler import WEIGHTINGS
     from lightning_modules.registry import get_model
 
@@ -48,6 +48,15 @@ def config_problems(cfg: Any) -> list[str]:
             get_spec(name)
         except BionerError as err:
             problems.append(str(err))
+    if data.fold is not None:
+        with_folds = [n for n in dict.fromkeys(corpora) if n in CORPORA and CORPORA[n].folds]
+        if not with_folds:
+            problems.append(f"data.fold={data.fold}: none of data.corpora has cross-validation folds")
+        for name in with_folds:
+            if data.fold not in CORPORA[name].folds:
+                problems.append(
+                    f"data.fold={data.fold}: {name} has folds {', '.join(map(str, CORPORA[name].folds))}"
+                )
     _choice(problems, "data.reading", data.reading, READINGS)
     _choice(problems, "data.weighting", data.weighting, WEIGHTINGS)
     _at_least(problems, "data.batch_size", data.batch_size, 1)

@@ -2,21 +2,30 @@
 
 ``BC5CDR/Chemical`` and ``BC4CHEMD/Chemical`` are different labels (a model trained on both learns two
 types); the merged view drops the corpus prefix so both map back to ``Chemical`` for evaluation.
-Type order is fixed: corpora sorted by name, types sorted within a corpus. Checkpoints carry
-``to_dict()`` so a model can be reloaded without the corpora.
+Type order is fixed: corpora sorted by name, types sorted within a corpus. Relation types (CoNLL04, ADE)
+are qualified and ordered the same way (``CoNLL04/Kill``); a label space of NER-only corpora has none.
+Checkpoints carry ``to_dict()`` so a model can be reloaded without the corpora.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 SEPARATOR = "/"
 
 
 class LabelSpace:
-    def __init__(self, corpus_types: Mapping[str, Iterable[str]]):
+    def __init__(
+        self,
+        corpus_types: Mapping[str, Iterable[str]],
+        relation_types: Mapping[str, Iterable[str]] | None = None,
+    ):
         if not corpus_types:
             raise ValueError("a label space needs at least one corpus")
+        unknown = set(relation_types or ()) - set(corpus_types)
+        if unknown:
+            raise ValueError(f"relation types for corpora without entity types: {sorted(unknown)}")
         self.corpora: tuple[str, ...] = tuple(sorted(corpus_types))
         self.corpus_types: dict[str, tuple[str, ...]] = {
             c: tuple(sorted(set(corpus_types[c]))) for c in self.corpora
@@ -28,12 +37,20 @@ class LabelSpace:
             sorted({t for ts in self.corpus_types.values() for t in ts})
         )
         self.merged_index: dict[str, int] = {t: i for i, t in enumerate(self.merged_types)}
+        self.corpus_relation_types: dict[str, tuple[str, ...]] = {
+            c: tuple(sorted(set((relation_types or {}).get(c, ())))) for c in self.corpora
+        }
+        self.relation_types: tuple[str, ...] = tuple(
+            qualify(c, r) for c in self.corpora for r in self.corpus_relation_types[c]
+        )
+        self.relation_index: dict[str, int] = {q: i for i, q in enumerate(self.relation_types)}
 
     @classmethod
     def from_corpora(cls, names: Iterable[str]) -> LabelSpace:
         from datamodules.registry import get_spec
 
-        return cls({n: get_spec(n).unified_types for n in names})
+        specs = [get_spec(n) for n in names]
+        return cls({s.name: s.unified_types for s in specs}, {s.name: s.relation_types for s in specs})
 
     # --- lookups -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -57,12 +74,22 @@ class LabelSpace:
     def merged_id_per_type(self) -> list[int]:
         return [self.merged_index[self.merged_of(i)] for i in range(len(self))]
 
+    def relation_id(self, corpus: str, relation_type: str) -> int:
+        return self.relation_index[qualify(corpus, relation_type)]
+
     # --- serialisation -------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, list[str]]:
-        return {c: list(ts) for c, ts in self.corpus_types.items()}
+    def to_dict(self) -> dict[str, Any]:
+        """``{corpus: [types]}``; with relation types ``{"entity_types": ..., "relation_types": ...}``."""
+        entities = {c: list(ts) for c, ts in self.corpus_types.items()}
+        if not self.relation_types:
+            return entities
+        relations = {c: list(rs) for c, rs in self.corpus_relation_types.items() if rs}
+        return {"entity_types": entities, "relation_types": relations}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Iterable[str]]) -> LabelSpace:
+    def from_dict(cls, data: Mapping[str, Any]) -> LabelSpace:
+        if "entity_types" in data:
+            return cls(data["entity_types"], data.get("relation_types"))
         return cls(data)
 
     @classmethod
@@ -71,7 +98,11 @@ class LabelSpace:
         return value if isinstance(value, LabelSpace) else cls.from_dict(value)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LabelSpace) and self.corpus_types == other.corpus_types
+        return (
+            isinstance(other, LabelSpace)
+            and self.corpus_types == other.corpus_types
+            and self.corpus_relation_types == other.corpus_relation_types
+        )
 
     def __repr__(self) -> str:
         return f"LabelSpace({self.to_dict()})"

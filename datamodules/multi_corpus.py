@@ -16,6 +16,8 @@ Batch contract (``Collator``), B sentences, L subwords, Q = max(num_words) + 2 w
 ``chunk``           (B,) long    chunk number of a split sentence (0 otherwise)
 ``unreachable``     list of B (U_b,) long tensors: type ids of gold mentions cut by a hard split
                                  (dev/test only; the metrics count them as false negatives)
+``relations``       list of B (R_b, 3) long tensors: head and tail (indices into the sentence's
+                                 ``spans`` rows) and the global relation type id
 ==================  ==========  ===================================================================
 
 then ``batch_transform(batch)`` when given (runs inside the collate, so in the loader workers).
@@ -49,14 +51,18 @@ from datamodules.sampler import InverseSizeSampler
 from datamodules.sentence import Sentence
 from datamodules.tokenization import MAX_SUBWORDS, TokenizationReport, Unsplittable
 
-BATCH_COLUMNS = ["input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk", "unreachable"]
+BATCH_COLUMNS = [
+    "input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk", "unreachable", "relations",
+]  # fmt: skip
 
 
-def read_corpus(root: str | os.PathLike, name: str, split: str, *, reading: str = "full") -> list[Sentence]:
+def read_corpus(
+    root: str | os.PathLike, name: str, split: str, *, reading: str = "full", fold: int | None = None
+) -> list[Sentence]:
     """Indirection to ``datamodules.readers.read_corpus`` (imported lazily)."""
     from datamodules.readers import read_corpus as _read
 
-    return _read(root, name, split, reading=reading)
+    return _read(root, name, split, reading=reading, fold=fold)
 
 
 class CorpusRows(TorchDataset):
@@ -111,6 +117,9 @@ class Collator:
             "sentence_index": torch.tensor([int(r["sentence_index"]) for r in rows], dtype=torch.long),
             "chunk": torch.tensor([int(r["chunk"]) for r in rows], dtype=torch.long),
             "unreachable": [torch.as_tensor(np.asarray(r["unreachable"], dtype=np.int64)) for r in rows],
+            "relations": [
+                torch.as_tensor(np.asarray(r["relations"], dtype=np.int64)).view(-1, 3) for r in rows
+            ],
         }
         if self.batch_transform is not None:
             batch = self.batch_transform(batch)
@@ -145,6 +154,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         batch_transform: Callable[[dict], dict] | None = None,
         sort_eval_by_length: bool = True,
         label_space: LabelSpace | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if not corpora:
@@ -166,6 +176,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         self.val_subsample = val_subsample
         self.batch_transform = batch_transform
         self.sort_eval_by_length = sort_eval_by_length
+        self.fold = fold  # cross-validation fold of the corpora that have folds (ADE)
         if label_space is not None and label_space.corpora != tuple(sorted(self.corpora)):
             raise ValueError(f"label space corpora {label_space.corpora} differ from {sorted(self.corpora)}")
         self._label_space = label_space
@@ -202,6 +213,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             val_subsample=data["val_subsample"],
             batch_transform=batch_transform,
             label_space=label_space,
+            fold=data.get("fold"),
         )
 
     @property
@@ -242,8 +254,8 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         """Every split of every corpus is a readable file; else a one-line error naming it (and, for a
         missing corpus, the command that fetches it). Run before training, not when a split is needed."""
         for corpus in self.corpora:
-            for split in get_spec(corpus).splits:
-                path = corpus_file(self.data_root, corpus, split)
+            for split in get_spec(corpus).fold_splits(self.fold_of(corpus)):
+                path = corpus_file(self.data_root, corpus, split, self.fold_of(corpus))
                 try:
                     with open(path, "rb") as fh:
                         fh.read(1)
@@ -252,18 +264,25 @@ class MultiCorpusDataModule(pl.LightningDataModule):
                         f"{path}: cannot read corpus {corpus} ({split}): {err.strerror}"
                     ) from None
 
+    def fold_of(self, corpus: str) -> int | None:
+        """``fold`` for a corpus with cross-validation folds, None for the others."""
+        return self.fold if get_spec(corpus).folds else None
+
     # --- loading --------------------------------------------------------------------------------
     def _load_split(self, corpus: str, split: str) -> Any:
         spec = get_spec(corpus)
-        if split not in spec.splits:  # e.g. ADE has no dev split: an empty set keeps loader indices aligned
+        fold = self.fold_of(corpus)
+        if split not in spec.fold_splits(
+            fold
+        ):  # e.g. ADE has no dev split: an empty set keeps loader indices aligned
             from datasets import Dataset
 
             self.reports[(corpus, split)] = TokenizationReport(corpus, split, self.max_subwords)
             return Dataset.from_dict({k: [] for k in tokenization.FEATURES}, features=tokenization.FEATURES)
-        path = corpus_file(self.data_root, corpus, split)  # MissingCorpusError with the fetch command
+        path = corpus_file(self.data_root, corpus, split, fold)  # MissingCorpusError with the fetch command
 
         def sentences() -> list[Sentence]:
-            return read_corpus(self.data_root, corpus, split, reading=self.reading)
+            return read_corpus(self.data_root, corpus, split, reading=self.reading, fold=fold)
 
         rows, report = tokenization.load_or_tokenize(
             path,

@@ -345,14 +345,17 @@ def read_spert_json(path: str | os.PathLike, corpus: str) -> list[Sentence]:
     return sentences
 
 
-def read_corpus(root: str | os.PathLike, name: str, split: str, *, reading: str = "full") -> list[Sentence]:
-    """One split of a registered corpus under ``root`` (MissingCorpusError says how to fetch it).
+def read_corpus(
+    root: str | os.PathLike, name: str, split: str, *, reading: str = "full", fold: int | None = None
+) -> list[Sentence]:
+    """One split of a registered corpus under ``root`` (MissingCorpusError says how to fetch it);
+    ``fold`` picks a cross-validation fold of a corpus that has them (ADE).
 
     ``reading="paper"`` only affects IOB corpora (the reference converter never saw SpERT files).
     """
     _check_choice("reading", reading, READINGS)
     spec = get_spec(name)
-    path = corpus_file(root, name, split)
+    path = corpus_file(root, name, split, fold)
     if spec.format == "iob":
         return read_iob(path, name, reading=reading, doc_prefix=f"{name}/{split}")
     if spec.format == "spert":

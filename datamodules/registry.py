@@ -38,6 +38,9 @@ class CorpusSpec:
     licence: str = ""
     redistributable: bool = False
     extra_files: tuple[CorpusFile, ...] = ()  # fetched by `prepare` but not a default split
+    relation_types: tuple[str, ...] = ()  # as written in the files (SpERT corpora)
+    # cross-validation folds: fold -> its splits (``data.fold=K``); ``splits`` is fold 0
+    folds: dict[int, dict[str, CorpusFile]] = field(default_factory=dict)
 
     def unified_type(self, raw_type: str) -> str:
         """The documented per-corpus rename (e.g. JNLPBA ``protein`` -> ``Gene_or_protein``)."""
@@ -48,7 +51,22 @@ class CorpusSpec:
         return tuple(sorted({self.unified_type(t) for t in self.types}))
 
     def all_files(self) -> tuple[CorpusFile, ...]:
-        return tuple(self.splits.values()) + self.extra_files
+        fold_files = tuple(f for k in sorted(self.folds) for f in self.folds[k].values())
+        return tuple(dict.fromkeys(tuple(self.splits.values()) + fold_files + self.extra_files))
+
+    def fold_splits(self, fold: int | None) -> dict[str, CorpusFile]:
+        """The splits of cross-validation fold ``fold`` (None: the default splits)."""
+        if fold is None:
+            return self.splits
+        if not self.folds:
+            raise MissingCorpusError(
+                f"corpus {self.name} has no cross-validation folds (data.fold must be null)"
+            )
+        if fold not in self.folds:
+            raise MissingCorpusError(
+                f"corpus {self.name} has folds {min(self.folds)}..{max(self.folds)}, not {fold}"
+            )
+        return self.folds[fold]
 
 
 def _crichton(name: str, remote_dir: str, sha: dict[str, str]) -> dict[str, CorpusFile]:
@@ -56,6 +74,36 @@ def _crichton(name: str, remote_dir: str, sha: dict[str, str]) -> dict[str, Corp
     return {s: CorpusFile(f"{s}.tsv", f"{CRICHTON}/{remote_dir}/{remote[s]}.tsv", sha[s]) for s in SPLITS}
 
 
+# ADE: 10 cross-validation folds (train/test, no dev), sha256 of each file
+_ADE_SHA = [
+    ("6624ac4d015c75f551aa15a43bd05e268082d98297d18269662737f7df358365",
+     "6d6a3584d3876a35854ef703f7a7059363599ad7ed3ab9c3e6e449ae8a252e9a"),
+    ("811befd6d23d2aeb7cff3469d4b22d0c58fa61557b03257986ea1559042d42fe",
+     "532fa740c11466c54d06dfe4e2989bd800c046cb31c409f074b7b3d49cf99b23"),
+    ("c13ff04545537879e1d2fa41ed25c4e5831bbd75d2c07a4d7c0e60d2691b5b25",
+     "69c4844907809f4e76516d7e9b7f8f2fa5eab2bdf27ee0dc02bdb367e673f994"),
+    ("1d65b2aab0da37d3125cb0a90f6c66ad05af4ebb6f4685c4ede242cfb587cb1e",
+     "07e188e39118bd9644d4bb74ad841099853a5dfbecb035e5af2dc83a7d927495"),
+    ("de8cdb999563697d330d97b9ac95a5ae1c83106eb812f25b12d807c6628f28a4",
+     "937eff5f8982fff83655872fcf150876145e75a381dcedfc45e2411f47146edc"),
+    ("474668717b0fbcb4cf6fda984b8897b2e66f2550c9a052187c6ece012960a6cf",
+     "d01d706574d4921304d3b53a0b013fbe41d2f97439245cf768c503df1e70a9f3"),
+    ("c3e41dea7c11c34da7f32be45ced3a162fff30abeb0939698937fe7a83446dca",
+     "3e35e7278060f16103665a47db1480e305346f255872ced202617c6d8025bb01"),
+    ("3839c5f7cfd5c9e260a3a60a9c79f6ed54d21d66288413c8a2c2d8e985e9081c",
+     "6c4f25fffd1ce4fb1bf67bc54713b44f6e1abb9ca744d06a38ed88731a8d1371"),
+    ("9c5c698bb7d5a72e11685a63de4a6b525e073eede445eaae0d44ce42166fffcc",
+     "69fb620cc4f9fe4d35533dba74b7234ebb2c2e69a988a8945219563ad12feb3c"),
+    ("e863f0b8a717364fd553e55e041ea89e2a52d116e5b047cbaa1882410ab0813f",
+     "a02776d17963ada8aad5e1d4370e96d2478a8e44fd0944274ac0c44f4499b0ed"),
+]  # fmt: skip
+_ADE_FOLDS = {
+    k: {
+        split: CorpusFile(f"ade_split_{k}_{split}.json", f"{SPERT}/ade/ade_split_{k}_{split}.json", sha)
+        for split, sha in zip(("train", "test"), shas)
+    }
+    for k, shas in enumerate(_ADE_SHA)
+}
 _GENE = {"GENE": "Gene_or_protein"}
 _JNLPBA = {"protein": "Gene_or_protein", "cell_line": "Cell_Line", "cell_type": "Cell_Type"}
 _CC_BY = "CC BY 4.0 (Crichton et al. 2017 redistribution)"
@@ -187,22 +235,12 @@ CORPORA: dict[str, CorpusSpec] = {
                     "9244d21d2640430f03eda97f59ce3e0a28a766964b1c04683c80656b5e505ad8",
                 ),
             ),
+            relation_types=("Kill", "Live_In", "Located_In", "OrgBased_In", "Work_For"),
         ),
         CorpusSpec(
             "ADE",
             "spert",
-            {
-                "train": CorpusFile(
-                    "ade_split_0_train.json",
-                    f"{SPERT}/ade/ade_split_0_train.json",
-                    "6624ac4d015c75f551aa15a43bd05e268082d98297d18269662737f7df358365",
-                ),
-                "test": CorpusFile(
-                    "ade_split_0_test.json",
-                    f"{SPERT}/ade/ade_split_0_test.json",
-                    "6d6a3584d3876a35854ef703f7a7059363599ad7ed3ab9c3e6e449ae8a252e9a",
-                ),
-            },
+            _ADE_FOLDS[0],
             ("Adverse-Effect", "Drug"),
             {},
             "no licence stated (Gurulingappa et al. 2012)",
@@ -214,6 +252,8 @@ CORPORA: dict[str, CorpusSpec] = {
                     "3675aea50f600cb61d4e55ffa2e376ac64385a3d8a6e8f54c27e07ab44f46919",
                 ),
             ),
+            relation_types=("Adverse-Effect",),
+            folds=_ADE_FOLDS,
         ),
         CorpusSpec(
             "CoNLL2003",
@@ -248,12 +288,14 @@ def fetch_command(name: str, root: str | os.PathLike) -> str:
     return f"python -m datamodules.prepare --data-root {root} {name}"
 
 
-def corpus_file(root: str | os.PathLike, name: str, split: str) -> Path:
-    """The path of one split, or a MissingCorpusError that prints the command which fetches it."""
+def corpus_file(root: str | os.PathLike, name: str, split: str, fold: int | None = None) -> Path:
+    """The path of one split (of cross-validation fold ``fold``), or a MissingCorpusError that prints the
+    command which fetches it."""
     spec = get_spec(name)
-    if split not in spec.splits:
-        raise MissingCorpusError(f"corpus {name} has no {split!r} split (it has: {', '.join(spec.splits)})")
-    path = Path(root) / name / spec.splits[split].name
+    splits = spec.fold_splits(fold)
+    if split not in splits:
+        raise MissingCorpusError(f"corpus {name} has no {split!r} split (it has: {', '.join(splits)})")
+    path = Path(root) / name / splits[split].name
     if path.exists() and not path.is_file():
         raise MissingCorpusError(f"corpus {name} ({split}): {path} is not a file")
     if not path.is_file():

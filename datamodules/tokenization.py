@@ -13,6 +13,9 @@ One output row per (sentence, chunk):
 ``sentence_index``   index of the sentence in the original split
 ``chunk``            0, 1, ... when the sentence was split, else 0
 ``unreachable``      type ids of gold mentions a hard split cut (on chunk 0; see below), else empty
+``relations``        flattened ``[head, tail, relation_id] * R``: head and tail index the row's ``spans``
+                     (in their order), ``relation_id = label_space.relation_id(corpus, type)``; a
+                     relation whose two mentions land in different chunks is lost (``cut_relations``)
 ===================  ===========================================================================
 
 Empty words. A word that the tokenizer turns into nothing (e.g. ``"\\u200b"``, a soft hyphen) would
@@ -53,7 +56,7 @@ from datamodules.sentence import Sentence
 log = logging.getLogger(__name__)
 
 MAX_SUBWORDS = 405
-CACHE_FORMAT = 2  # bump when the row layout or the splitting rules change
+CACHE_FORMAT = 3  # bump when the row layout or the splitting rules change
 TOKENIZER_BATCH = 1024  # sentences per tokenizer call
 
 FEATURES = Features(
@@ -67,6 +70,7 @@ FEATURES = Features(
         "sentence_index": Value("int32"),
         "chunk": Value("int32"),
         "unreachable": List(Value("int32")),
+        "relations": List(Value("int32")),
     }
 )
 
@@ -94,6 +98,8 @@ class TokenizationReport:
     split_sentences: int = 0  # sentences split (mention-preserving or hard) into > 1 row
     empty_words: int = 0  # words that tokenized to nothing, given the unk token
     truncated_words: int = 0  # single words longer than the cap, truncated (hard split only)
+    relations: int = 0  # relations read
+    cut_relations: int = 0  # relations whose two mentions a split put into different rows (lost)
     unsplittable: list[Unsplittable] = field(default_factory=list)
 
     @property
@@ -302,7 +308,16 @@ def tokenize_corpus(
         report.sentences += 1
         report.mentions += len(sentence.spans)
         report.empty_words += n_empty
+        report.relations += len(sentence.relations)
         n = len(sentence.tokens)
+        relations = []
+        for rel in sentence.relations:
+            if qualify(corpus, rel.type) not in label_space.relation_index:
+                known = sorted(label_space.corpus_relation_types[corpus])
+                raise CorpusFormatError(
+                    corpus, None, f"sentence {index}: relation type {rel.type!r} is not one of {known}"
+                )
+            relations.append((rel.head, rel.tail, label_space.relation_id(corpus, rel.type)))
         spans = []
         for sp in sentence.spans:
             if sp.type not in type_of:
@@ -327,6 +342,13 @@ def tokenize_corpus(
             cut = []
         if len(chunks) > 1:
             report.split_sentences += 1
+            report.cut_relations += sum(
+                not any(
+                    cs <= min(spans[h][0], spans[t][0]) and max(spans[h][1], spans[t][1]) <= ce
+                    for cs, ce in chunks
+                )
+                for h, t, _ in relations
+            )
         word_start = np.concatenate([[0], np.cumsum(lengths)])  # (n+1,) first subword of each word
         for c, (cs, ce) in enumerate(chunks):
             lo, hi = int(word_start[cs]), int(word_start[ce])
@@ -336,7 +358,13 @@ def tokenize_corpus(
             cols["input_ids"].append([cls_id, *ids[lo:hi].tolist(), sep_id])
             cols["word_ids"].append([-1, *(wids[lo:hi] - cs).tolist(), -1])
             cols["num_words"].append(ce - cs)
-            cols["spans"].append([v for s, e, t in spans if cs <= s and e <= ce for v in (s - cs, e - cs, t)])
+            inside = [k for k, (s, e, _) in enumerate(spans) if cs <= s and e <= ce]
+            cols["spans"].append(
+                [v for k in inside for v in (spans[k][0] - cs, spans[k][1] - cs, spans[k][2])]
+            )
+            row_of = {k: r for r, k in enumerate(inside)}
+            kept_rel = [(row_of[h], row_of[t], r) for h, t, r in relations if h in row_of and t in row_of]
+            cols["relations"].append([v for rel in kept_rel for v in rel])
             cols["tokens"].append(list(sentence.tokens[cs:ce]))
             cols["doc_id"].append(sentence.doc_id)
             cols["sentence_index"].append(index)
@@ -380,6 +408,10 @@ def cache_key(
         "split": split,
         "types": {
             qualify(corpus, t): label_space.type_id(corpus, t) for t in label_space.corpus_types[corpus]
+        },
+        "relation_types": {
+            qualify(corpus, r): label_space.relation_id(corpus, r)
+            for r in label_space.corpus_relation_types[corpus]
         },
     }
     return sha256_bytes(json.dumps(payload, sort_keys=True))

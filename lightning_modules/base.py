@@ -7,18 +7,22 @@ A model subclasses it and supplies four things (see "How to add a model" in ``do
 - ``target_encoder()``: a picklable collate-time transform that adds the model's targets to a batch
   (it runs in the loader workers);
 - ``training_loss(batch)``: the scalar loss of a training batch;
-- ``predict_spans(batch)``: per sentence, the predicted ``(start, end, type_id)`` spans, on the host.
+- ``predict_spans(batch)``: per sentence, the predicted ``(start, end, type_id)`` spans, on the host
+  (a model that also extracts relations overrides ``predict`` instead, returning spans and relations).
 
 Everything else is here: moving only the network's inputs to the device, validation/test span metrics in
 both views and their logging, ``predict_step``, one AdamW with an encoder and a head parameter group, and
-per-group linear warmup + linear decay in optimiser steps, whose length comes from the data module.
+per-group linear warmup + linear (or cosine) decay in optimiser steps, whose length comes from the data
+module. When the label space has relation types (CoNLL04, ADE), validation and test also score relations
+(``metrics.relation_f1``: RE and RE+) and log NER micro/macro F1 over entity types.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import lightning.pytorch as pl
 import torch
@@ -26,9 +30,17 @@ from torch import nn
 
 from datamodules.label_space import LabelSpace
 from lightning_modules.encoder import WordEncoder
+from metrics.relation_f1 import RelationF1, RelationTuple, gold_relation_tuples
 from metrics.span_f1 import SpanF1
 
 SpanTuple = tuple[int, int, int]  # (start, end, type_id) over words, exclusive end
+
+
+class Prediction(NamedTuple):
+    """Per sentence of a batch: predicted spans and (models that extract them) predicted relations."""
+
+    spans: list[list[SpanTuple]]
+    relations: list[list[RelationTuple]] | None = None
 
 
 @dataclass
@@ -78,6 +90,9 @@ class SpanNERModule(pl.LightningModule):
         self.network = self.build_network(_build_encoder(cfg["encoder"]["name"], encoder_config))
         self.val_metric = SpanF1(self.label_space)
         self.test_metric = SpanF1(self.label_space)
+        with_relations = bool(self.label_space.relation_types)
+        self.val_relation_metric = RelationF1(self.label_space) if with_relations else None
+        self.test_relation_metric = RelationF1(self.label_space) if with_relations else None
         self.test_results: dict[str, float] = {}
 
     # --- what a model supplies --------------------------------------------------------------------
@@ -96,6 +111,10 @@ class SpanNERModule(pl.LightningModule):
         """Per sentence, the predicted spans (global type ids), computed with one device-to-host copy."""
         raise NotImplementedError
 
+    def predict(self, batch: dict) -> Prediction:
+        """Spans (and relations, for a model that extracts them) of every sentence of the batch."""
+        return Prediction(self.predict_spans(batch))
+
     # --- steps ------------------------------------------------------------------------------------
     def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
         """Only the network's inputs go to the device; spans, ids and lengths stay on the host for
@@ -109,22 +128,31 @@ class SpanNERModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
         return loss
 
-    def _evaluate(self, batch: dict, metric: SpanF1) -> None:
-        predicted = self.predict_spans(batch)
-        metric.update(batch["corpus_id"], batch["spans"], predicted, batch.get("unreachable"))
+    def _evaluate(self, batch: dict, metric: SpanF1, relation_metric: RelationF1 | None) -> None:
+        predicted = self.predict(batch)
+        metric.update(batch["corpus_id"], batch["spans"], predicted.spans, batch.get("unreachable"))
+        if relation_metric is not None:
+            gold = [gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])]
+            relation_metric.update(batch["corpus_id"], gold, predicted.relations or [[] for _ in gold])
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, self.val_metric)
+        self._evaluate(batch, self.val_metric, self.val_relation_metric)
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, self.test_metric)
+        self._evaluate(batch, self.test_metric, self.test_relation_metric)
 
-    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[list[SpanTuple]]:
-        return self.predict_spans(batch)
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> Prediction:
+        return self.predict(batch)
 
-    def _log_results(self, stage: str, metric: SpanF1) -> dict[str, float]:
+    def _log_results(
+        self, stage: str, metric: SpanF1, relation_metric: RelationF1 | None
+    ) -> dict[str, float]:
         results = {k: float(v) for k, v in metric.compute().items()}
         metric.reset()
+        if relation_metric is not None:
+            results.update({k: float(v) for k, v in relation_metric.compute().items()})
+            relation_metric.reset()
+            results.update(ner_scores(results, self.label_space))
         logged = {f"{stage}/{k}": v for k, v in results.items() if not k.endswith(("/tp", "/fp", "/fn"))}
         logged[f"{stage}/f1_merged_macro"] = results["merged/macro_f1"]
         logged[f"{stage}/f1_disjoint_macro"] = results["disjoint/macro_f1"]
@@ -133,10 +161,10 @@ class SpanNERModule(pl.LightningModule):
         return results
 
     def on_validation_epoch_end(self) -> None:
-        self._log_results("val", self.val_metric)
+        self._log_results("val", self.val_metric, self.val_relation_metric)
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self._log_results("test", self.test_metric)
+        self.test_results = self._log_results("test", self.test_metric, self.test_relation_metric)
 
     # --- optimisation -------------------------------------------------------------------------------
     def schedule_lengths(self) -> tuple[int, int]:
@@ -168,9 +196,8 @@ class SpanNERModule(pl.LightningModule):
         optimizer = torch.optim.AdamW(groups, betas=tuple(optim["betas"]), eps=optim["eps"])
         steps_per_epoch, total = self.schedule_lengths()
         warmups = [round(enc["warmup_epochs"] * steps_per_epoch), round(head.warmup_epochs * steps_per_epoch)]
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, [linear_warmup_decay(w, total) for w in warmups]
-        )
+        decay = cosine_warmup_decay if optim.get("schedule", "linear") == "cosine" else linear_warmup_decay
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay(w, total) for w in warmups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
@@ -193,3 +220,27 @@ class linear_warmup_decay:  # noqa: N801 - a picklable function object
         if step < self.warmup:
             return step / self.warmup
         return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+
+
+class cosine_warmup_decay(linear_warmup_decay):  # noqa: N801
+    """Multiplier: step / warmup during warmup, then half a cosine down to 0 at ``total``."""
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def ner_scores(results: Mapping[str, float], label_space: LabelSpace) -> dict[str, float]:
+    """NER in the joint-extraction convention: ``ner/micro_f1`` (pooled over entity types, the disjoint
+    view) and ``ner/macro_f1`` (mean per-type F1 over the types of the corpora scored)."""
+    per_type = [
+        results[f"disjoint/{q}/f1"]
+        for q in label_space.types
+        if results.get(f"disjoint/{q.split('/')[0]}/f1") is not None and f"disjoint/{q}/f1" in results
+    ]
+    return {
+        "ner/micro_f1": results["disjoint/micro_f1"],
+        "ner/macro_f1": sum(per_type) / len(per_type) if per_type else 0.0,
+    }

@@ -1,0 +1,252 @@
+"""TabERT-CNN as a ``SpanNERModule`` (``model=tabert_cnn``), in two modes (spec ``tabert-cnn.md`` Part 1):
+
+- ``paper``: joint NER + RE on one relation corpus (CoNLL04, ADE): BILOU labels on the diagonal through a
+  linear map of the diagonal's relation logits, directional relation labels on the strict upper triangle,
+  loss = sum of both cross-entropies (per sentence: divided by the batch size).
+- ``span``: NER over any corpora with disjoint label spaces: one sigmoid per corpus-qualified type on each
+  cell ``(i, j)``, ``i <= j``, trained with the dynamic multi-hot target (``losses.dynamic_type_target``);
+  loss = the summed BCE over valid cells and types, divided by the batch size.
+
+``mode=auto`` picks ``paper`` for a single corpus with relation types and ``span`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lightning_modules.base import ModelConfig, Prediction, SpanNERModule, SpanTuple
+from lightning_modules.encoder import WordEncoder
+from lightning_modules.registry import register_model
+from lightning_modules.tabert_cnn.network import FIRST_LAYERS, TabERTCNNNetwork, TableCNNConfig
+from lightning_modules.tabert_cnn.tables import (
+    IGNORE,
+    BILOULayout,
+    decode_bilou,
+    decode_relations,
+    decode_span_table,
+    encode_paper_targets,
+)
+from lightning_modules.tabert_cnn.targets import PaperTargetEncoder, SpanTargetEncoder
+from losses import dynamic_type_target, masked_bce_sum, welt_binary_weights, welt_class_weights
+
+MODES = ("auto", "paper", "span")
+WEIGHTINGS = ("none", "welt")
+SPAN_PRIOR = 0.01  # initial mention probability of every span cell (the output bias), so decoding an
+# untrained model does not face n^2 K candidates at p = 0.5
+
+
+@dataclass
+class TabERTCNNConfig(ModelConfig):
+    """``model=tabert_cnn``: the word-pair table CNN (spec B3/B8 defaults)."""
+
+    lr: float = 1e-3  # everything outside the encoder (B8)
+    weight_decay: float = 0.01
+    warmup_epochs: float = 0.2
+    mode: str = "auto"  # auto | paper (joint NER + RE) | span (multi-corpus nested NER)
+    pair_dim: int = 256  # word vectors are projected to this width before pairing; 0 = no projection
+    channels: int = 512
+    kernel: int = 3
+    layers: int = 2
+    dropout: float = 0.3  # pair dropout
+    conv_dropout: float = 0.3  # Dropout2d after each hidden convolution
+    first_layer: str = "factored"  # factored (row + column term) | straightforward (the n x n x 2p table)
+    threshold: float = 0.5  # span mode: a cell is a mention above this probability
+    project_coeff: float = 1.0  # span mode: scale of the other corpora's soft targets (1 = no gradient)
+    class_weighting: str = "none"  # none | welt (losses.class_weights)
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"model.mode={self.mode}: use one of {', '.join(MODES)}")
+        if self.class_weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"model.class_weighting={self.class_weighting}: use one of {', '.join(WEIGHTINGS)}"
+            )
+        if self.first_layer not in FIRST_LAYERS:
+            raise ValueError(f"model.first_layer={self.first_layer}: use one of {', '.join(FIRST_LAYERS)}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"model.threshold={self.threshold}: must be in (0, 1)")
+        if self.project_coeff < 0:
+            raise ValueError(f"model.project_coeff={self.project_coeff}: must be >= 0")
+        try:
+            self.table_config(out_channels=1)
+        except ValueError as err:
+            raise ValueError(f"model.{err}") from None
+
+    def table_config(self, out_channels: int) -> TableCNNConfig:
+        return TableCNNConfig(
+            out_channels=out_channels,
+            pair_dim=self.pair_dim,
+            channels=self.channels,
+            kernel=self.kernel,
+            layers=self.layers,
+            dropout=self.dropout,
+            conv_dropout=self.conv_dropout,
+            first_layer=self.first_layer,
+        )
+
+
+@register_model(
+    "tabert_cnn",
+    description="word-pair table + 2D CNN: joint entities + relations, or multi-corpus nested NER",
+)
+class TabERTCNNModule(SpanNERModule):
+    config_class = TabERTCNNConfig
+    input_keys = (
+        "input_ids", "attention_mask", "word_index", "word_mask",
+        "ner_labels", "rel_labels", "span_cells", "supervised_types",
+    )  # fmt: skip
+
+    # --- construction ------------------------------------------------------------------------------
+    def resolved_mode(self) -> str:
+        ls, mode = self.label_space, self.model_cfg.mode
+        single_relation_corpus = len(ls.corpora) == 1 and bool(ls.relation_types)
+        if mode == "auto":
+            return "paper" if single_relation_corpus else "span"
+        if mode == "paper" and not single_relation_corpus:
+            raise ValueError(
+                f"model.mode=paper needs exactly one corpus with relations (CoNLL04 or ADE); "
+                f"data.corpora is {list(ls.corpora)}: use model.mode=span for NER over several corpora"
+            )
+        return mode
+
+    def build_network(self, encoder: WordEncoder) -> TabERTCNNNetwork:
+        self.mode = self.resolved_mode()
+        ls = self.label_space
+        if self.mode == "paper":
+            self.layout = BILOULayout(len(ls), len(ls.relation_types))
+            network = TabERTCNNNetwork(
+                encoder,
+                self.model_cfg.table_config(self.layout.num_relation_labels),
+                num_entity_labels=self.layout.num_entity_labels,
+            )
+            self.register_buffer("entity_class_weights", torch.ones(self.layout.num_entity_labels))
+            self.register_buffer("relation_class_weights", torch.ones(self.layout.num_relation_labels))
+        else:
+            network = TabERTCNNNetwork(encoder, self.model_cfg.table_config(len(ls)))
+            with torch.no_grad():
+                network.table.convs[-1].bias.fill_(-math.log((1 - SPAN_PRIOR) / SPAN_PRIOR))
+            self.register_buffer("span_pos_weight", torch.ones(len(ls)))
+            self.register_buffer("span_neg_weight", torch.ones(len(ls)))
+        return network
+
+    def target_encoder(self) -> PaperTargetEncoder | SpanTargetEncoder:
+        if self.mode == "paper":
+            return PaperTargetEncoder()
+        return SpanTargetEncoder(self.label_space.corpus_id_per_type())
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.model_cfg.class_weighting == "welt":
+            datamodule = self.trainer.datamodule
+            if "train" not in datamodule.datasets:
+                datamodule.setup("fit")
+            self.set_class_weights(datamodule.datasets["train"])
+
+    def set_class_weights(self, train: dict) -> None:
+        """WeLT weights (``losses.class_weights``) from the training rows of every corpus."""
+        if self.mode == "paper":
+            ner, rel = class_counts_paper(train, self.layout)
+            self.entity_class_weights.copy_(welt_class_weights(ner))
+            self.relation_class_weights.copy_(welt_class_weights(rel))
+        else:
+            pos, neg = class_counts_span(train, self.label_space)
+            w_pos, w_neg = welt_binary_weights(pos, neg)
+            self.span_pos_weight.copy_(w_pos)
+            self.span_neg_weight.copy_(w_neg)
+
+    # --- training ----------------------------------------------------------------------------------
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        logits, entity_logits = self.network(batch)
+        batch_size = logits.shape[0]
+        if self.mode == "paper":
+            ner = F.cross_entropy(
+                entity_logits.float().transpose(1, 2),  # (B, E, n)
+                batch["ner_labels"],
+                weight=self.entity_class_weights,
+                ignore_index=IGNORE,
+                reduction="sum",
+            )
+            rel = F.cross_entropy(
+                logits.float(), batch["rel_labels"], weight=self.relation_class_weights,
+                ignore_index=IGNORE, reduction="sum",
+            )  # fmt: skip
+            return (ner + rel) / batch_size
+        return self.span_loss(logits, batch) / batch_size
+
+    def span_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Summed BCE of the valid upper-triangle cells under the dynamic multi-hot target."""
+        cells = logits.permute(0, 2, 3, 1)  # (B, n, n, K)
+        gold = torch.zeros_like(cells, dtype=torch.float32)
+        index = batch["span_cells"]  # (M, 4)
+        gold[index[:, 0], index[:, 1], index[:, 2], index[:, 3]] = 1.0
+        supervised = batch["supervised_types"][:, None, None, :]  # (B, 1, 1, K)
+        target = dynamic_type_target(cells, gold, supervised, coeff=self.model_cfg.project_coeff)
+        return masked_bce_sum(
+            cells, target, self.cell_mask(batch),
+            pos_weight=self.span_pos_weight, neg_weight=self.span_neg_weight,
+        )  # fmt: skip
+
+    @staticmethod
+    def cell_mask(batch: dict) -> torch.Tensor:
+        """``(B, n, n)`` bool: cells ``(i, j)`` with ``i <= j`` over real words."""
+        words = batch["word_mask"][:, 2:]  # (B, n)
+        n = words.shape[1]
+        upper = torch.ones(n, n, dtype=torch.bool, device=words.device).triu()
+        return words[:, :, None] & words[:, None, :] & upper
+
+    # --- prediction --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, batch: dict) -> Prediction:
+        logits, entity_logits = self.network(batch)
+        num_words = batch["num_words"].numpy()
+        if self.mode == "paper":
+            table = logits.argmax(1)  # (B, n, n) relation labels
+            table.diagonal(dim1=1, dim2=2).copy_(entity_logits.argmax(-1))  # entity labels on the diagonal
+            table = table.to(torch.int16).cpu().numpy()  # the one host transfer per batch
+            entities = decode_bilou(np.diagonal(table, axis1=1, axis2=2), num_words)
+            relations = decode_relations(table, entities, self.layout.num_relation_labels)
+            return Prediction(entities, relations)
+        probs = torch.sigmoid(logits.float()).permute(0, 2, 3, 1)  # (B, n, n, K)
+        probs = probs * self.cell_mask(batch)[..., None]
+        cells = torch.nonzero(probs > self.model_cfg.threshold)  # (M, 4)
+        scores = probs[cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3]]
+        return Prediction(decode_span_table(cells.cpu().numpy(), scores.cpu().numpy(), len(num_words)))
+
+    def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
+        return self.predict(batch).spans
+
+
+# --- class counts for WeLT -------------------------------------------------------------------------
+def class_counts_paper(train: dict, layout: BILOULayout) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of every entity label over words and every relation label over strict-upper cells."""
+    ner = np.zeros(layout.num_entity_labels, dtype=np.int64)
+    rel = np.zeros(layout.num_relation_labels, dtype=np.int64)
+    for rows in train.values():
+        for n, spans, relations in zip(rows["num_words"], rows["spans"], rows["relations"]):
+            spans = [tuple(spans[i : i + 3]) for i in range(0, len(spans), 3)]
+            relations = [tuple(relations[i : i + 3]) for i in range(0, len(relations), 3)]
+            tags, table, _ = encode_paper_targets(spans, relations, n)
+            ner += np.bincount(tags, minlength=layout.num_entity_labels)
+            rel += np.bincount(table[np.triu_indices(n, k=1)], minlength=layout.num_relation_labels)
+    return ner, rel
+
+
+def class_counts_span(train: dict, label_space) -> tuple[np.ndarray, np.ndarray]:
+    """Per type: gold mention cells (positives) and the other valid cells of its corpus's sentences."""
+    pos = np.zeros(len(label_space), dtype=np.int64)
+    neg = np.zeros(len(label_space), dtype=np.int64)
+    for corpus, rows in train.items():
+        num_words = np.asarray(rows["num_words"], dtype=np.int64)
+        cells = int((num_words * (num_words + 1) // 2).sum())
+        own = label_space.type_ids_of(corpus)
+        flat = np.concatenate(
+            [np.asarray(s, dtype=np.int64) for s in rows["spans"]] or [np.zeros(0, np.int64)]
+        )
+        counts = np.bincount(flat.reshape(-1, 3)[:, 2], minlength=len(label_space))
+        pos[own] += counts[own]
+        neg[own] += cells - counts[own]
+    return pos, neg
