@@ -5,8 +5,11 @@ overrides: ``experiment=mt6`` loads ``configs/experiment/mt6.yaml``, ``trainer=d
 ``configs/trainer/ddp.yaml`` into ``trainer``, ``model=baseline`` makes the ``model`` section the
 registered model's own config dataclass (every hyperparameter with its type and default; an optional
 ``configs/model/<name>.yaml`` is merged on top). An experiment may pick groups with a ``defaults:``
-mapping (e.g. ``defaults: {trainer: gpu}``); the command line wins. Unknown keys and wrong types are
-errors that name the key and suggest the closest valid one.
+mapping (e.g. ``defaults: {trainer: gpu}``); the command line wins. An experiment's ``model:`` section
+holds keys every model has (``lr``, ``weight_decay``, ``warmup_epochs``); hyperparameters of one model go
+under ``model_settings: {<model name>: {...}}`` and are merged only when that model is chosen, so every
+experiment runs with every model. Unknown keys and wrong types are errors that name the key and suggest
+the closest valid one.
 """
 
 from __future__ import annotations
@@ -126,8 +129,12 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
         _load_yaml(_group_file("experiment", groups["experiment"])) if "experiment" in groups else None
     )
     chosen = dict(base.pop("defaults", {}) or {})
+    model_settings: dict = {}
     if experiment is not None:
         chosen.update(experiment.pop("defaults", {}) or {})
+        model_settings = dict(experiment.pop("model_settings", {}) or {})
+        for name in model_settings:
+            _model_entry(str(name))  # a misspelt model name is an error, not a silently unused section
     chosen.update({k: v for k, v in groups.items() if k != "experiment"})
     for group in chosen:
         if group not in GROUPS or group == "experiment":
@@ -149,6 +156,8 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
                 layers.append(OmegaConf.create({group: _load_yaml(path)}))
         if experiment is not None:
             layers.append(experiment)
+            if model in model_settings:
+                layers.append(OmegaConf.create({"model": model_settings[model]}))
             layers.append(OmegaConf.create({"experiment": groups["experiment"]}))
         layers.append(OmegaConf.from_dotlist(list(dotlist)))
         cfg = structure

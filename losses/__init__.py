@@ -1,9 +1,10 @@
 from losses.class_weights import welt_binary_weights, welt_class_weights
 from losses.dynamic_multi_hot import dynamic_multi_hot_target, multi_hot_bce
-from losses.span_targets import dynamic_type_target, masked_bce_sum
+from losses.span_targets import dynamic_type_bce_sum, dynamic_type_target, masked_bce_sum
 
 __all__ = [
     "dynamic_multi_hot_target",
+    "dynamic_type_bce_sum",
     "dynamic_type_target",
     "masked_bce_sum",
     "multi_hot_bce",

@@ -58,3 +58,22 @@ def masked_bce_sum(
         per = -(w_pos * targets * F.logsigmoid(logits) + w_neg * (1 - targets) * F.logsigmoid(-logits))
     per = torch.where(cell_mask[..., None], per, torch.zeros_like(per))
     return per.sum()
+
+
+def dynamic_type_bce_sum(
+    logits: torch.Tensor,
+    gold: torch.Tensor,
+    supervised: torch.Tensor,
+    cell_mask: torch.Tensor,
+    *,
+    coeff: float = 1.0,
+    pos_weight: torch.Tensor | None = None,
+    neg_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``masked_bce_sum`` against ``dynamic_type_target``. With ``coeff == 1`` the other corpora's cells
+    have zero gradient in exact arithmetic; their logits enter detached, so it is exactly zero in floating
+    point as well (the loss value is unchanged)."""
+    target = dynamic_type_target(logits, gold, supervised, coeff=coeff)
+    if coeff == 1.0:
+        logits = torch.where(supervised, logits, logits.detach())
+    return masked_bce_sum(logits, target, cell_mask, pos_weight=pos_weight, neg_weight=neg_weight)

@@ -89,9 +89,11 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
 
     encoder_dir = tiny_encoder_dir(tmp_path / "tiny")
     experiments = available("experiment")
-    assert {"mt6", "mt6_cpu", "single_corpus"} <= set(experiments)
+    assert {"mt6", "mt6_cpu", "single_corpus", "conll04", "conll04_cpu", "ade", "mt6_tabert_cpu"} <= set(
+        experiments
+    )
     shipped = [n for n, e in available_models().items() if e.module_class.__module__.startswith("lightning_")]
-    assert {"sru_ner", "baseline"} <= set(shipped)
+    assert {"sru_ner", "baseline", "tabert_cnn"} <= set(shipped)
     for name in experiments:
         for model in shipped:
             extra = ["data.corpora=[JNLPBA]"] if name == "single_corpus" else []
@@ -104,6 +106,10 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
             MultiCorpusDataModule.from_config(
                 cfg, batch_transform=module.target_encoder(), label_space=label_space
             )
+    conll = compose(["experiment=conll04_cpu"])  # model_settings.tabert_cnn applies to its own model only
+    assert (conll.model.name, conll.model.channels, conll.model.pair_dim) == ("tabert_cnn", 256, 128)
+    assert compose(["experiment=conll04_cpu", "model.channels=64"]).model.channels == 64
+    assert "channels" not in compose(["experiment=conll04_cpu", "model=baseline"]).model
     mt6 = compose(["experiment=mt6"])
     assert mt6.encoder.name == "michiyasunaga/BioLinkBERT-large"
     assert mt6.trainer.precision == "bf16-mixed" and len(mt6.data.corpora) == 6

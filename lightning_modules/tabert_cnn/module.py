@@ -32,7 +32,7 @@ from lightning_modules.tabert_cnn.tables import (
     encode_paper_targets,
 )
 from lightning_modules.tabert_cnn.targets import PaperTargetEncoder, SpanTargetEncoder
-from losses import dynamic_type_target, masked_bce_sum, welt_binary_weights, welt_class_weights
+from losses import dynamic_type_bce_sum, welt_binary_weights, welt_class_weights
 
 MODES = ("auto", "paper", "span")
 WEIGHTINGS = ("none", "welt")
@@ -184,9 +184,8 @@ class TabERTCNNModule(SpanNERModule):
         index = batch["span_cells"]  # (M, 4)
         gold[index[:, 0], index[:, 1], index[:, 2], index[:, 3]] = 1.0
         supervised = batch["supervised_types"][:, None, None, :]  # (B, 1, 1, K)
-        target = dynamic_type_target(cells, gold, supervised, coeff=self.model_cfg.project_coeff)
-        return masked_bce_sum(
-            cells, target, self.cell_mask(batch),
+        return dynamic_type_bce_sum(
+            cells, gold, supervised, self.cell_mask(batch), coeff=self.model_cfg.project_coeff,
             pos_weight=self.span_pos_weight, neg_weight=self.span_neg_weight,
         )  # fmt: skip
 
