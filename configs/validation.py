@@ -78,9 +78,17 @@ def config_problems(cfg: Any) -> list[str]:
     if not str(cfg.encoder.name).strip():
         problems.append("encoder.name is empty: a hub name or a local directory")
     try:
-        get_model(cfg.model.name).config_class(**OmegaConf.to_container(cfg.model, resolve=True))
+        entry = get_model(cfg.model.name)
+        model_config = entry.config_class(**OmegaConf.to_container(cfg.model, resolve=True))
     except (TypeError, ValueError) as err:
         problems.append(str(err))
+    else:
+        if corpora and all(name in CORPORA for name in corpora):
+            from datamodules.label_space import LabelSpace
+
+            problem = entry.module_class.label_space_problem(model_config, LabelSpace.from_corpora(corpora))
+            if problem:
+                problems.append(problem)
     return problems
 
 

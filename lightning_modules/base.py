@@ -95,6 +95,12 @@ class SpanNERModule(pl.LightningModule):
         self.test_relation_metric = RelationF1(self.label_space) if with_relations else None
         self.test_results: dict[str, float] = {}
 
+    @classmethod
+    def label_space_problem(cls, model_config: ModelConfig, label_space: LabelSpace) -> str | None:
+        """Why this model, so configured, cannot train on these corpora (None: it can). Checked with the
+        run config, before anything is loaded."""
+        return None
+
     # --- what a model supplies --------------------------------------------------------------------
     def build_network(self, encoder: WordEncoder) -> nn.Module:
         """The plain network; it must keep the encoder as ``.encoder`` (its own optimiser group)."""

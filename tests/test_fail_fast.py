@@ -71,6 +71,14 @@ def _main(tmp_path: Path, capsys, *args: str) -> str:
         (["model.half_contex=3"], "Did you mean: 'half_context'?"),
         (["model=baseline", "model.half_context=3"], "not in 'BaselineConfig'"),
         (["experiment=single_corpus"], "experiment=single_corpus needs data.corpora=..."),
+        (["data.fold=3"], "data.fold=3: none of data.corpora has cross-validation folds"),
+        (["data.corpora=[ADE]", "data.fold=10"], "data.fold=10: ADE has folds 0, 1, 2"),
+        (
+            ["model=tabert_cnn", "model.mode=paper"],
+            "model.mode=paper needs exactly one corpus with relations",
+        ),
+        (["model=tabert_cnn", "model.kernel=4"], "model.kernel=4: an odd size"),
+        (["model=tabert_cnn", "model.first_layer=fast"], "model.first_layer=fast: use one of factored"),
         (
             ["data.batch_size=0", "data.reading=foo"],
             "data.reading=foo: use one of full, paper; data.batch_size",

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from datamodules.label_space import LabelSpace
 from lightning_modules.base import ModelConfig, Prediction, SpanNERModule, SpanTuple
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.registry import register_model
@@ -102,17 +103,26 @@ class TabERTCNNModule(SpanNERModule):
     )  # fmt: skip
 
     # --- construction ------------------------------------------------------------------------------
-    def resolved_mode(self) -> str:
-        ls, mode = self.label_space, self.model_cfg.mode
-        single_relation_corpus = len(ls.corpora) == 1 and bool(ls.relation_types)
-        if mode == "auto":
-            return "paper" if single_relation_corpus else "span"
-        if mode == "paper" and not single_relation_corpus:
-            raise ValueError(
-                f"model.mode=paper needs exactly one corpus with relations (CoNLL04 or ADE); "
-                f"data.corpora is {list(ls.corpora)}: use model.mode=span for NER over several corpora"
+    @classmethod
+    def label_space_problem(cls, model_config: TabERTCNNConfig, label_space: LabelSpace) -> str | None:
+        single_relation_corpus = len(label_space.corpora) == 1 and bool(label_space.relation_types)
+        if model_config.mode == "paper" and not single_relation_corpus:
+            return (
+                f"model.mode=paper needs exactly one corpus with relations (CoNLL04 or ADE), not "
+                f"{', '.join(label_space.corpora)}: use model.mode=span (NER) for these corpora"
             )
-        return mode
+        return None
+
+    def resolved_mode(self) -> str:
+        problem = self.label_space_problem(self.model_cfg, self.label_space)
+        if problem:
+            raise ValueError(problem)
+        if self.model_cfg.mode == "auto":
+            single_relation_corpus = len(self.label_space.corpora) == 1 and bool(
+                self.label_space.relation_types
+            )
+            return "paper" if single_relation_corpus else "span"
+        return self.model_cfg.mode
 
     def build_network(self, encoder: WordEncoder) -> TabERTCNNNetwork:
         self.mode = self.resolved_mode()
@@ -234,7 +244,7 @@ def class_counts_paper(train: dict, layout: BILOULayout) -> tuple[np.ndarray, np
     return ner, rel
 
 
-def class_counts_span(train: dict, label_space) -> tuple[np.ndarray, np.ndarray]:
+def class_counts_span(train: dict, label_space: LabelSpace) -> tuple[np.ndarray, np.ndarray]:
     """Per type: gold mention cells (positives) and the other valid cells of its corpus's sentences."""
     pos = np.zeros(len(label_space), dtype=np.int64)
     neg = np.zeros(len(label_space), dtype=np.int64)
