@@ -240,13 +240,6 @@ class cosine_warmup_decay(linear_warmup_decay):  # noqa: N801
 
 def ner_scores(results: Mapping[str, float], label_space: LabelSpace) -> dict[str, float]:
     """NER in the joint-extraction convention: ``ner/micro_f1`` (pooled over entity types, the disjoint
-    view) and ``ner/macro_f1`` (mean per-type F1 over the types of the corpora scored)."""
-    per_type = [
-        results[f"disjoint/{q}/f1"]
-        for q in label_space.types
-        if results.get(f"disjoint/{q.split('/')[0]}/f1") is not None and f"disjoint/{q}/f1" in results
-    ]
-    return {
-        "ner/micro_f1": results["disjoint/micro_f1"],
-        "ner/macro_f1": sum(per_type) / len(per_type) if per_type else 0.0,
-    }
+    view) and ``ner/macro_f1`` (the mean per-type F1)."""
+    per_type = [results[f"disjoint/{q}/f1"] for q in label_space.types]
+    return {"ner/micro_f1": results["disjoint/micro_f1"], "ner/macro_f1": sum(per_type) / len(per_type)}

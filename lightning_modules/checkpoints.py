@@ -51,9 +51,15 @@ def check_checkpoint(
         raise CheckpointError(path, f"{problem} (pass model={saved_model})")
     saved_space = (checkpoint.get("hyper_parameters") or {}).get("label_space")
     if label_space is not None and saved_space is not None and dict(saved_space) != dict(label_space):
+        from datamodules.label_space import LabelSpace
+
+        saved_corpora, corpora = (
+            LabelSpace.from_dict(saved_space).corpora,
+            LabelSpace.from_dict(label_space).corpora,
+        )
         raise CheckpointError(
             path,
-            f"trained on corpora {sorted(saved_space)}, this run has {sorted(label_space)} "
+            f"trained on corpora {list(saved_corpora)}, this run has {list(corpora)} "
             "(set data.corpora to match)",
         )
     saved, current = checkpoint["state_dict"], model.state_dict()

@@ -67,11 +67,30 @@ def render(metrics: dict, *, stage: str = "test", markdown: bool = False, types:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in body]
         lines.append("| " + " | ".join(f"**{x}**" if x else "" for x in footer) + " |")
-        return "\n".join(lines)
+        return "\n".join(lines) + _joint_table(metrics, stage, markdown=True)
     table = [header, *body, footer]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     fmt = [f"{{:<{w}}}" if i < len(header) - 6 else f"{{:>{w}}}" for i, w in enumerate(widths)]
-    return "\n".join("  ".join(f.format(x) for f, x in zip(fmt, r)) for r in table)
+    text = "\n".join("  ".join(f.format(x) for f, x in zip(fmt, r)) for r in table)
+    return text + _joint_table(metrics, stage, markdown=False)
+
+
+def _joint_table(metrics: dict, stage: str, *, markdown: bool) -> str:
+    """NER / RE / RE+ micro and macro F1 of a joint entity + relation run (empty for NER-only runs)."""
+    if f"{stage}/re_plus/micro_f1" not in metrics:
+        return ""
+    rows = [
+        (
+            name,
+            f"{float(metrics[f'{stage}/{key}/micro_f1']):.2f}",
+            f"{float(metrics[f'{stage}/{key}/macro_f1']):.2f}",
+        )
+        for name, key in (("NER", "ner"), ("RE", "re"), ("RE+", "re_plus"))
+    ]
+    if markdown:
+        lines = ["", "", "| task | micro F1 | macro F1 |", "|---|---:|---:|"]
+        return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows])
+    return "\n\n" + "\n".join(f"{a:<4} micro F1 {b:>6}  macro F1 {c:>6}" for a, b, c in rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,3 +47,17 @@ def test_text_table_and_cli_errors(tmp_path, capsys):
     assert out[-1].split() == ["macro", "F1", "55.50", "60.25"]
     assert main([str(tmp_path / "missing")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+def test_a_joint_run_adds_ner_re_and_re_plus_rows():
+    joint = {**METRICS}
+    for key, micro, macro in (("ner", 88.0, 80.5), ("re", 70.25, 60.0), ("re_plus", 69.0, 58.75)):
+        joint[f"test/{key}/micro_f1"], joint[f"test/{key}/macro_f1"] = micro, macro
+    text = render(joint).splitlines()
+    assert text[-3:] == [
+        "NER  micro F1  88.00  macro F1  80.50",
+        "RE   micro F1  70.25  macro F1  60.00",
+        "RE+  micro F1  69.00  macro F1  58.75",
+    ]
+    assert render(joint, markdown=True).splitlines()[-1] == "| RE+ | 69.00 | 58.75 |"
+    assert "RE+" not in render(METRICS)
