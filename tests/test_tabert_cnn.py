@@ -396,3 +396,33 @@ def test_span_mode_fits_32_nested_mention_sentences(tmp_path):
 
     scores = _fit(module, batch, 600, score, lr=3e-3)
     assert scores[-1] == (100.0, 100.0), scores
+
+
+def test_welt_in_the_span_bce_and_the_class_counts_by_hand():
+    from lightning_modules.tabert_cnn.module import class_counts_paper, class_counts_span
+    from lightning_modules.tabert_cnn.tables import BILOULayout
+    from losses import masked_bce_sum
+
+    # BCE with per-type weights: -(w+ t log s + w- (1 - t) log(1 - s)) over the masked cells only
+    logits = torch.tensor([[[0.0, 2.0], [1.0, -1.0]]])  # (1 cell row, 2 cells, K = 2)
+    target = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    mask = torch.tensor([[True, False]])
+    got = masked_bce_sum(
+        logits, target, mask, pos_weight=torch.tensor([3.0, 5.0]), neg_weight=torch.tensor([7.0, 11.0])
+    )
+    expected = -(3.0 * math.log(0.5) + 11.0 * math.log(1 - 1 / (1 + math.exp(-2.0))))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+    # span counts: BC5CDR rows of 3 and 2 words = 6 + 3 cells; 2 Chemical and 1 Disease mention
+    ls = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
+    train = {"BC5CDR": {"num_words": [3, 2], "spans": [[0, 1, 0, 1, 3, 1], [1, 2, 0]]},
+             "NCBI-disease": {"num_words": [4], "spans": [[]]}}  # fmt: skip
+    pos, neg = class_counts_span(train, ls)
+    assert pos.tolist() == [2, 1, 0] and neg.tolist() == [7, 8, 10]
+
+    # paper counts: one 3-word sentence, U-Peop O U-Loc with Peop -> Loc Kill: 3 upper cells, one R-Kill
+    layout = BILOULayout(len(CONLL), len(CONLL.relation_types))
+    ner, rel = class_counts_paper({"CoNLL04": {"num_words": [3], "spans": [[0, 1, 3, 2, 3, 0]],
+                                               "relations": [[0, 1, 0]]}}, layout)  # fmt: skip
+    assert ner[0] == 1 and ner[4 + 4 * 3] == 1 and ner[4 + 4 * 0] == 1 and ner.sum() == 3
+    assert rel.tolist() == [2, 1, 0, 0, 0, 0, 0]
