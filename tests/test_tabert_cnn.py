@@ -339,6 +339,11 @@ def _fit(module, batch, steps: int, score, lr: float = 2e-3, encoder_lr: float |
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "CoNLL04").is_dir(), reason=f"CoNLL04 not found under {SHARED}")
+@pytest.mark.skipif(
+    os.environ.get("BIONER_MINILM_OVERFIT") != "1",
+    reason="not yet verified to finish within the CI budget (ran > 15 min on a loaded 2-core machine); "
+    "opt in with BIONER_MINILM_OVERFIT=1",
+)
 def test_paper_mode_fits_32_conll04_sentences(tmp_path):
     from transformers import AutoTokenizer
 
