@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import tiny_bert_config, tiny_tokenizer
+from tiny_models import collate_sentences, tiny_bert_config
 
 from datamodules.label_space import LabelSpace
-from datamodules.multi_corpus import Collator
 from datamodules.sentence import Sentence, Span
-from datamodules.tokenization import tokenize_corpus
 from lightning_modules.baseline.network import PerCorpusTaggerNetwork
 from lightning_modules.baseline.tagging import IGNORE, BIOLayout, decode_tags, encode_tags, flat_spans
 from lightning_modules.baseline.targets import BIOTargetEncoder
@@ -88,14 +86,7 @@ def test_overlapping_gold_keeps_the_longest_mention():
 
 
 def _batch(tmp_path, sentences: list[Sentence], label_space: LabelSpace) -> dict:
-    tokenizer = tiny_tokenizer(tmp_path / "tok")
-    rows = []
-    for corpus in label_space.corpora:
-        own = [s for s in sentences if s.corpus == corpus]
-        if own:
-            part, _ = tokenize_corpus(own, tokenizer, label_space, corpus, split="train")
-            rows += [{**part[i], "corpus_id": label_space.corpus_index[corpus]} for i in range(len(part))]
-    return Collator(tokenizer.pad_token_id, BIOTargetEncoder(label_space))(rows)
+    return collate_sentences(tmp_path, sentences, label_space, BIOTargetEncoder(label_space))
 
 
 def test_loss_is_the_cross_entropy_of_the_own_head_and_leaves_other_heads_without_gradient(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import tiny_bert_config, tiny_tokenizer
+from tiny_models import collate_sentences, tiny_bert_config
 
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
@@ -202,14 +202,7 @@ def _module(label_space: LabelSpace, **model):
 
 
 def _batch(tmp_path, sentences: list[Sentence], label_space: LabelSpace, module) -> dict:
-    tokenizer = tiny_tokenizer(tmp_path / "tok")
-    rows = []
-    for corpus in label_space.corpora:
-        own = [s for s in sentences if s.corpus == corpus]
-        if own:
-            part, _ = tokenize_corpus(own, tokenizer, label_space, corpus, split="train")
-            rows += [{**part[i], "corpus_id": label_space.corpus_index[corpus]} for i in range(len(part))]
-    return Collator(tokenizer.pad_token_id, module.target_encoder())(rows)
+    return collate_sentences(tmp_path, sentences, label_space, module.target_encoder())
 
 
 def test_paper_loss_is_the_sum_of_both_cross_entropies_per_sentence(tmp_path):

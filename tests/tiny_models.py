@@ -34,3 +34,18 @@ def tiny_bert_config(vocab_size: int = len(SPECIALS) + len(WORDS), hidden: int =
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )
+
+
+def collate_sentences(directory: Path, sentences: list, label_space, batch_transform=None) -> dict:
+    """One batch of ``sentences`` (any corpora of ``label_space``), tokenized with ``tiny_tokenizer``."""
+    from datamodules.multi_corpus import Collator
+    from datamodules.tokenization import tokenize_corpus
+
+    tokenizer = tiny_tokenizer(directory / "tok")
+    rows = []
+    for corpus in label_space.corpora:
+        own = [s for s in sentences if s.corpus == corpus]
+        if own:
+            part, _ = tokenize_corpus(own, tokenizer, label_space, corpus, split="train")
+            rows += [{**part[i], "corpus_id": label_space.corpus_index[corpus]} for i in range(len(part))]
+    return Collator(tokenizer.pad_token_id, batch_transform)(rows)
