@@ -15,13 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torchmetrics
 from torch import Tensor
 
 from datamodules.label_space import LabelSpace, split_qualified
-from metrics.span_f1 import COUNTS, SCORES, prf
+from metrics.span_f1 import COUNTS, SCORES, book_counts, prf
 
 SETTINGS = ("re", "re_plus")
 
@@ -72,13 +71,8 @@ class RelationF1(torchmetrics.Metric):
                 booked[f"{setting}_tp"] += [x[-1] for x in g_set & p_set]
                 booked[f"{setting}_fp"] += [x[-1] for x in p_set - g_set]
                 booked[f"{setting}_fn"] += [x[-1] for x in g_set - p_set]
-        device = self.sentences.device
-        n = len(self.label_space.relation_types)
-        for name, ids in booked.items():
-            if ids:
-                counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=n)
-                getattr(self, name).add_(torch.as_tensor(counts, device=device))
-        self.sentences += torch.as_tensor(sentences, dtype=torch.long, device=device)
+        book_counts(self, booked, len(self.label_space.relation_types))
+        self.sentences += torch.as_tensor(sentences, dtype=torch.long, device=self.sentences.device)
 
     def compute(self) -> dict[str, Tensor]:
         """Percent scores: ``<setting>/<corpus>/<relation>/{precision,recall,f1}``, ``<setting>/{precision,

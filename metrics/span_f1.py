@@ -136,11 +136,8 @@ class SpanF1(torchmetrics.Metric):
             booked["disjoint_fn"] += [t for t in types if t in own]
             booked["merged_fn"] += [to_own[merged_of[t]] for t in types if merged_of[t] in to_own]
 
+        book_counts(self, booked, self._n_types)
         device = self.sentences.device
-        for name, ids in booked.items():
-            if ids:
-                counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=self._n_types)
-                getattr(self, name).add_(torch.as_tensor(counts, device=device))
         self.sentences += torch.as_tensor(sentences, dtype=torch.long, device=device)
         self.other_preds += torch.as_tensor(other, dtype=torch.long, device=device)
 
@@ -178,6 +175,14 @@ class SpanF1(torchmetrics.Metric):
         return {k: torch.tensor(v, dtype=torch.float32) for k, v in scores.items()}
 
 
+def book_counts(metric: torchmetrics.Metric, booked: dict[str, list[int]], size: int) -> None:
+    """Add the per-id occurrence counts of ``booked[state]`` to each ``(size,)`` count state of ``metric``."""
+    for name, ids in booked.items():
+        if ids:
+            counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=size)
+            getattr(metric, name).add_(torch.as_tensor(counts, device=getattr(metric, name).device))
+
+
 def score_counts(counts: dict[str, int], label_space: LabelSpace) -> dict[str, float]:
     """P/R/F1 (percent) from :meth:`SpanF1.counts`-style counts.
 
@@ -208,4 +213,4 @@ def score_counts(counts: dict[str, int], label_space: LabelSpace) -> dict[str, f
     return out
 
 
-__all__ = ["SpanF1", "prf", "score_counts"]
+__all__ = ["SpanF1", "book_counts", "prf", "score_counts"]
