@@ -262,9 +262,9 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
                 auto_insert_metric_name=False,
             )
         )
-    from lightning_modules.callbacks import FinalCheckpoint, RNGStateCheckpoint
+    from lightning_modules.callbacks import AgreedSigterm, FinalCheckpoint, RNGStateCheckpoint
 
-    callbacks += [FinalCheckpoint(callbacks[1]), RNGStateCheckpoint()]
+    callbacks += [FinalCheckpoint(callbacks[1]), RNGStateCheckpoint(), AgreedSigterm()]
     if with_logger:
         from lightning_modules.callbacks import WandbSummaries
 

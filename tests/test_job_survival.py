@@ -193,13 +193,11 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
 
     run_dir = tmp_path / "ddp-term"
     args = _args(tmp_path, run_dir, encoder, *ddp)
-    # Not stopped at a checkpoint: rank 1 would then wait in the save's barrier while Lightning's SIGTERM
-    # handler on rank 0 broadcasts, and the two collectives would never match.
-    proc = _start(args, tmp_path, stop_after=None, extra_env=env)
-    os.kill(proc.pid, signal.SIGTERM)  # rank 0; Lightning passes it on to rank 1
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1, err[-3000:]
-    assert 3 <= _last(run_dir)["global_step"] < STEPS
+    # Rank 0 stops right after writing the step-3 checkpoint, while rank 1 waits in the save's barrier:
+    # where Lightning's own handler (a broadcast inside the signal handler) deadlocked the two ranks.
+    code, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=env), signal.SIGTERM)
+    assert code == 1, err[-3000:]
+    assert 3 < _last(run_dir)["global_step"] < STEPS  # both ranks finished the same later step
     _rerun_and_compare(args, tmp_path, run_dir, _last(tmp_path / "ddp-ref"), extra_env=env)
     assert len(_last(run_dir)["rng_states"]) == 2
 
