@@ -31,7 +31,7 @@ def _at_least(problems: list[str], key: str, value: Any, low: int, *, optional: 
 def config_problems(cfg: Any) -> list[str]:
     """Every problem of the run config ``cfg`` (a composed DictConfig), one short sentence each."""
     from datamodules.readers import READINGS
-    from datamodules.registry import CORPORA, get_spec
+    from datamodules.registry import get_spec
     from datamodules.sampler import WEIGHTINGS
     from lightning_modules.registry import get_model
 
@@ -43,19 +43,26 @@ def config_problems(cfg: Any) -> list[str]:
     for name, count in Counter(corpora).items():
         if count > 1:
             problems.append(f"data.corpora names {name} {count} times")
-    for name in dict.fromkeys(corpora):
+    specs = {}  # entry -> spec; a user corpus (a path) is read and validated here, before training
+    for entry in dict.fromkeys(corpora):
         try:
-            get_spec(name)
+            specs[entry] = get_spec(entry)
         except BionerError as err:
             problems.append(str(err))
+    entries_of: dict[str, list[str]] = {}
+    for entry, spec in specs.items():
+        entries_of.setdefault(spec.name, []).append(entry)
+    for name, entries in entries_of.items():
+        if len(entries) > 1:
+            problems.append(f"data.corpora has {len(entries)} corpora named {name} ({', '.join(entries)})")
     if data.fold is not None:
-        with_folds = [n for n in dict.fromkeys(corpora) if n in CORPORA and CORPORA[n].folds]
+        with_folds = [spec for spec in specs.values() if spec.folds]
         if not with_folds:
             problems.append(f"data.fold={data.fold}: none of data.corpora has cross-validation folds")
-        for name in with_folds:
-            if data.fold not in CORPORA[name].folds:
+        for spec in with_folds:
+            if data.fold not in spec.folds:
                 problems.append(
-                    f"data.fold={data.fold}: {name} has folds {', '.join(map(str, CORPORA[name].folds))}"
+                    f"data.fold={data.fold}: {spec.name} has folds {', '.join(map(str, spec.folds))}"
                 )
     _choice(problems, "data.reading", data.reading, READINGS)
     _choice(problems, "data.weighting", data.weighting, WEIGHTINGS)
@@ -83,7 +90,7 @@ def config_problems(cfg: Any) -> list[str]:
     except (TypeError, ValueError) as err:
         problems.append(str(err))
     else:
-        if corpora and all(name in CORPORA for name in corpora):
+        if corpora and len(specs) == len(set(corpora)) == len(entries_of):  # every entry, distinct names
             from datamodules.label_space import LabelSpace
 
             problem = entry.module_class.label_space_problem(model_config, LabelSpace.from_corpora(corpora))

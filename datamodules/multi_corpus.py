@@ -159,9 +159,15 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         super().__init__()
         if not corpora:
             raise BionerError("MultiCorpusDataModule needs at least one corpus")
-        for name in corpora:
-            get_spec(name)  # unknown name -> MissingCorpusError listing the registered corpora
-        self.corpora = tuple(corpora)
+        # name -> the entry as given: a registered name, or a user corpus's path (re-read when it changes);
+        # an unknown name -> MissingCorpusError listing the registered corpora
+        self.entries: dict[str, str] = {}
+        for entry in corpora:
+            name = get_spec(entry).name
+            if name in self.entries:
+                raise BionerError(f"two corpora named {name}: {self.entries[name]} and {entry}")
+            self.entries[name] = entry
+        self.corpora = tuple(self.entries)
         self.data_root = Path(data_root)
         self.tokenizer_name_or_path = str(tokenizer_name_or_path)
         self.reading = reading
@@ -219,7 +225,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
     @property
     def label_space(self) -> LabelSpace:
         if self._label_space is None:
-            self._label_space = LabelSpace.from_corpora(self.corpora)
+            self._label_space = LabelSpace.from_corpora(self.entries.values())
         return self._label_space
 
     @property
@@ -253,9 +259,9 @@ class MultiCorpusDataModule(pl.LightningDataModule):
     def check_files(self) -> None:
         """Every split of every corpus is a readable file; else a one-line error naming it (and, for a
         missing corpus, the command that fetches it). Run before training, not when a split is needed."""
-        for corpus in self.corpora:
-            for split in get_spec(corpus).fold_splits(self.fold_of(corpus)):
-                path = corpus_file(self.data_root, corpus, split, self.fold_of(corpus))
+        for corpus, entry in self.entries.items():
+            for split in get_spec(entry).fold_splits(self.fold_of(corpus)):
+                path = corpus_file(self.data_root, entry, split, self.fold_of(corpus))
                 try:
                     with open(path, "rb") as fh:
                         fh.read(1)
@@ -266,11 +272,12 @@ class MultiCorpusDataModule(pl.LightningDataModule):
 
     def fold_of(self, corpus: str) -> int | None:
         """``fold`` for a corpus with cross-validation folds, None for the others."""
-        return self.fold if get_spec(corpus).folds else None
+        return self.fold if get_spec(self.entries[corpus]).folds else None
 
     # --- loading --------------------------------------------------------------------------------
     def _load_split(self, corpus: str, split: str) -> Any:
-        spec = get_spec(corpus)
+        entry = self.entries[corpus]
+        spec = get_spec(entry)
         fold = self.fold_of(corpus)
         if split not in spec.fold_splits(
             fold
@@ -279,10 +286,10 @@ class MultiCorpusDataModule(pl.LightningDataModule):
 
             self.reports[(corpus, split)] = TokenizationReport(corpus, split, self.max_subwords)
             return Dataset.from_dict({k: [] for k in tokenization.FEATURES}, features=tokenization.FEATURES)
-        path = corpus_file(self.data_root, corpus, split, fold)  # MissingCorpusError with the fetch command
+        path = corpus_file(self.data_root, entry, split, fold)  # MissingCorpusError with the fetch command
 
         def sentences() -> list[Sentence]:
-            return read_corpus(self.data_root, corpus, split, reading=self.reading, fold=fold)
+            return read_corpus(self.data_root, entry, split, reading=self.reading, fold=fold)
 
         rows, report = tokenization.load_or_tokenize(
             path,
@@ -294,6 +301,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             reading=self.reading,
             max_subwords=self.max_subwords,
             cache_dir=self.cache_dir,
+            scheme=spec.scheme,
         )
         self.reports[(corpus, split)] = report
         return rows

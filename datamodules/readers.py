@@ -4,10 +4,15 @@ IOB files (:func:`read_iob`)
 ----------------------------
 - One ``token<TAB>tag`` per line (exactly two TAB-separated columns), a blank line after each sentence.
   Several blank lines in a row are one separator; the last sentence needs no trailing blank line.
+  A whitespace-only line is a blank line too, and trailing whitespace after a tag is stripped; both are
+  counted in :class:`ReadNotes` (the stats command shows them).
+- Errors (``file:line: problem``): a NUL byte anywhere in a line, a malformed tag, a missing column, an
+  empty or whitespace-only token, and tags that break the scheme (below).
 - Encoding: UTF-8. A leading UTF-8 BOM is skipped and CRLF line ends are read as LF, so Windows-edited
   files give the same sentences as the original. Line numbers in errors are 1-based physical lines.
-- ``-DOCSTART-`` lines (first column ``-DOCSTART-``, any tag) are document boundaries, not sentences.
-  They must start a block (file start or after a blank line); the blank line after them is optional.
+- ``-DOCSTART-`` lines (first column ``-DOCSTART-``, no tag, ``O`` or any other non-entity tag) are
+  document boundaries, not sentences. They must start a block (file start or after a blank line); the
+  blank line after them is optional. A ``-DOCSTART-`` line with an entity tag (``B-X`` ...) is an error.
 - Document ids are ``f"{doc_prefix}-{k}"`` (``doc_prefix`` defaults to the file stem), ``k`` counting
   from 0. In a file with ``-DOCSTART-`` lines, ``k`` advances at each ``-DOCSTART-`` that follows at
   least one sentence (sentences before the first one form document 0). In a file without any, the
@@ -26,6 +31,7 @@ Tagging schemes (``scheme=``)
   starts with ``I-`` and no mention starts with ``B-`` after ``O``/sentence start/another type (a
   file that is IOB1 everywhere); otherwise strict IOB2. A file that mixes the two conventions is an
   error at its first ``I-`` that starts a mention, so stray tags are never silently reinterpreted.
+  ``ReadNotes.detected`` says when "auto" chose a scheme other than IOB2.
 - ``S-``/``E-`` tags in a file read as ``"iob1"``/``"iob2"`` are errors.
 
 Readings (``reading=``)
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from datamodules.errors import CorpusFormatError
@@ -54,6 +61,38 @@ DOCSTART = "-DOCSTART-"
 
 # A parsed block: first physical line, tokens, (prefix, type) per token, document index.
 _Block = tuple[int, list[str], list[tuple[str, str]], int]
+
+
+@dataclass(frozen=True)
+class ReadNotes:
+    """What reading one IOB file took beyond the strict format."""
+
+    scheme: str  # the scheme the file was read with: iob2, iob1 or iobes
+    detected: bool = False  # True when scheme="auto" chose iob1 or iobes
+    whitespace_lines: int = 0  # whitespace-only lines, read as blank lines (sentence breaks)
+    stripped_tags: int = 0  # tags that had trailing whitespace, stripped
+
+    @property
+    def tolerated(self) -> bool:
+        """Whether reading the file relied on auto-detecting IOB1/IOBES or on a tolerance."""
+        return self.detected or bool(self.whitespace_lines or self.stripped_tags)
+
+    def describe(self, asked_by: str = "") -> str:
+        """E.g. ``read as IOB1 (auto-detected), 2 whitespace-only lines ...``; empty for a strict IOB2 file.
+        ``asked_by`` names what set a scheme that was not detected (e.g. ``corpus.yaml``)."""
+        parts = []
+        if self.scheme != "iob2":
+            source = "auto-detected" if self.detected else asked_by
+            parts.append(f"read as {self.scheme.upper()}{f' ({source})' if source else ''}")
+        if self.whitespace_lines:
+            parts.append(f"{_plural(self.whitespace_lines, 'whitespace-only line')} read as sentence breaks")
+        if self.stripped_tags:
+            parts.append(f"{_plural(self.stripped_tags, 'tag')} with trailing whitespace stripped")
+        return ", ".join(parts)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -92,8 +131,17 @@ def _parse_tag(tag: str) -> tuple[str, str] | str:
     return (tag[0], etype)
 
 
-def _split_blocks(path: Path, text: str) -> tuple[list[_Block], bool, set[str]]:
-    """Blocks of token lines with document indices, whether there are -DOCSTART- lines, tag prefixes seen."""
+@dataclass
+class _Split:
+    blocks: list[_Block]
+    has_docstart: bool
+    prefixes: set[str]  # tag prefixes seen (O, B, I, E, S)
+    whitespace_lines: int
+    stripped_tags: int
+
+
+def _split_blocks(path: Path, text: str) -> _Split:
+    """Blocks of token lines with document indices, and what the file looked like."""
     blocks: list[_Block] = []
     tag_cache: dict[str, tuple[str, str]] = {}
     tokens: list[str] = []
@@ -101,28 +149,39 @@ def _split_blocks(path: Path, text: str) -> tuple[list[_Block], bool, set[str]]:
     start = 0
     doc = 0
     has_docstart = False
+    whitespace_lines = stripped_tags = 0
+    has_nul = "\x00" in text
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line; it is not an empty line
     for lineno, line in enumerate(lines, 1):
-        if not line:
+        if not line or line.isspace():
+            whitespace_lines += bool(line)
             if tokens:
                 blocks.append((start, tokens, tags, doc))
                 tokens, tags = [], []
             continue
         token, sep, tag = line.partition("\t")
+        if has_nul and "\x00" in line:
+            column = "token" if "\x00" in token else "tag"
+            problem = f"NUL byte in the {column} (a UTF-16 or binary file? expected UTF-8 text)"
+            raise CorpusFormatError(path, lineno, problem)
+        if tag[-1:].isspace():
+            tag = tag.rstrip()
+            stripped_tags += 1
         if token == DOCSTART:
             if tokens:
                 problem = f"{DOCSTART} inside a sentence (no blank line before it)"
+                raise CorpusFormatError(path, lineno, problem)
+            parsed_docstart = _parse_tag(tag) if tag else ("O", "")
+            if isinstance(parsed_docstart, tuple) and parsed_docstart[0] != "O":
+                problem = f"{DOCSTART} line tagged {tag!r}: a document boundary cannot be part of a mention"
                 raise CorpusFormatError(path, lineno, problem)
             if blocks and blocks[-1][3] == doc:
                 doc += 1
             has_docstart = True
             continue
         if not sep:
-            if line.isspace():
-                problem = "line has only whitespace (sentences end at empty lines)"
-                raise CorpusFormatError(path, lineno, problem)
             hint = " (space-separated? expected token<TAB>tag)" if " " in line else ""
             raise CorpusFormatError(path, lineno, f"no TAB: expected token<TAB>tag{hint}")
         if "\t" in tag:
@@ -147,7 +206,8 @@ def _split_blocks(path: Path, text: str) -> tuple[list[_Block], bool, set[str]]:
         blocks.append((start, tokens, tags, doc))
     if not blocks:
         raise CorpusFormatError(path, None, "no sentences (empty file)")
-    return blocks, has_docstart, {prefix for prefix, _ in tag_cache.values()}
+    prefixes = {prefix for prefix, _ in tag_cache.values()}
+    return _Split(blocks, has_docstart, prefixes, whitespace_lines, stripped_tags)
 
 
 def _spans_iob(path: Path, block: _Block, iob1: bool) -> list[Span]:
@@ -168,7 +228,7 @@ def _spans_iob(path: Path, block: _Block, iob1: bool) -> list[Span]:
                     after = f"after a {open_type} mention"
                 else:
                     after = "after O" if i else "at sentence start"
-                problem = f"I-{etype} {after}: IOB2 mentions start with B- (IOB1 file? use scheme='iob1')"
+                problem = f"I-{etype} {after}: IOB2 mentions start with B- (an IOB1 file? read it as iob1)"
                 raise CorpusFormatError(path, start + i, problem)
             if open_type:
                 spans.append(Span(open_at, i, open_type))
@@ -241,15 +301,28 @@ def read_iob(
     doc_prefix: str | None = None,
 ) -> list[Sentence]:
     """Read a ``token<TAB>tag`` file; see the module docstring for schemes, readings and doc ids."""
+    return read_iob_with_notes(path, corpus, reading=reading, scheme=scheme, doc_prefix=doc_prefix)[0]
+
+
+def read_iob_with_notes(
+    path: str | os.PathLike,
+    corpus: str,
+    *,
+    reading: str = "full",
+    scheme: str = "auto",
+    doc_prefix: str | None = None,
+) -> tuple[list[Sentence], ReadNotes]:
+    """:func:`read_iob` and the :class:`ReadNotes` of the file (scheme used, lines and tags tolerated)."""
     _check_choice("reading", reading, READINGS)
     _check_choice("scheme", scheme, SCHEMES)
     path = Path(path)
-    blocks, has_docstart, prefixes = _split_blocks(path, _read_text(path))
+    parsed = _split_blocks(path, _read_text(path))
+    blocks, has_docstart = parsed.blocks, parsed.has_docstart
     prefix = path.stem if doc_prefix is None else doc_prefix
 
     used = scheme
     if scheme == "auto":
-        used = "iobes" if prefixes & {"S", "E"} else "iob2"
+        used = "iobes" if parsed.prefixes & {"S", "E"} else "iob2"
     try:
         if used == "iobes":
             all_spans = [_spans_iobes(path, b) for b in blocks]
@@ -259,7 +332,11 @@ def read_iob(
         # Under "auto", only a file that is IOB1 everywhere is re-read as IOB1; a mixed file stays an error.
         if scheme != "auto" or used != "iob2" or not _looks_iob1(blocks):
             raise
+        used = "iob1"
         all_spans = [_spans_iob(path, b, iob1=True) for b in blocks]
+    notes = ReadNotes(
+        used, scheme == "auto" and used != "iob2", parsed.whitespace_lines, parsed.stripped_tags
+    )
 
     sentences = []
     for k, (block, spans) in enumerate(zip(blocks, all_spans)):
@@ -268,7 +345,7 @@ def read_iob(
             spans = _paper_drops(spans, len(tokens))
         doc_id = f"{prefix}-{doc if has_docstart else k}"
         sentences.append(Sentence(tuple(tokens), tuple(spans), corpus, doc_id))
-    return sentences
+    return sentences, notes
 
 
 def _spert_int(value: object, what: str, path: Path, i: int) -> int:
@@ -348,16 +425,25 @@ def read_spert_json(path: str | os.PathLike, corpus: str) -> list[Sentence]:
 def read_corpus(
     root: str | os.PathLike, name: str, split: str, *, reading: str = "full", fold: int | None = None
 ) -> list[Sentence]:
-    """One split of a registered corpus under ``root`` (MissingCorpusError says how to fetch it);
-    ``fold`` picks a cross-validation fold of a corpus that has them (ADE).
+    """One split of a registered corpus under ``root`` (MissingCorpusError says how to fetch it), or of
+    the user corpus at path ``name`` (``root`` unused); ``fold`` picks a cross-validation fold of a corpus
+    that has them (ADE).
 
     ``reading="paper"`` only affects IOB corpora (the reference converter never saw SpERT files).
     """
+    return read_corpus_with_notes(root, name, split, reading=reading, fold=fold)[0]
+
+
+def read_corpus_with_notes(
+    root: str | os.PathLike, name: str, split: str, *, reading: str = "full", fold: int | None = None
+) -> tuple[list[Sentence], ReadNotes | None]:
+    """:func:`read_corpus` and, for an IOB corpus, the file's :class:`ReadNotes` (None for SpERT JSON)."""
     _check_choice("reading", reading, READINGS)
     spec = get_spec(name)
     path = corpus_file(root, name, split, fold)
     if spec.format == "iob":
-        return read_iob(path, name, reading=reading, doc_prefix=f"{name}/{split}")
+        prefix = f"{spec.name}/{split}"
+        return read_iob_with_notes(path, spec.name, reading=reading, scheme=spec.scheme, doc_prefix=prefix)
     if spec.format == "spert":
-        return read_spert_json(path, name)
-    raise ValueError(f"corpus {name}: unknown format {spec.format!r} in the registry")
+        return read_spert_json(path, spec.name), None
+    raise ValueError(f"corpus {spec.name}: unknown format {spec.format!r} in the registry")

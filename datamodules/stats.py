@@ -1,11 +1,18 @@
-"""Sentence and mention counts of the registered corpora found under a data root.
+"""Sentence and mention counts of the registered corpora found under a data root, or of user corpora.
 
-``python -m datamodules.stats --data-root DIR [--reading paper] [--json] [--corpora A B ...]``
+``python -m datamodules.stats [--data-root DIR] [--reading paper] [--json] [--corpora A path/to/B ...]``
 
 Output (``--json``): ``{corpus: {split: {"sentences": n, "mentions": {type: n}}}}`` with types as written
-in the files (sorted) and ``-DOCSTART-`` lines not counted as sentences. Without ``--corpora`` every
-registered corpus with at least one split file under DIR is counted and the others are skipped; a corpus
-named in ``--corpora`` must be present. User errors print one ``error: ...`` line and exit with 2.
+in the files (sorted) and ``-DOCSTART-`` lines not counted as sentences. A split whose file needed more
+than the strict format also has ``"scheme"`` (when not IOB2) with ``"scheme_detected"`` (true: the
+readers' auto-detection chose it; false: the corpus's ``corpus.yaml`` asked for it),
+``"whitespace_lines"`` (whitespace-only lines read as sentence breaks) and ``"stripped_tags"`` (tags with
+trailing whitespace), each only when it applies; the table shows them in a last column.
+
+Without ``--corpora`` every registered corpus with a directory holding at least one of its split files
+under DIR (default: ``$BIONER_DATA_DIR``, else ``data``) is counted and the others are skipped; an entry of
+``--corpora`` is a registered name or the path of a user corpus (``datamodules/user_corpus.py``). Every
+split of a counted corpus must be a readable file. User errors print one ``error: ...`` line and exit with 2.
 """
 
 from __future__ import annotations
@@ -19,51 +26,87 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from datamodules.errors import BionerError, report_user_error
-from datamodules.readers import READINGS, read_corpus
-from datamodules.registry import CORPORA, get_spec
+from datamodules.readers import READINGS, ReadNotes, read_corpus_with_notes
+from datamodules.registry import CORPORA, get_spec, is_corpus_path
+from datamodules.user_corpus import CONFIG_FILE
 
 Stats = dict[str, dict[str, dict[str, object]]]
 
 
 def present_splits(root: str | os.PathLike, name: str) -> list[str]:
-    """The splits of corpus ``name`` whose files exist under ``root``, in registry order."""
+    """The splits of registered corpus ``name`` with anything (a file or not) at their path under ``root``."""
     spec = get_spec(name)
-    return [s for s, f in spec.splits.items() if (Path(root) / name / f.name).is_file()]
+    return [s for s, f in spec.splits.items() if (Path(root) / name / f.name).exists()]
+
+
+def _notes_counts(notes: ReadNotes | None) -> dict[str, object]:
+    if notes is None:
+        return {}
+    counts: dict[str, object] = {}
+    if notes.scheme != "iob2":
+        counts.update(scheme=notes.scheme, scheme_detected=notes.detected)
+    if notes.whitespace_lines:
+        counts["whitespace_lines"] = notes.whitespace_lines
+    if notes.stripped_tags:
+        counts["stripped_tags"] = notes.stripped_tags
+    return counts
 
 
 def corpus_stats(
     root: str | os.PathLike, corpora: Sequence[str] | None = None, *, reading: str = "full"
 ) -> Stats:
-    """Counts per corpus and split; ``corpora=None`` means every registered corpus present under ``root``."""
+    """Counts per corpus and split; ``corpora=None`` means every registered corpus present under ``root``.
+
+    Every split of a corpus counted must be a file (else a ``MissingCorpusError`` naming it); ``root`` is
+    only needed for registered corpora."""
     root = Path(root)
-    if not root.is_dir():
+    entries = list(corpora) if corpora is not None else None
+    needs_root = entries is None or not all(is_corpus_path(e) for e in entries)
+    if needs_root and not root.is_dir():
         raise BionerError(f"data root {root} is not a directory")
-    if corpora is None:
-        names = [n for n in CORPORA if present_splits(root, n)]
-        if not names:
+    if entries is None:
+        entries = [n for n in CORPORA if present_splits(root, n)]
+        if not entries:
             raise BionerError(f"no registered corpus found under {root} (known: {', '.join(CORPORA)})")
-    else:
-        names = list(corpora)
     result: Stats = {}
-    for name in names:
-        # read_corpus raises MissingCorpusError (with the fetch command) for a requested corpus that is absent
-        splits = present_splits(root, name) or list(get_spec(name).splits)
-        result[name] = {}
-        for split in splits:
-            sentences = read_corpus(root, name, split, reading=reading)
+    for entry in entries:
+        spec = get_spec(entry)
+        if spec.name in result:
+            raise BionerError(f"two corpora named {spec.name} in --corpora")
+        result[spec.name] = {}
+        for split in spec.splits:
+            # MissingCorpusError for a split that is absent (with the fetch command) or not a file
+            sentences, notes = read_corpus_with_notes(root, entry, split, reading=reading)
             mentions = Counter(span.type for s in sentences for span in s.spans)
-            result[name][split] = {"sentences": len(sentences), "mentions": dict(sorted(mentions.items()))}
+            result[spec.name][split] = {
+                "sentences": len(sentences),
+                "mentions": dict(sorted(mentions.items())),
+                **_notes_counts(notes),
+            }
     return result
 
 
+def _notes_text(counts: dict[str, object]) -> str:
+    scheme = counts.get("scheme")
+    notes = ReadNotes(
+        str(scheme or "iob2"),
+        bool(counts.get("scheme_detected")),
+        int(counts.get("whitespace_lines", 0)),  # type: ignore[arg-type]
+        int(counts.get("stripped_tags", 0)),  # type: ignore[arg-type]
+    )
+    text = notes.describe(asked_by=CONFIG_FILE)
+    return f"[{text}]" if text else ""
+
+
 def format_table(stats: Stats) -> str:
-    """An aligned plain-text table, one row per corpus and split."""
+    """An aligned plain-text table, one row per corpus and split; notes on the reading in brackets."""
     header = ("corpus", "split", "sentences", "mentions", "by type")
     rows = [header]
     for name, splits in stats.items():
         for split, counts in splits.items():
             mentions: dict[str, int] = counts["mentions"]  # type: ignore[assignment]
             by_type = "  ".join(f"{t}={n}" for t, n in mentions.items())
+            by_type = "  ".join(filter(None, [by_type, _notes_text(counts)]))
             rows.append((name, split, str(counts["sentences"]), str(sum(mentions.values())), by_type))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
@@ -75,10 +118,16 @@ def format_table(stats: Stats) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m datamodules.stats", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", required=True, help="directory holding <Corpus>/<file>")
+    parser.add_argument(
+        "--data-root",
+        default=os.environ.get("BIONER_DATA_DIR", "data"),
+        help="directory holding <Corpus>/<file> (default: $BIONER_DATA_DIR, else data)",
+    )
     parser.add_argument("--reading", choices=READINGS, default="full", help="paper: reference drops")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--corpora", nargs="+", metavar="NAME", help="only these corpora (registry names)")
+    parser.add_argument(
+        "--corpora", nargs="+", metavar="NAME", help="only these corpora: registry names or user corpus paths"
+    )
     args = parser.parse_args(argv)
     try:
         stats = corpus_stats(args.data_root, args.corpora, reading=args.reading)

@@ -396,9 +396,11 @@ def cache_key(
     split: str,
     reading: str,
     max_subwords: int,
+    scheme: str = "auto",
 ) -> str:
-    """sha256 over: the corpus file's sha256, the tokenizer identity, the cap, the reading, the split,
-    and this corpus's qualified types with their global ids (ids depend on the whole label space)."""
+    """sha256 over: the corpus file's sha256 (an edited file is tokenized again), the tokenizer identity,
+    the cap, the reading, the split, this corpus's qualified types with their global ids (ids depend on
+    the whole label space) and, when not ``"auto"``, the tagging scheme a user corpus asks for."""
     payload = {
         "format": CACHE_FORMAT,
         "file": sha256_file(corpus_path),
@@ -414,6 +416,8 @@ def cache_key(
             for r in label_space.corpus_relation_types[corpus]
         },
     }
+    if scheme != "auto":  # keeps the keys of the registered corpora (always "auto") as they were
+        payload["scheme"] = scheme
     return sha256_bytes(json.dumps(payload, sort_keys=True))
 
 
@@ -432,6 +436,7 @@ def load_or_tokenize(
     reading: str = "full",
     max_subwords: int = MAX_SUBWORDS,
     cache_dir: str | os.PathLike | None = ".cache/bioner",
+    scheme: str = "auto",
 ) -> tuple[Dataset, TokenizationReport]:
     """The tokenized split from ``<cache_dir>/<corpus>/<split>-<key[:16]>`` when present (the corpus file is
     only hashed, never read), else ``tokenize_corpus(sentences_fn(), ...)`` saved there atomically.
@@ -450,6 +455,7 @@ def load_or_tokenize(
         split=split,
         reading=reading,
         max_subwords=max_subwords,
+        scheme=scheme,
     )
     final = cache_path(cache_dir, corpus, split, key)
     if (final / "report.json").is_file():

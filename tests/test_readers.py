@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from datamodules.errors import CorpusFormatError, MissingCorpusError
-from datamodules.readers import read_corpus, read_iob, read_spert_json
+from datamodules.readers import ReadNotes, read_corpus, read_iob, read_iob_with_notes, read_spert_json
 from datamodules.registry import CORPORA
 from datamodules.sentence import Relation, Span
 
@@ -149,8 +149,11 @@ MALFORMED = [
     ("a\tO\n\tO\n", "auto", 2, "empty token"),
     ("a\tO\n \tB-X\n", "auto", 2, "whitespace-only token"),
     (b"a\tO\n\nb\xff\tO\n", "auto", 3, "not valid UTF-8"),
-    ("a\tO\n  \nb\tO\n", "auto", 2, "only whitespace"),
     ("a\tO\n-DOCSTART-\tO\n", "auto", 2, "-DOCSTART- inside a sentence"),
+    ("a\tO\n\n-DOCSTART-\tB-X\n\nb\tO\n", "auto", 3, "-DOCSTART- line tagged 'B-X'"),
+    ("-DOCSTART-\tI-MISC \n\nb\tO\n", "iob1", 1, "-DOCSTART- line tagged 'I-MISC'"),
+    ("a\tO\nb\x00c\tB-X\n", "auto", 2, "NUL byte in the token"),
+    ("a\tO\n\nb\tB-X\x00\n", "auto", 3, "NUL byte in the tag"),
     ("a\tB-X\nb\tO\n\nc\tO\nd\tI-X\n", "auto", 5, "I-X after O"),  # mixes IOB2 and IOB1 starts
     ("a\tB-X\nb\tI-Y\n", "auto", 2, "I-Y after a X mention"),
     ("a\tB-X\nb\tS-X\n", "iob2", 2, "IOBES tag S-X in an IOB2 file"),
@@ -171,6 +174,37 @@ def test_malformed_files_name_file_and_line(tmp_path, data, scheme, line, proble
     assert err.value.line == line
     assert str(err.value).startswith(f"{path}:{line}: ")
     assert problem in err.value.problem
+
+
+def test_whitespace_only_lines_break_sentences_and_tag_whitespace_is_stripped(tmp_path):
+    text = (
+        "a\tB-X \nb\tI-X\t\n"  # two tags with trailing whitespace (a space, a TAB)
+        "   \n"  # whitespace-only line: a sentence break
+        "c\tO\r\n \t\n\n"  # CRLF, then a whitespace-only line with a TAB, then a blank line: one break
+        "-DOCSTART-\tO  \n"  # a -DOCSTART- tag with trailing spaces: stripped and counted too
+        "d\tB-Y\u3000\n"  # an ideographic space is whitespace as well
+    )
+    sents, notes = read_iob_with_notes(write(tmp_path, text), "Toy")
+    assert [s.tokens for s in sents] == [("a", "b"), ("c",), ("d",)]
+    assert spans_of(sents) == [[(0, 2, "X")], [], [(0, 1, "Y")]]
+    assert notes == ReadNotes("iob2", detected=False, whitespace_lines=2, stripped_tags=4)
+    assert notes.tolerated
+    assert notes.describe() == (
+        "2 whitespace-only lines read as sentence breaks, 4 tags with trailing whitespace stripped"
+    )
+    clean = write(tmp_path, "a\tB-X\nb\tI-X\n\nc\tO\n\n-DOCSTART-\tO\nd\tB-Y\n", "clean.tsv")
+    assert read_iob(clean, "Toy") == read_iob(tmp_path / "train.tsv", "Toy", doc_prefix="clean")
+    assert read_iob_with_notes(clean, "Toy")[1] == ReadNotes("iob2")
+    assert not ReadNotes("iob2").tolerated and ReadNotes("iob2").describe() == ""
+
+
+def test_notes_say_when_iob1_was_detected(tmp_path):
+    path = write(tmp_path, "a\tI-X\nb\tB-X\n")
+    assert read_iob_with_notes(path, "Toy")[1] == ReadNotes("iob1", detected=True)
+    assert read_iob_with_notes(path, "Toy")[1].describe() == "read as IOB1 (auto-detected)"
+    assert read_iob_with_notes(path, "Toy", scheme="iob1")[1] == ReadNotes("iob1", detected=False)
+    iobes = write(tmp_path, "a\tS-X\n", "e.tsv")
+    assert read_iob_with_notes(iobes, "Toy")[1] == ReadNotes("iobes", detected=True)
 
 
 @pytest.mark.parametrize("data", ["", "\n\n", "-DOCSTART-\tO\n\n"])

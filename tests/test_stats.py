@@ -112,14 +112,22 @@ def test_paper_reading_matches_published_table8(name):
 
 def test_only_present_corpora_are_counted_and_requested_ones_must_exist(tmp_path):
     (tmp_path / "NCBI-disease").mkdir()
+    for split in ("train", "dev"):
+        (tmp_path / "NCBI-disease" / f"{split}.tsv").write_text("a\tO\n", encoding="utf-8")
     (tmp_path / "NCBI-disease" / "test.tsv").write_text("a\tB-Disease\nb\tO\n\nc\tO\n", encoding="utf-8")
     (tmp_path / "unrelated").mkdir()
     stats = corpus_stats(tmp_path)
-    assert stats == {"NCBI-disease": {"test": {"sentences": 2, "mentions": {"Disease": 1}}}}
+    assert stats == {
+        "NCBI-disease": {
+            "train": {"sentences": 1, "mentions": {}},
+            "dev": {"sentences": 1, "mentions": {}},
+            "test": {"sentences": 2, "mentions": {"Disease": 1}},
+        }
+    }
     assert corpus_stats(tmp_path, reading="paper")["NCBI-disease"]["test"]["mentions"] == {"Disease": 1}
     table = format_table(stats).splitlines()
     assert table[0].split() == ["corpus", "split", "sentences", "mentions", "by", "type"]
-    assert table[1].split() == ["NCBI-disease", "test", "2", "1", "Disease=1"]
+    assert table[3].split() == ["NCBI-disease", "test", "2", "1", "Disease=1"]
     with pytest.raises(
         MissingCorpusError, match=f"python -m datamodules.prepare --data-root {tmp_path} BC5CDR"
     ):
@@ -160,3 +168,66 @@ def test_bundled_samples_are_reproducible(tmp_path):
     assert made == sorted(p.relative_to(bundled) for p in bundled.rglob("*") if p.is_file())
     for rel in made:
         assert (tmp_path / rel).read_bytes() == (bundled / rel).read_bytes(), rel
+
+
+def _stats_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "datamodules.stats", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("how", ["missing", "directory"])
+@pytest.mark.parametrize("scan", [True, False])
+def test_stats_cli_fails_on_a_missing_or_non_file_split(tmp_path, how, scan):
+    corpus = tmp_path / "NCBI-disease"
+    corpus.mkdir()
+    for split in ("train", "test"):
+        (corpus / f"{split}.tsv").write_text("a\tB-Disease\n", encoding="utf-8")
+    if how == "directory":
+        (corpus / "dev.tsv").mkdir()
+    proc = _stats_cli("--data-root", str(tmp_path), *([] if scan else ["--corpora", "NCBI-disease"]))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    expected = "is not a file" if how == "directory" else "not found at"
+    assert proc.stderr.startswith("error: corpus NCBI-disease (dev)") and expected in proc.stderr
+    assert str(corpus / "dev.tsv") in proc.stderr
+
+
+def test_stats_table_and_json_show_tolerated_lines_and_tags(tmp_path):
+    corpus = tmp_path / "MyCorpus"
+    corpus.mkdir()
+    (corpus / "train.tsv").write_text("a\tB-X \nb\tI-X\n \nc\tO\n", encoding="utf-8")  # 1 stripped, 1 blank
+    (corpus / "dev.tsv").write_text("a\tI-X\nb\tB-X\n\t\nc\tI-Y\t\n", encoding="utf-8")  # IOB1; 1 and 1
+    (corpus / "test.tsv").write_text("a\tB-Y\n", encoding="utf-8")
+    stats = corpus_stats(tmp_path / "no-root-needed", [str(corpus)])
+    assert stats == {
+        "MyCorpus": {
+            "train": {"sentences": 2, "mentions": {"X": 1}, "whitespace_lines": 1, "stripped_tags": 1},
+            "dev": {
+                "sentences": 2,
+                "mentions": {"X": 2, "Y": 1},
+                "scheme": "iob1",
+                "scheme_detected": True,
+                "whitespace_lines": 1,
+                "stripped_tags": 1,
+            },
+            "test": {"sentences": 1, "mentions": {"Y": 1}},
+        }
+    }
+    table = format_table(stats).splitlines()
+    assert table[1].endswith(
+        "X=1  [1 whitespace-only line read as sentence breaks, 1 tag with trailing whitespace stripped]"
+    )
+    assert "X=2  Y=1  [read as IOB1 (auto-detected), 1 whitespace-only line" in table[2]
+    assert table[3].split() == ["MyCorpus", "test", "1", "1", "Y=1"]
+    (corpus / "corpus.yaml").write_text("scheme: iob1\n", encoding="utf-8")
+    dev = corpus_stats(tmp_path, [str(corpus)])["MyCorpus"]["dev"]
+    assert (dev["scheme"], dev["scheme_detected"]) == ("iob1", False)
+    assert "[read as IOB1 (corpus.yaml), 1 whitespace-only line" in format_table({"M": {"dev": dev}})
+    proc = _stats_cli("--corpora", str(corpus), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["MyCorpus"]["dev"] == dev
