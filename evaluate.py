@@ -1,0 +1,186 @@
+"""Evaluate a checkpoint on corpora: per corpus and per type P/R/F1 in both views, as Markdown and JSON.
+
+    python evaluate.py CKPT [--corpus NAME_OR_DIR ...] [--split test|dev] [--reading full|paper]
+        [--data-root DIR] [-o OUT_DIR] [--wandb]
+
+Without ``--corpus`` it scores the model's own corpora exactly as training's final test does (same rows,
+batches and metric), so ``metrics.json`` reproduces the run's ``test/...`` numbers. A corpus the model never
+trained on (a registered name or a user corpus directory) is scored through the merged types: on its
+sentences every predicted type whose merged name is one of the corpus's types counts as that type (a
+model trained on BC5CDR tags NCBI-disease's ``Disease`` through ``BC5CDR/Disease``); other predictions are
+ignored. ``OUT_DIR`` (default: ``eval/<checkpoint name>-<split>`` next to the checkpoint's run) receives
+``metrics.json`` (the keys of training's ``metrics.json``), ``report.md`` and ``f1_per_corpus.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from datamodules.errors import BionerError, report_user_error
+from datamodules.label_space import LabelSpace
+
+
+def type_maps(model_space: LabelSpace, eval_space: LabelSpace) -> list[np.ndarray]:
+    """Per corpus of ``eval_space``: model type id -> eval type id, or -1 (ignored on its sentences).
+
+    A corpus the model knows keeps the model's types by qualified name (the identity when both spaces are
+    the same), and other corpora's types map by merged name (they only count in the merged view, as in
+    training). A corpus the model does not know takes every model type by its merged name."""
+    maps = []
+    for corpus in eval_space.corpora:
+        own = corpus in model_space.corpora
+        table = np.full(len(model_space), -1, dtype=np.int64)
+        for t, qualified in enumerate(model_space.types):
+            merged = model_space.merged_of(t)
+            if own and qualified in eval_space.type_index:
+                table[t] = eval_space.type_index[qualified]
+            elif merged in eval_space.corpus_types[corpus]:
+                table[t] = eval_space.type_id(corpus, merged)
+            elif own and merged in eval_space.merged_index:  # merged view only
+                table[t] = next(i for i in range(len(eval_space)) if eval_space.merged_of(i) == merged)
+        maps.append(table)
+    return maps
+
+
+def evaluate(
+    checkpoint: str | Path,
+    corpora: Sequence[str] | None = None,
+    *,
+    split: str = "test",
+    reading: str | None = None,
+    data_root: str | None = None,
+    device: str | None = None,
+) -> tuple[dict[str, float], Any]:
+    """``({"<split>/<key>": value}, module)``: ``checkpoint`` scored on ``corpora`` (default: its own)."""
+    from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.base import ner_scores
+    from lightning_modules.registry import load_module
+    from metrics.relation_f1 import RelationF1, gold_relation_tuples
+    from metrics.span_f1 import SpanF1
+
+    if split not in ("test", "dev"):
+        raise BionerError(f"--split {split}: test or dev")
+    module = load_module(checkpoint)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    module.eval().to(target)
+    cfg = copy.deepcopy(module.cfg)
+    data = cfg["data"]
+    data["corpora"] = list(corpora or data["corpora"])
+    data["val_subsample"] = None
+    if data_root is not None:
+        data["root"] = data_root
+    if reading is not None:
+        data["reading"] = reading
+    datamodule = MultiCorpusDataModule.from_config(cfg)
+    datamodule.check_files()
+    model_space, eval_space = module.label_space, datamodule.label_space
+    same = eval_space == model_space
+    maps = type_maps(model_space, eval_space)
+    metric = SpanF1(eval_space)
+    relations = RelationF1(eval_space) if same and eval_space.relation_types else None
+    loaders = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    with torch.no_grad():
+        for loader in loaders:
+            for batch in loader:
+                predicted = module.predict(module.transfer_batch_to_device(batch, target, 0))
+                corpus_ids = batch["corpus_id"].tolist()
+                spans = [
+                    [(a, b, int(maps[c][t])) for a, b, t in found if maps[c][t] >= 0]
+                    for c, found in zip(corpus_ids, predicted.spans)
+                ]
+                metric.update(batch["corpus_id"], batch["spans"], spans, batch.get("unreachable"))
+                if relations is not None:
+                    gold = [gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])]
+                    relations.update(batch["corpus_id"], gold, predicted.relations or [[] for _ in gold])
+    results = {k: float(v) for k, v in metric.compute().items()}
+    if relations is not None:
+        results.update({k: float(v) for k, v in relations.compute().items()})
+        results.update(ner_scores(results, eval_space))
+    return {f"{split}/{k}": v for k, v in results.items()}, module
+
+
+def _default_out_dir(checkpoint: Path, split: str) -> Path:
+    run_dir = checkpoint.resolve().parent.parent  # <run_dir>/checkpoints/<name>.ckpt
+    return run_dir / "eval" / f"{checkpoint.stem}-{split}"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    corpus_help = "a registered corpus or a corpus directory (repeatable; default: the model's)"
+    parser.add_argument("--corpus", action="append", dest="corpora", metavar="NAME_OR_DIR", help=corpus_help)
+    parser.add_argument("--split", choices=("test", "dev"), default="test")
+    parser.add_argument("--reading", choices=("full", "paper"))
+    parser.add_argument("--data-root", help="where the registered corpora are (default: the run's data.root)")
+    parser.add_argument("-o", "--out-dir")
+    parser.add_argument("--device")
+    wandb_help = "log a job_type=eval run in the training run's W&B group (WANDB_MODE applies)"
+    parser.add_argument("--wandb", action="store_true", help=wandb_help)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from metrics.report import render
+
+    checkpoint = Path(args.checkpoint)
+    started = time.perf_counter()
+    metrics, module = evaluate(
+        checkpoint, args.corpora, split=args.split, reading=args.reading,
+        data_root=args.data_root, device=args.device,
+    )  # fmt: skip
+    out = Path(args.out_dir) if args.out_dir else _default_out_dir(checkpoint, args.split)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**metrics, "checkpoint": str(checkpoint.resolve()), "corpora": args.corpora}
+    (out / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    report = render(metrics, stage=args.split, markdown=True, types=True)
+    (out / "report.md").write_text(f"# Evaluation of `{checkpoint}` ({args.split})\n\n{report}\n")
+    from metrics.charts import f1_bar_chart
+
+    f1_bar_chart(metrics, args.split, out / "f1_per_corpus.png", title=f"{checkpoint.name} ({args.split})")
+    if args.wandb:
+        _log_wandb(module, metrics, args.split, out)
+    print(render(metrics, stage=args.split, types=True))
+    print(f"evaluated in {time.perf_counter() - started:.0f} s; metrics: {out / 'metrics.json'}")
+    return 0
+
+
+def _log_wandb(module: Any, metrics: dict[str, float], split: str, out: Path) -> None:
+    import wandb
+
+    from metrics.charts import f1_table_rows
+
+    cfg = module.cfg
+    run = wandb.init(
+        project=cfg.get("wandb", {}).get("project", "bioner-mtl"),
+        group=cfg.get("experiment") or None,
+        job_type="eval",
+        dir=str(out),
+        config={"checkpoint_cfg": cfg},
+    )
+    run.log({f"eval/{k}": v for k, v in metrics.items() if not k.endswith(("/tp", "/fp", "/fn"))})
+    columns, rows = f1_table_rows(metrics, split)
+    run.log({"eval/f1_per_type": wandb.Table(columns=columns, data=rows)})
+    run.log({"eval/f1_per_corpus": wandb.Image(str(out / "f1_per_corpus.png"))})
+    run.finish()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (BionerError, ValueError) as err:
+        return report_user_error(err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

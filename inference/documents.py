@@ -1,0 +1,347 @@
+"""Documents in and out: raw text, JSONL ``{id, text}``, PubTator and BioC (XML or JSON).
+
+A ``Document`` is an id and passages, each passage a text at a character offset in the document (PubTator:
+the title at 0 and the abstract after the title and one separator; BioC: the passage's own ``offset``).
+Entity offsets are document offsets, so ``passage.text[start - passage.offset : end - passage.offset]``
+is the mention. Writers for PubTator and BioC copy what they read untouched (title and abstract lines
+byte for byte, BioC passages, infons and ids) and add the predicted annotations.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from datamodules.errors import BionerError
+
+FORMATS_IN = ("text", "jsonl", "pubtator", "bioc")
+FORMATS_OUT = ("jsonl", "pubtator", "bioc")
+
+
+class InputFormatError(BionerError):
+    """A malformed input document: ``file:line: document ID: what is wrong``."""
+
+    def __init__(self, path: str | Path, line: int | None, doc_id: str | None, problem: str):
+        where = f"{path}:{line}" if line is not None else str(path)
+        document = f" document {doc_id}:" if doc_id is not None else ""
+        super().__init__(f"{where}:{document} {problem}")
+
+
+@dataclass
+class Passage:
+    offset: int
+    text: str
+
+
+@dataclass
+class Document:
+    id: str
+    passages: list[Passage]
+    source: Any = None  # what the writer of the same format needs to reproduce the input
+
+
+@dataclass(frozen=True)
+class Entity:
+    doc_id: str
+    start: int  # document character offsets, end exclusive
+    end: int
+    text: str
+    type: str  # merged (``Chemical``) or corpus-qualified (``BC5CDR/Chemical``), as requested
+    corpus_type: str  # always corpus-qualified
+    score: float | None  # the model's confidence in [0, 1]; None for a model that reports none
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "type": self.type,
+            "corpus_type": self.corpus_type,
+            "score": None if self.score is None else round(self.score, 4),
+        }
+
+
+# --- reading ------------------------------------------------------------------------------------
+def read_documents(path: str | Path, fmt: str, *, text_unit: str = "file") -> list[Document]:
+    """Documents of one input (``-`` is stdin) in format ``fmt``; a malformed one is an
+    ``InputFormatError`` naming the file, the line and the document."""
+    name = "<stdin>" if str(path) == "-" else str(path)
+    if str(path) == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as err:
+            raise BionerError(f"{path}: cannot read ({err.strerror})") from None
+    if fmt == "bioc":
+        return _read_bioc(name, raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise InputFormatError(name, line, None, f"not UTF-8 (byte {err.start})") from None
+    if fmt == "text":
+        return _read_text(name, text, text_unit)
+    if fmt == "jsonl":
+        return _read_jsonl(name, text)
+    if fmt == "pubtator":
+        return _read_pubtator(name, text)
+    raise BionerError(f"unknown input format {fmt!r}; one of {', '.join(FORMATS_IN)}")
+
+
+def _read_text(name: str, text: str, unit: str) -> list[Document]:
+    stem = "stdin" if name == "<stdin>" else Path(name).stem
+    if unit == "file":
+        return [Document(stem, [Passage(0, text)])]
+    lines = text.split("\n")
+    return [Document(f"{stem}:{i}", [Passage(0, line)]) for i, line in enumerate(lines, 1) if line.strip()]
+
+
+def _read_jsonl(name: str, text: str) -> list[Document]:
+    documents, seen = [], set()
+    for i, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputFormatError(name, i, None, f"not JSON ({err.msg})") from None
+        doc_id = record.get("id") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise InputFormatError(name, i, doc_id, 'expected an object {"id": ..., "text": "..."}')
+        doc_id = str(doc_id) if doc_id is not None else str(i)
+        if doc_id in seen:
+            raise InputFormatError(name, i, doc_id, "the id appears twice")
+        seen.add(doc_id)
+        documents.append(Document(doc_id, [Passage(0, record["text"])], source=record))
+    return documents
+
+
+_PUBTATOR_TEXT = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$", re.DOTALL)
+
+
+@dataclass
+class _PubTatorSource:
+    title_line: str  # exactly as read, line ending included
+    abstract_line: str
+    annotation_lines: list[str] = field(default_factory=list)
+
+
+def _read_pubtator(name: str, text: str) -> list[Document]:
+    documents: list[Document] = []
+    current: Document | None = None
+    seen: set[str] = set()
+
+    def finish() -> None:
+        nonlocal current
+        if current is not None and current.source.abstract_line == "":
+            raise InputFormatError(name, line_no, current.id, "a title line without an abstract line")
+        current = None
+
+    line_no = 0
+    for line_no, raw in enumerate(text.splitlines(keepends=True), 1):
+        content = raw.rstrip("\r\n")
+        if not content.strip():
+            finish()
+            continue
+        match = _PUBTATOR_TEXT.match(content)
+        if match:
+            doc_id, kind, body = match.groups()
+            if kind == "t":
+                finish()
+                if doc_id in seen:
+                    raise InputFormatError(name, line_no, doc_id, "the document appears twice")
+                seen.add(doc_id)
+                current = Document(doc_id, [Passage(0, body)], _PubTatorSource(raw, ""))
+                documents.append(current)
+            else:
+                if current is None or current.id != doc_id or current.source.abstract_line:
+                    raise InputFormatError(
+                        name, line_no, doc_id, "an abstract line that does not follow its title"
+                    )
+                title = current.passages[0].text
+                current.passages.append(Passage(len(title) + 1, body))
+                current.source.abstract_line = raw
+            continue
+        fields = content.split("\t")
+        doc_id = fields[0]
+        if current is None or not current.source.abstract_line:
+            raise InputFormatError(
+                name, line_no, doc_id, "expected 'ID|t|title' then 'ID|a|abstract' before annotations"
+            )
+        if doc_id != current.id:
+            raise InputFormatError(name, line_no, doc_id, f"an annotation line inside document {current.id}")
+        if len(fields) < 4:
+            raise InputFormatError(
+                name, line_no, doc_id, "an annotation line needs at least 4 tab-separated fields"
+            )
+        relation = re.fullmatch(r"[A-Za-z_][\w-]*", fields[1])  # ID CID D1 D2; else a mention line
+        if not relation and not (
+            fields[1].isdigit() and fields[2].isdigit() and int(fields[1]) <= int(fields[2])
+        ):
+            raise InputFormatError(
+                name,
+                line_no,
+                doc_id,
+                f"mention offsets {fields[1]!r}, {fields[2]!r} are not 0 <= start <= end",
+            )
+        current.source.annotation_lines.append(raw)
+    finish()
+    return documents
+
+
+def _doc_id_before(text: str, line: int, pattern: str) -> str | None:
+    ids = re.findall(pattern, "\n".join(text.split("\n")[:line]))
+    return ids[-1] if ids else None
+
+
+def _read_bioc(name: str, raw: bytes) -> list[Document]:
+    import bioc
+    from bioc import biocjson, biocxml
+
+    head = raw.lstrip()[:1]
+    text = raw.decode("utf-8", errors="replace")
+    if head == b"{":
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as err:
+            doc = _doc_id_before(text, err.lineno, r'"id"\s*:\s*"([^"]*)"')
+            raise InputFormatError(name, err.lineno, doc, f"not well-formed BioC JSON ({err.msg})") from None
+        for k, document in enumerate(data.get("documents", []) if isinstance(data, dict) else [None]):
+            if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+                raise InputFormatError(name, None, f"#{k + 1}", "a BioC document needs a string 'id'")
+            for p, passage in enumerate(document.get("passages", [])):
+                if not isinstance(passage, dict) or not isinstance(passage.get("offset"), int):
+                    raise InputFormatError(
+                        name, None, document["id"], f"passage {p}: 'offset' is not an integer"
+                    )
+                if not isinstance(passage.get("text", ""), str):
+                    raise InputFormatError(name, None, document["id"], f"passage {p}: 'text' is not a string")
+        collection = biocjson.loads(text)
+        kind = "json"
+    else:
+        from lxml import etree
+
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        try:
+            root = etree.fromstring(raw, parser)
+        except etree.XMLSyntaxError as err:
+            doc = _doc_id_before(text, err.lineno, r"<document>\s*<id>([^<]*)</id>")
+            raise InputFormatError(name, err.lineno, doc, f"not well-formed BioC XML ({err.msg})") from None
+        for document in root.iter("document"):
+            doc_id = document.findtext("id")
+            if not doc_id:
+                raise InputFormatError(name, document.sourceline, None, "a <document> without an <id>")
+            for p, passage in enumerate(document.iter("passage")):
+                offset = (passage.findtext("offset") or "").strip()
+                if not re.fullmatch(r"-?\d+", offset):
+                    raise InputFormatError(
+                        name, passage.sourceline, doc_id, f"passage {p}: offset {offset!r} is not an integer"
+                    )
+        collection = biocxml.loads(text)
+        kind = "xml"
+    documents = []
+    for document in collection.documents:
+        passages = [Passage(int(p.offset), p.text) for p in document.passages if p.text]
+        documents.append(Document(document.id, passages, source=(collection, document, kind)))
+    assert isinstance(collection, bioc.BioCCollection)
+    return documents
+
+
+# --- writing ------------------------------------------------------------------------------------
+def write_documents(
+    documents: Sequence[Document], entities: Sequence[Sequence[Entity]], fmt: str, out: TextIO
+) -> None:
+    """Write each document with its predicted entities in ``fmt`` (``jsonl``, ``pubtator``, ``bioc``)."""
+    if fmt == "jsonl":
+        for found in entities:
+            for entity in found:
+                out.write(json.dumps(entity.to_dict(), ensure_ascii=False) + "\n")
+    elif fmt == "pubtator":
+        for document, found in zip(documents, entities):
+            _write_pubtator(document, found, out)
+    elif fmt == "bioc":
+        _write_bioc(documents, entities, out)
+    else:
+        raise BionerError(f"unknown output format {fmt!r}; one of {', '.join(FORMATS_OUT)}")
+
+
+def _write_pubtator(document: Document, found: Iterable[Entity], out: TextIO) -> None:
+    source = document.source
+    if isinstance(source, _PubTatorSource):
+        out.write(source.title_line if source.title_line.endswith("\n") else source.title_line + "\n")
+        out.write(
+            source.abstract_line if source.abstract_line.endswith("\n") else source.abstract_line + "\n"
+        )
+        for line in source.annotation_lines:
+            out.write(line if line.endswith("\n") else line + "\n")
+    else:  # from another format: one passage per text line (PubTator holds a title and an abstract)
+        texts = [p.text for p in document.passages]
+        title, abstract = (texts[0] if texts else ""), " ".join(texts[1:])
+        if "\n" in title or "\n" in abstract:
+            raise BionerError(f"document {document.id}: text with line breaks cannot be written as PubTator")
+        out.write(f"{document.id}|t|{title}\n{document.id}|a|{abstract}\n")
+    for entity in found:
+        out.write(f"{document.id}\t{entity.start}\t{entity.end}\t{entity.text}\t{entity.type}\t-\n")
+    out.write("\n")
+
+
+def _write_bioc(documents: Sequence[Document], entities: Sequence[Sequence[Entity]], out: TextIO) -> None:
+    import bioc
+    from bioc import biocjson, biocxml
+
+    collection, kind = None, "xml"
+    for document, found in zip(documents, entities):
+        if isinstance(document.source, tuple):
+            source_collection, bioc_document, kind = document.source
+            collection = collection or source_collection
+        else:
+            if collection is None:
+                collection = bioc.BioCCollection()
+                collection.source = "bioner-mtl"
+            bioc_document = bioc.BioCDocument()
+            bioc_document.id = document.id
+            for passage in document.passages:
+                bioc_passage = bioc.BioCPassage()
+                bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
+                bioc_document.add_passage(bioc_passage)
+            collection.add_document(bioc_document)
+        _add_bioc_annotations(bioc_document, found)
+    if collection is None:
+        collection = bioc.BioCCollection()
+    buffer = io.StringIO()
+    (biocjson if kind == "json" else biocxml).dump(collection, buffer)
+    out.write(buffer.getvalue())
+
+
+def _add_bioc_annotations(bioc_document: Any, found: Iterable[Entity]) -> None:
+    import bioc
+
+    taken = {a.id for p in bioc_document.passages for a in p.annotations} | {
+        a.id for a in bioc_document.annotations
+    }
+    number = 0
+    for entity in found:
+        passage = next(
+            p for p in bioc_document.passages
+            if p.text and p.offset <= entity.start and entity.end <= p.offset + len(p.text)
+        )  # fmt: skip
+        number += 1
+        while f"bioner{number}" in taken:
+            number += 1
+        annotation = bioc.BioCAnnotation()
+        annotation.id = f"bioner{number}"
+        annotation.text = entity.text
+        annotation.infons.update(
+            {"type": entity.type, "corpus_type": entity.corpus_type, "score": "" if entity.score is None else f"{entity.score:.4f}",
+             "annotator": "bioner-mtl"}
+        )  # fmt: skip
+        annotation.add_location(bioc.BioCLocation(entity.start, entity.end - entity.start))
+        passage.add_annotation(annotation)

@@ -1,0 +1,279 @@
+"""``Tagger``: a trained model applied to documents, with mentions at character offsets of the input.
+
+Text -> sentences and words (``inference.text``, character offsets kept) -> subwords, with a sentence over
+the encoder's cap split at word boundaries into windows (``MAX_SUBWORDS``, as in evaluation) -> batches of
+similar length -> ``module.predict`` -> word spans -> character spans of the original text.
+
+Types. ``types="disjoint"`` reports corpus-qualified types (``BC5CDR/Chemical``). ``types="merged"`` (the
+default) reports merged types (``Chemical``); when corpora that share a merged type both predict it, their
+mentions can coincide or overlap. The rule: within one merged type, a mention that overlaps a mention of
+*another* corpus is dropped when the other one has the higher score (ties: the longer mention, then the
+corpus first by name); mentions of one corpus never displace each other, so nested mentions stay.
+``corpus=NAME`` keeps only that corpus's types ("annotate as NAME would").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from datamodules.errors import BionerError, CheckpointError
+from datamodules.label_space import LabelSpace
+from datamodules.multi_corpus import Collator
+from datamodules.sentence import Sentence
+from datamodules.tokenization import MAX_SUBWORDS, _hard_split, _special_ids, _subwords
+from inference.documents import Document, Entity, Passage
+from inference.text import sentences, words
+
+EXPORT_FILE = "bioner_model.json"
+EXPORT_WEIGHTS = "model.safetensors"
+
+
+@dataclass
+class _Unit:
+    """One sentence: the document it belongs to and its words' character offsets in the document."""
+
+    document: int
+    starts: np.ndarray  # (n,)
+    ends: np.ndarray  # (n,)
+
+
+class Tagger:
+    def __init__(self, module: Any, tokenizer: Any, *, batch_size: int = 32, device: str | None = None):
+        self.module = module.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.module.to(self.device)
+        self.label_space: LabelSpace = module.label_space
+        self.collate = Collator(tokenizer.pad_token_id)
+
+    # --- API ------------------------------------------------------------------------------------
+    def predict(
+        self, texts: str | Sequence[str], *, types: str = "merged", corpus: str | None = None
+    ) -> list[list[Entity]]:
+        """Mentions of each text (``doc_id`` is the text's index), sorted by start."""
+        single = isinstance(texts, str)
+        documents = [Document(str(i), [Passage(0, t)]) for i, t in enumerate([texts] if single else texts)]
+        return self.annotate(documents, types=types, corpus=corpus)
+
+    def annotate(
+        self,
+        documents: Sequence[Document],
+        *,
+        types: str = "merged",
+        corpus: str | None = None,
+        progress: bool = False,
+    ) -> list[list[Entity]]:
+        """Mentions of each document, in document character offsets, sorted by (start, -end, type)."""
+        if types not in ("merged", "disjoint"):
+            raise BionerError(f"types must be 'merged' or 'disjoint', got {types!r}")
+        if corpus is not None and corpus not in self.label_space.corpora:
+            raise BionerError(
+                f"--corpus {corpus}: the model knows {', '.join(self.label_space.corpora)}, not {corpus}"
+            )
+        units, rows = self._rows(documents)
+        found: list[list[tuple[int, int, int, float | None]]] = [
+            [] for _ in documents
+        ]  # char start, end, type, score
+        order = sorted(range(len(rows)), key=lambda r: len(rows[r]["input_ids"]))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="predict", unit="batch")
+        with torch.no_grad():
+            for batch_rows in batches:
+                batch = self.collate([rows[r] for r in batch_rows])
+                inputs = self.module.transfer_batch_to_device(batch, self.device, 0)
+                prediction = self.module.predict(inputs)
+                scores = getattr(prediction, "scores", None)
+                for k, r in enumerate(batch_rows):
+                    unit, offset = units[rows[r]["unit"]], rows[r]["word_offset"]
+                    for j, (start, end, type_id) in enumerate(prediction.spans[k]):
+                        score = float(scores[k][j]) if scores is not None else None
+                        found[unit.document].append(
+                            (
+                                int(unit.starts[offset + start]),
+                                int(unit.ends[offset + end - 1]),
+                                type_id,
+                                score,
+                            )
+                        )
+        return [self._entities(doc, spans, types, corpus) for doc, spans in zip(documents, found)]
+
+    # --- internals --------------------------------------------------------------------------------
+    def _rows(self, documents: Sequence[Document]) -> tuple[list[_Unit], list[dict[str, Any]]]:
+        units: list[_Unit] = []
+        tokens: list[Sentence] = []
+        first_corpus = self.label_space.corpora[0]
+        for d, document in enumerate(documents):
+            for passage in document.passages:
+                for s, e in sentences(passage.text):
+                    spans = words(passage.text, s, e)
+                    offsets = np.asarray(spans, dtype=np.int64).reshape(-1, 2) + passage.offset
+                    units.append(_Unit(d, offsets[:, 0], offsets[:, 1]))
+                    tokens.append(Sentence(tuple(passage.text[a:b] for a, b in spans), (), first_corpus))
+        cls_id, sep_id, _ = _special_ids(self.tokenizer)
+        budget = MAX_SUBWORDS - 2
+        rows = []
+        for u, (ids, wids, _) in enumerate(_subwords(self.tokenizer, tokens)):
+            lengths = np.bincount(wids, minlength=len(tokens[u].tokens))
+            word_start = np.concatenate([[0], np.cumsum(lengths)])
+            for cs, ce in _hard_split(lengths, budget):  # one window when the sentence fits
+                lo, hi = int(word_start[cs]), min(int(word_start[ce]), int(word_start[cs]) + budget)
+                rows.append(
+                    {
+                        "input_ids": [cls_id, *ids[lo:hi].tolist(), sep_id],
+                        "word_ids": [-1, *(wids[lo:hi] - cs).tolist(), -1],
+                        "num_words": ce - cs,
+                        "spans": [],
+                        "relations": [],
+                        "unreachable": [],
+                        "corpus_id": 0,
+                        "sentence_index": u,
+                        "chunk": 0,
+                        "unit": u,
+                        "word_offset": cs,
+                    }
+                )
+        return units, rows
+
+    def _entities(
+        self,
+        document: Document,
+        spans: list[tuple[int, int, int, float | None]],
+        types: str,
+        corpus: str | None,
+    ) -> list[Entity]:
+        ls = self.label_space
+        if corpus is not None:
+            spans = [s for s in spans if ls.corpus_of(s[2]) == corpus]
+        if types == "merged":
+            spans = _resolve_merged(spans, ls)
+        text_of = _text_getter(document)
+        entities = {
+            Entity(
+                document.id,
+                start,
+                end,
+                text_of(start, end),
+                ls.merged_of(t) if types == "merged" else ls.types[t],
+                ls.types[t],
+                score,
+            )  # fmt: skip
+            for start, end, t, score in spans
+        }
+        return sorted(entities, key=lambda e: (e.start, -e.end, e.type, e.corpus_type))
+
+
+def _resolve_merged(
+    spans: list[tuple[int, int, int, float | None]], ls: LabelSpace
+) -> list[tuple[int, int, int, float | None]]:
+    """Per merged type, drop a mention overlapping a better one of another corpus (module docstring)."""
+    ranked = sorted(spans, key=lambda s: (-(s[3] or 0.0), -(s[1] - s[0]), ls.corpus_of(s[2]), s[0]))
+    kept: list[tuple[int, int, int, float | None]] = []
+    for span in ranked:
+        start, end, t, _ = span
+        corpus, merged = ls.corpus_of(t), ls.merged_of(t)
+        clash = any(
+            ls.merged_of(o[2]) == merged and ls.corpus_of(o[2]) != corpus and o[0] < end and start < o[1]
+            for o in kept
+        )
+        if not clash:
+            kept.append(span)
+    return kept
+
+
+def _text_getter(document: Document):
+    def text_of(start: int, end: int) -> str:
+        for passage in document.passages:
+            if passage.offset <= start and end <= passage.offset + len(passage.text):
+                return passage.text[start - passage.offset : end - passage.offset]
+        raise AssertionError(f"mention {start}-{end} outside every passage of {document.id}")
+
+    return text_of
+
+
+# --- loading and export ---------------------------------------------------------------------------
+def load(path: str | Path, *, device: str | None = None, batch_size: int = 32) -> Tagger:
+    """A ``Tagger`` for a training checkpoint (``.ckpt``) or a directory written by ``export.py``."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if path.is_dir():
+        module = _load_export(path)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    else:
+        from lightning_modules.registry import load_module
+
+        module = load_module(path)
+        name = module.cfg["encoder"]["name"]
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except OSError as err:
+            raise CheckpointError(
+                path, f"cannot load the tokenizer of its encoder {name!r} ({err})"
+            ) from None
+    return Tagger(module, tokenizer, device=device, batch_size=batch_size)
+
+
+def _load_export(directory: Path) -> Any:
+    from safetensors.torch import load_file
+
+    from lightning_modules.registry import get_model
+
+    meta_path = directory / EXPORT_FILE
+    if not meta_path.is_file():
+        raise CheckpointError(directory, f"not an exported model (no {EXPORT_FILE}; see export.py)")
+    meta = json.loads(meta_path.read_text())
+    module = get_model(meta["model"]).module_class(meta["cfg"], meta["label_space"], meta["encoder_config"])
+    module.load_state_dict(load_file(str(directory / EXPORT_WEIGHTS)))
+    return module
+
+
+def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Write a self-contained model directory: weights, encoder config, tokenizer, label space, run
+    config and model card; ``load(out_dir)`` needs nothing else (no hub access, no original encoder)."""
+    from safetensors.torch import save_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
+    from lightning_modules.registry import load_module
+
+    checkpoint = Path(checkpoint)
+    module = load_module(checkpoint)
+    raw = read_checkpoint(checkpoint, map_location="cpu")
+    name = module.cfg["encoder"]["name"]
+    encoder_config = module.hparams.get("encoder_config") or AutoConfig.from_pretrained(name).to_dict()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    AutoTokenizer.from_pretrained(name).save_pretrained(str(out))
+    state = {k: v.contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(out / EXPORT_WEIGHTS))
+    meta = {
+        "format": 1,
+        "model": checkpoint_model_name(raw),
+        "cfg": module.cfg,
+        "label_space": module.label_space.to_dict(),
+        "encoder_config": _plain(encoder_config),
+        "source_checkpoint": str(checkpoint.resolve()),
+        "global_step": raw.get("global_step"),
+    }
+    (out / EXPORT_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    card = checkpoint.resolve().parent.parent / "README.md"
+    if card.is_file():
+        (out / "README.md").write_text(card.read_text())
+    return out
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    """A transformers config dict that ``AutoConfig.for_model`` rebuilds (no derived or private keys)."""
+    drop = {"transformers_version", "_name_or_path", "architectures", "torch_dtype", "dtype"}
+    return {k: v for k, v in config.items() if k not in drop and not k.startswith("_")}

@@ -1,0 +1,92 @@
+"""Tag documents with a trained model: raw text, JSONL, PubTator or BioC in; JSONL, PubTator or BioC out.
+
+    python predict.py CKPT_OR_EXPORT_DIR INPUT... [--in-format text|jsonl|pubtator|bioc]
+        [--out-format jsonl|pubtator|bioc] [--types merged|disjoint] [--corpus NAME] [-o OUT]
+
+``INPUT`` is a file or ``-`` (stdin). Raw text is one document per file (``--text-unit line``: one per
+non-empty line). Every mention carries character offsets into the original text:
+``{"doc_id", "start", "end", "text", "type", "corpus_type", "score"}`` with ``text == doc[start:end]``.
+PubTator and BioC outputs keep the input documents as they were and add the predicted annotations.
+The same from Python: ``from inference import load; load(CKPT).predict(["text", ...])``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from datamodules.errors import BionerError, report_user_error
+from inference.documents import FORMATS_IN, FORMATS_OUT, read_documents, write_documents
+
+_SUFFIX_FORMATS = {".jsonl": "jsonl", ".pubtator": "pubtator", ".xml": "bioc", ".json": "bioc"}
+
+
+def _guess_format(path: str) -> str:
+    name = path.lower()
+    if "pubtator" in name:
+        return "pubtator"
+    return _SUFFIX_FORMATS.get(Path(name).suffix, "text")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a training checkpoint (.ckpt) or a directory written by export.py")
+    parser.add_argument("inputs", nargs="+", help="input files, or - for stdin")
+    parser.add_argument(
+        "--in-format", choices=FORMATS_IN, help="default: from the file name (text otherwise)"
+    )
+    parser.add_argument("--out-format", choices=FORMATS_OUT, help="default: the input's format, else jsonl")
+    parser.add_argument("--types", choices=("merged", "disjoint"), default="merged")
+    parser.add_argument("--corpus", help="annotate as this training corpus would (only its types)")
+    parser.add_argument(
+        "--text-unit", choices=("file", "line"), default="file", help="raw text: a document is"
+    )
+    parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="a progress bar on stderr (default: when stderr is a terminal)")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference.tagger import load
+
+    in_formats = {args.in_format or _guess_format(path) for path in args.inputs}
+    if len(in_formats) > 1:
+        raise BionerError(f"inputs in several formats ({', '.join(sorted(in_formats))}): pass --in-format")
+    in_format = in_formats.pop()
+    out_format = args.out_format or (in_format if in_format in FORMATS_OUT else "jsonl")
+    documents = [d for path in args.inputs for d in read_documents(path, in_format, text_unit=args.text_unit)]
+    tagger = load(args.model, device=args.device, batch_size=args.batch_size)
+    started = time.perf_counter()
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    entities = tagger.annotate(documents, types=args.types, corpus=args.corpus, progress=progress)
+    seconds = time.perf_counter() - started
+    if args.output == "-":
+        write_documents(documents, entities, out_format, sys.stdout)
+    else:
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            write_documents(documents, entities, out_format, out)
+    mentions = sum(len(e) for e in entities)
+    print(
+        f"{len(documents)} documents, {mentions} mentions in {seconds:.1f} s "
+        f"({len(documents) / max(seconds, 1e-9):.1f} documents/s on {tagger.device})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except BionerError as err:
+        return report_user_error(err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
