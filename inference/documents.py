@@ -182,7 +182,8 @@ def _read_pubtator(name: str, text: str) -> list[Document]:
             raise InputFormatError(
                 name, line_no, doc_id, "an annotation line needs at least 4 tab-separated fields"
             )
-        relation = re.fullmatch(r"[A-Za-z_][\w-]*", fields[1])  # ID CID D1 D2; else a mention line
+        # "ID CID D1 D2" (a relation: a name, then no offset), else "ID start end text type ..." (a mention)
+        relation = re.fullmatch(r"[A-Za-z_][\w-]*", fields[1]) and not fields[2].isdigit()
         if not relation and not (
             fields[1].isdigit() and fields[2].isdigit() and int(fields[1]) <= int(fields[2])
         ):
@@ -339,9 +340,14 @@ def _add_bioc_annotations(bioc_document: Any, found: Iterable[Entity]) -> None:
         annotation = bioc.BioCAnnotation()
         annotation.id = f"bioner{number}"
         annotation.text = entity.text
+        score = "" if entity.score is None else f"{entity.score:.4f}"
         annotation.infons.update(
-            {"type": entity.type, "corpus_type": entity.corpus_type, "score": "" if entity.score is None else f"{entity.score:.4f}",
-             "annotator": "bioner-mtl"}
-        )  # fmt: skip
+            {
+                "type": entity.type,
+                "corpus_type": entity.corpus_type,
+                "score": score,
+                "annotator": "bioner-mtl",
+            }
+        )
         annotation.add_location(bioc.BioCLocation(entity.start, entity.end - entity.start))
         passage.add_annotation(annotation)

@@ -1,0 +1,261 @@
+"""Prediction on documents: sentence and word splitting with character offsets, windows over long
+sentences, the merged-type rule, PubTator/BioC in and out, malformed inputs, and the predict.py CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import tiny_tokenizer
+
+from datamodules.errors import BionerError
+from datamodules.label_space import LabelSpace
+from inference.documents import Document, InputFormatError, Passage, read_documents, write_documents
+from inference.tagger import Tagger, _resolve_merged
+from inference.text import sentences, words
+from lightning_modules.base import Prediction
+
+SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+PUBTATOR = SHARED / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
+LS = LabelSpace.from_corpora(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
+CHEMICAL, DISEASE = LS.type_id("BC5CDR", "Chemical"), LS.type_id("NCBI-disease", "Disease")
+
+
+class EveryWordModule(torch.nn.Module):
+    """A stand-in model: every word is a BC5CDR/Chemical mention and every row (window) one
+    NCBI-disease/Disease mention around them, so the expected output is known word by word."""
+
+    label_space = LS
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch
+
+    def predict(self, batch):
+        n = batch["num_words"].tolist()
+        return Prediction([[(i, i + 1, CHEMICAL) for i in range(k)] + [(0, k, DISEASE)] for k in n])
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory) -> Tagger:
+    return Tagger(EveryWordModule(), tiny_tokenizer(tmp_path_factory.mktemp("tok")), device="cpu")
+
+
+def test_words_and_sentences_follow_the_corpora_by_hand():
+    text = "Famotidine-associated delirium. A series of 2.5 mg/kg (IDM) cases, e.g. Fig. 2.\n\nNext? Yes"
+    assert [text[s:e] for s, e in sentences(text)] == [
+        "Famotidine-associated delirium.",
+        "A series of 2.5 mg/kg (IDM) cases, e.g. Fig. 2.",
+        "Next?",
+        "Yes",
+    ]
+    assert [text[s:e] for s, e in words(text, 0, 31)] == ["Famotidine", "-", "associated", "delirium", "."]
+    assert words(text, 32, 58)[3:9] == [
+        (44, 45),
+        (45, 46),
+        (46, 47),
+        (48, 50),
+        (50, 51),
+        (51, 53),
+    ]  # 2 . 5 mg / kg
+
+
+@pytest.mark.skipif(not PUBTATOR.is_file(), reason=f"{PUBTATOR} not found")
+def test_sentence_and_word_splitting_agree_with_the_bc5cdr_test_split():
+    gold, current = [], []
+    for line in (SHARED / "BC5CDR" / "test.tsv").read_text().splitlines():
+        if line.strip():
+            current.append(line.split("\t")[0])
+        elif current:
+            gold.append(tuple(current))
+            current = []
+    ours = []
+    for document in read_documents(PUBTATOR, "pubtator"):
+        for passage in document.passages:
+            t = passage.text
+            ours += [tuple(t[a:b] for a, b in words(t, s, e)) for s, e in sentences(t)]
+    assert sum(map(len, ours)) == sum(map(len, gold)) == 124_750  # the same words
+    remaining = list(gold)
+    matched = 0
+    for sentence in ours:
+        if sentence in remaining:
+            remaining.remove(sentence)
+            matched += 1
+    assert matched / len(gold) > 0.99  # 4752 of 4797 when written; the rest are the corpus's own quirks
+
+
+def test_mentions_slice_the_original_text_word_by_word(tagger):
+    text = "  Famotidine-associated delirium.\tA series of 2.5 mg/kg (IDM) cases.  "
+    (found,) = tagger.predict([text], types="disjoint")
+    chemicals = [(e.start, e.end, e.text) for e in found if e.corpus_type == "BC5CDR/Chemical"]
+    assert chemicals == [(s, e, text[s:e]) for s, e in words(text)]
+    assert chemicals[:3] == [(2, 12, "Famotidine"), (12, 13, "-"), (13, 23, "associated")]
+    diseases = [(e.start, e.end, e.text) for e in found if e.type == "NCBI-disease/Disease"]
+    assert diseases == [(2, 33, "Famotidine-associated delirium."), (34, 68, text[34:68])]
+    assert text[34:68] == "A series of 2.5 mg/kg (IDM) cases."
+    assert all(e.score is None for e in found)  # the stand-in reports no confidence
+
+
+def test_a_sentence_over_the_encoder_cap_is_windowed_without_losing_a_word(tagger):
+    text = " ".join(["receptor"] * 900)  # 900 one-subword words: 3 windows of at most 403
+    (found,) = tagger.predict(text, types="disjoint")
+    chemicals = sorted((e.start, e.end) for e in found if e.corpus_type == "BC5CDR/Chemical")
+    assert chemicals == words(text)
+    windows = sorted((e.start, e.end) for e in found if e.corpus_type == "NCBI-disease/Disease")
+    assert [len(words(text, s, e)) for s, e in windows] == [403, 403, 94]
+
+
+def test_merged_types_resolve_overlaps_between_corpora_only():
+    bc4, bc5, ncbi = (LS.type_id(c, t) for c, t in [("BC4CHEMD", "Chemical"), ("BC5CDR", "Chemical"),
+                                                      ("NCBI-disease", "Disease")])  # fmt: skip
+    spans = [
+        (0, 10, bc5, 0.9), (0, 12, bc4, 0.8),  # overlap, two corpora: the higher score stays
+        (20, 30, bc5, 0.7), (20, 30, bc4, 0.7),  # a tie: the longer, then the corpus first by name
+        (40, 50, bc5, 0.6), (42, 45, bc5, 0.9),  # nested, one corpus: both stay
+        (40, 50, ncbi, 0.5),  # another merged type: untouched
+    ]  # fmt: skip
+    kept = sorted(_resolve_merged(spans, LS))
+    assert kept == sorted([(0, 10, bc5, 0.9), (20, 30, bc4, 0.7), (40, 50, bc5, 0.6), (42, 45, bc5, 0.9),
+                           (40, 50, ncbi, 0.5)])  # fmt: skip
+
+
+@pytest.mark.skipif(not PUBTATOR.is_file(), reason=f"{PUBTATOR} not found")
+def test_pubtator_in_pubtator_out_keeps_every_document_byte_for_byte(tagger, tmp_path):
+    documents = read_documents(PUBTATOR, "pubtator")
+    assert len(documents) == 500
+    found = tagger.annotate(documents[:40])
+    out = io.StringIO()
+    write_documents(documents[:40], found, "pubtator", out)
+    written = tmp_path / "out.pubtator"
+    written.write_text(out.getvalue())
+    again = read_documents(written, "pubtator")
+    source_lines = PUBTATOR.read_text().splitlines()
+    for before, after, entities in zip(documents, again, found):
+        assert (after.id, after.source.title_line, after.source.abstract_line) == (
+            before.id, before.source.title_line, before.source.abstract_line,
+        )  # fmt: skip
+        assert f"{before.id}|t|{before.passages[0].text}" in source_lines
+        added = after.source.annotation_lines[len(before.source.annotation_lines) :]
+        assert len(added) == len(entities) > 0
+        text = after.passages[0].text + " " + after.passages[1].text
+        for line in added:
+            doc_id, start, end, mention, _type, _ = line.rstrip("\n").split("\t")
+            assert doc_id == before.id and text[int(start) : int(end)] == mention
+
+
+@pytest.mark.skipif(not PUBTATOR.is_file(), reason=f"{PUBTATOR} not found")
+@pytest.mark.parametrize("kind", ["xml", "json"])
+def test_bioc_in_bioc_out_keeps_ids_and_texts(tagger, tmp_path, kind):
+    import bioc
+    from bioc import biocjson, biocxml
+
+    collection = bioc.BioCCollection()
+    for document in read_documents(PUBTATOR, "pubtator")[:20]:
+        bioc_document = bioc.BioCDocument()
+        bioc_document.id = document.id
+        for passage in document.passages:
+            bioc_passage = bioc.BioCPassage()
+            bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
+            bioc_document.add_passage(bioc_passage)
+        collection.add_document(bioc_document)
+    source = tmp_path / f"in.{kind}"
+    source.write_text((biocxml if kind == "xml" else biocjson).dumps(collection))
+    documents = read_documents(source, "bioc")
+    out = io.StringIO()
+    write_documents(documents, tagger.annotate(documents), "bioc", out)
+    result = (biocxml if kind == "xml" else biocjson).loads(out.getvalue())
+    assert [d.id for d in result.documents] == [d.id for d in collection.documents]
+    for before, after in zip(collection.documents, result.documents):
+        assert [(p.offset, p.text) for p in after.passages] == [(p.offset, p.text) for p in before.passages]
+        for passage in after.passages:
+            assert passage.annotations
+            for annotation in passage.annotations:
+                location = annotation.locations[0]
+                start = location.offset - passage.offset
+                assert passage.text[start : start + location.length] == annotation.text
+
+
+MALFORMED_PUBTATOR = [
+    ("1|t|Title\n1|a|Abstract\n1\tx\t5\tTitle\tChemical\tD1\n", "in.pubtator:3: document 1: mention offsets"),
+    ("1|t|Title\n\n", "in.pubtator:2: document 1: a title line without an abstract line"),
+    ("1|t|Title\n2|a|Other\n", "in.pubtator:2: document 2: an abstract line that does not follow its title"),
+    (
+        "1|t|T\n1|a|A\n2\t0\t1\tT\tChemical\n",
+        "in.pubtator:3: document 2: an annotation line inside document 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), MALFORMED_PUBTATOR)
+def test_malformed_pubtator_is_one_line_naming_the_document(tmp_path, content, message, capsys):
+    import predict
+
+    path = tmp_path / "in.pubtator"
+    path.write_text(content)
+    with pytest.raises(InputFormatError) as err:
+        read_documents(path, "pubtator")
+    assert str(err.value).startswith(f"{path.parent}/{message}")
+    assert predict.main([str(tmp_path / "no-model.ckpt"), str(path)]) == 2  # fails before loading a model
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("<collection><document><id>7</id><passage><offset>x</offset><text>a</text></passage></document>"
+         "</collection>", "in.xml:1: document 7: passage 0: offset 'x' is not an integer"),
+        ("<collection>\n<document><id>7</id>\n<passage><offset>0</offset></document></collection>",
+         "in.xml:3: document 7: not well-formed BioC XML"),
+        ('{"documents": [{"id": "9", "passages": [{"offset": "0", "text": "a"}]}]}',
+         "in.xml: document 9: passage 0: 'offset' is not an integer"),
+    ],
+)  # fmt: skip
+def test_malformed_bioc_is_one_line_naming_the_document(tmp_path, content, message):
+    path = tmp_path / "in.xml"
+    path.write_text(content)
+    with pytest.raises(InputFormatError) as err:
+        read_documents(path, "bioc")
+    assert str(err.value).startswith(f"{path.parent}/{message}")
+    assert "\n" not in str(err.value)
+
+
+def test_jsonl_and_text_inputs(tmp_path, tagger):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": "a", "text": "Aspirin helps."}\n\n{"id": "b", "text": "No. Yes."}\n')
+    documents = read_documents(path, "jsonl")
+    assert [(d.id, d.passages[0].text) for d in documents] == [("a", "Aspirin helps."), ("b", "No. Yes.")]
+    out = io.StringIO()
+    write_documents(documents, tagger.annotate(documents, types="disjoint", corpus="BC5CDR"), "jsonl", out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {r["corpus_type"] for r in records} == {"BC5CDR/Chemical"}  # --corpus BC5CDR: its types only
+    expected = [
+        ("a", "Aspirin"),
+        ("a", "helps"),
+        ("a", "."),
+        ("b", "No"),
+        ("b", "."),
+        ("b", "Yes"),
+        ("b", "."),
+    ]
+    assert [(r["doc_id"], r["text"]) for r in records] == expected
+    path.write_text('{"id": "a", "text": 3}\n')
+    with pytest.raises(InputFormatError, match=r"docs.jsonl:1: document a: expected an object"):
+        read_documents(path, "jsonl")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("first doc\n\nsecond doc\n")
+    assert [d.id for d in read_documents(lines, "text", text_unit="line")] == ["lines:1", "lines:3"]
+    with pytest.raises(BionerError, match="the model knows BC4CHEMD, BC5CDR, NCBI-disease, not JNLPBA"):
+        tagger.predict("x", corpus="JNLPBA")
+
+
+def test_documents_from_other_formats_are_written_as_pubtator(tagger):
+    document = Document("d1", [Passage(0, "Aspirin")])
+    out = io.StringIO()
+    write_documents(
+        [document], tagger.annotate([document], types="disjoint", corpus="BC5CDR"), "pubtator", out
+    )
+    assert out.getvalue() == "d1|t|Aspirin\nd1|a|\nd1\t0\t7\tAspirin\tBC5CDR/Chemical\t-\n\n"
