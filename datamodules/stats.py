@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections import Counter
@@ -129,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--corpora", nargs="+", metavar="NAME", help="only these corpora: registry names or user corpus paths"
     )
     args = parser.parse_args(argv)
+    # the table (or JSON) shows what reading each file tolerated; no log lines before it or an error
+    logging.getLogger("datamodules.user_corpus").setLevel(logging.ERROR)
     try:
         stats = corpus_stats(args.data_root, args.corpora, reading=args.reading)
     except BionerError as e:

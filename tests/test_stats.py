@@ -229,5 +229,12 @@ def test_stats_table_and_json_show_tolerated_lines_and_tags(tmp_path):
     assert (dev["scheme"], dev["scheme_detected"]) == ("iob1", False)
     assert "[read as IOB1 (corpus.yaml), 1 whitespace-only line" in format_table({"M": {"dev": dev}})
     proc = _stats_cli("--corpora", str(corpus), "--json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert json.loads(proc.stdout)["MyCorpus"]["dev"] == dev
+    (corpus / "test.tsv").write_text("a\tB-Y\x00\n", encoding="utf-8")
+    proc = _stats_cli("--corpora", str(corpus))
+    assert proc.returncode == 2 and proc.stdout == ""
+    expected = (
+        f"error: {corpus / 'test.tsv'}:1: NUL byte in the tag (a UTF-16 or binary file? expected UTF-8 text)"
+    )
+    assert proc.stderr == expected + "\n"
