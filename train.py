@@ -106,8 +106,12 @@ def run(cfg: Any, argv: list[str] | None = None) -> int:
         model = torch.compile(model)
 
     trainer = _trainer(cfg, plain, checkpoint_dir, run_dir, run_name, label_space, ckpt_path is not None)
+    given_argv = sys.argv[1:] if argv is None else list(argv)
     if trainer.is_global_zero:
+        from inference.model_card import write_model_card
+
         OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
+        write_model_card(run_dir, plain, label_space, given_argv)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     except SystemExit:  # SIGTERM (Lightning raises SIGTERMException) or Ctrl-C (Lightning calls exit(1))
@@ -135,9 +139,28 @@ def run(cfg: Any, argv: list[str] | None = None) -> int:
         metrics.update({f"test/{k}": v for k, v in model.test_results.items()})
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         if model.test_results:  # none with trainer.limit_test_batches=0
+            _publish_test_scores(trainer, metrics, run_dir, run_name)
             print(render(metrics, types=True))
+        from inference.model_card import write_model_card
+
+        write_model_card(run_dir, plain, label_space, given_argv, metrics)
         print(f"metrics: {run_dir / 'metrics.json'}")
     return 0
+
+
+def _publish_test_scores(trainer: Any, metrics: dict, run_dir: Path, run_name: str) -> None:
+    """The per-corpus F1 chart as ``f1_per_corpus.png`` in the run directory, and with the per-type table
+    in W&B."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from metrics.charts import f1_bar_chart, f1_table_rows
+
+    chart = f1_bar_chart(metrics, "test", run_dir / "f1_per_corpus.png", title=f"{run_name}: test F1")
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image("test/f1_per_corpus", [str(chart)])
+            columns, rows = f1_table_rows(metrics, "test")
+            logger.log_table("test/f1_per_type", columns=columns, data=rows)
 
 
 def _trainer(
@@ -266,9 +289,9 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
 
     callbacks += [FinalCheckpoint(callbacks[1]), RNGStateCheckpoint(), AgreedSigterm()]
     if with_logger:
-        from lightning_modules.callbacks import WandbSummaries
+        from lightning_modules.callbacks import WandbPredictions, WandbSummaries
 
-        callbacks += [LearningRateMonitor(logging_interval="step"), WandbSummaries()]
+        callbacks += [LearningRateMonitor(logging_interval="step"), WandbSummaries(), WandbPredictions()]
     if cfg.callbacks.early_stopping_patience is not None:
         callbacks.append(
             EarlyStopping(monitor=monitor, mode="max", patience=cfg.callbacks.early_stopping_patience)
@@ -457,7 +480,7 @@ def _logger(cfg: Any, plain: dict, run_dir: Path, run_name: str, label_space: An
         dir=str(run_dir),
         group=cfg.experiment,
         job_type="train",
-        tags=[*cfg.data.corpora, cfg.model.name, *cfg.wandb.tags],
+        tags=[*label_space.corpora, cfg.model.name, f"seed={cfg.seed}", *cfg.wandb.tags],
         notes=cfg.wandb.notes,
         config={**plain, "git_sha": _git_sha(), "label_space": label_space.to_dict()},
         resume="allow",

@@ -134,15 +134,16 @@ class SpanNERModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
         return loss
 
-    def _evaluate(self, batch: dict, metric: SpanF1, relation_metric: RelationF1 | None) -> None:
+    def _evaluate(self, batch: dict, metric: SpanF1, relation_metric: RelationF1 | None) -> Prediction:
         predicted = self.predict(batch)
         metric.update(batch["corpus_id"], batch["spans"], predicted.spans, batch.get("unreachable"))
         if relation_metric is not None:
             gold = [gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])]
             relation_metric.update(batch["corpus_id"], gold, predicted.relations or [[] for _ in gold])
+        return predicted
 
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, self.val_metric, self.val_relation_metric)
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> Prediction:
+        return self._evaluate(batch, self.val_metric, self.val_relation_metric)
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._evaluate(batch, self.test_metric, self.test_relation_metric)

@@ -60,6 +60,21 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
     assert any("val/merged/BC5CDR/Chemical/f1" in r for r in rows)
     assert summary(run_file)["val/f1_merged_macro"] is not None
 
+    # comparable runs: a predictions table at each validation, the test chart and per-type table
+    media = run_file.parent / "files" / "media"
+    tables = sorted((media / "table" / "val").glob("predictions_*.table.json"))
+    assert len(tables) == 2  # steps 4 and 8
+    table = json.loads(tables[-1].read_text())
+    assert table["columns"] == ["step", "corpus", "sentence", "gold", "predicted"]
+    assert {row[1] for row in table["data"]} == {"BC5CDR", "NCBI-disease"} and len(table["data"]) == 16
+    assert all(row[0] == 8 and row[2] for row in table["data"])
+    per_type = json.loads(next((media / "table" / "test").glob("f1_per_type_*.table.json")).read_text())
+    assert ["BC5CDR", "Chemical", "merged"] in [row[:3] for row in per_type["data"]]
+    assert list((media / "images" / "test").glob("f1_per_corpus_*.png"))
+    assert (run_dir / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
+    card = (run_dir / "README.md").read_text()
+    assert "## Test scores" in card and "merged F1" in card and "python train.py run_dir=" in card
+
 
 def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
     garbage = tmp_path / "garbage.ckpt"

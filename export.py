@@ -1,0 +1,36 @@
+"""Export a trained checkpoint as a self-contained model directory.
+
+    python export.py CKPT OUT_DIR
+
+``OUT_DIR`` holds the weights (``model.safetensors``), the encoder's config and tokenizer, the label space,
+the model and run config (``bioner_model.json``) and the run's model card (``README.md``). ``predict.py
+OUT_DIR ...`` and ``inference.load(OUT_DIR)`` use it offline, without the original encoder name or files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from datamodules.errors import BionerError, report_user_error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    try:
+        from inference.tagger import export
+
+        out = export(args.checkpoint, args.out_dir)
+    except BionerError as err:
+        return report_user_error(err)
+    files = ", ".join(sorted(p.name for p in out.iterdir()))
+    print(f"exported {args.checkpoint} to {out}: {files}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The ``README.md`` model card of a run directory: what was trained on what, its scores, and the commands
+that reproduce and use it. Written when training starts and rewritten with the scores when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def write_model_card(
+    run_dir: Path,
+    plain: dict[str, Any],
+    label_space: Any,
+    argv: Sequence[str],
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``run_dir/README.md`` for the run config ``plain`` (scores from ``metrics`` when given)."""
+    from omegaconf import OmegaConf
+
+    from metrics.report import render
+
+    model, data, encoder = plain["model"], plain["data"], plain["encoder"]
+    command = " ".join(["python train.py", *[a for a in argv if not a.startswith("resume=")]])
+    best = (metrics or {}).get("best_checkpoint") or str(run_dir / "checkpoints" / "best.ckpt")
+    lines = [
+        f"# {plain.get('run_name') or run_dir.name}",
+        "",
+        f"- model: `{model['name']}`; encoder: `{encoder['name']}`",
+        f"- experiment: `{plain.get('experiment')}`; seed: {plain.get('seed')}",
+        f"- corpora: {', '.join(f'`{c}`' for c in data['corpora'])} (from `{data['root']}`, reading "
+        f"`{data.get('reading', 'full')}`)",
+        "",
+        "## Label space",
+        "",
+        "| corpus | entity types |",
+        "|---|---|",
+        *[f"| {c} | {', '.join(ts)} |" for c, ts in label_space.corpus_types.items()],
+        "",
+        "## Test scores",
+        "",
+    ]
+    if metrics and any(k.startswith("test/") for k in metrics):
+        lines += [render(metrics, markdown=True, types=True), "", "![per-corpus F1](f1_per_corpus.png)"]
+    else:
+        lines.append("Not yet: this card is rewritten with the test scores when training ends.")
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"python predict.py {best} abstracts.txt -o mentions.jsonl",
+        f"python evaluate.py {best}",
+        f"python export.py {best} exported-model/",
+        "```",
+        "",
+        "## Configuration",
+        "",
+        "```yaml",
+        OmegaConf.to_yaml(OmegaConf.create(plain)).rstrip(),
+        "```",
+        "",
+    ]
+    path = run_dir / "README.md"
+    path.write_text("\n".join(lines))
+    return path

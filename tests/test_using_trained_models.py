@@ -1,0 +1,116 @@
+"""A finished run's checkpoint in use: evaluate.py reproduces its test scores and scores a corpus it never
+saw, predict.py tags the 500 BC5CDR test abstracts (PubTator in and out), export.py writes a directory
+that predicts the same offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from train_runner import run_train
+
+SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+PUBTATOR = SHARED / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """The baseline with MiniLM, 40 steps on the BC5CDR sample: test F1 ~48, NCBI-disease ~22; 2 min."""
+    tmp_path = tmp_path_factory.mktemp("trained")
+    run_dir = tmp_path / "run"
+    args = [
+        "model=baseline", f"run_dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}", "data.corpora=[BC5CDR]",
+        "data.samples_per_epoch=160", "trainer.max_steps=40", "encoder.lr=1e-4", "model.lr=2e-3",
+        "logger=none", "callbacks.rich_progress=false",
+        "trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    proc = run_train(args, tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_evaluate_reproduces_the_runs_test_scores_exactly(finished_run, tmp_path):
+    import evaluate
+
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    best = metrics["best_checkpoint"]
+    assert evaluate.main([best, "-o", str(tmp_path / "eval")]) == 0
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    test_keys = [k for k in metrics if k.startswith("test/")]
+    assert len(test_keys) > 20 and metrics["test/disjoint/BC5CDR/Chemical/f1"] > 0
+    assert {k: again[k] for k in test_keys} == {k: metrics[k] for k in test_keys}
+    assert "| BC5CDR |" in (tmp_path / "eval" / "report.md").read_text()
+    assert (tmp_path / "eval" / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_a_corpus_never_trained_on_is_scored_through_merged_types(finished_run, tmp_path):
+    import evaluate
+    from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.registry import load_module
+    from metrics.span_f1 import prf
+
+    best = json.loads((finished_run / "metrics.json").read_text())["best_checkpoint"]
+    assert evaluate.main([best, "--corpus", "NCBI-disease", "-o", str(tmp_path / "cross")]) == 0
+    scores = json.loads((tmp_path / "cross" / "metrics.json").read_text())
+
+    # the same counts by hand: on NCBI-disease sentences, BC5CDR/Disease predictions are Disease mentions
+    module = load_module(best).eval()
+    cfg = {**module.cfg, "data": {**module.cfg["data"], "corpora": ["NCBI-disease"], "val_subsample": None}}
+    datamodule = MultiCorpusDataModule.from_config(cfg)
+    disease = module.label_space.type_id("BC5CDR", "Disease")
+    tp = fp = fn = 0
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader()[0]:
+            for gold, found in zip(batch["spans"], module.predict(batch).spans):
+                gold_set = {(s, e) for s, e, _ in gold.tolist()}
+                predicted = {(s, e) for s, e, t in found if t == disease}
+                tp, fp, fn = (
+                    tp + len(gold_set & predicted),
+                    fp + len(predicted - gold_set),
+                    fn + len(gold_set - predicted),
+                )
+    assert tp > 0 and fn > 0
+    got = [scores[f"test/merged/NCBI-disease/Disease/{s}"] for s in ("precision", "recall", "f1")]
+    assert got == pytest.approx(list(prf(tp, fp, fn)), abs=1e-4)
+    assert scores["test/disjoint/NCBI-disease/f1"] == pytest.approx(prf(tp, fp, fn)[2], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PUBTATOR.is_file(), reason=f"{PUBTATOR} not found")
+def test_predict_tags_the_bc5cdr_test_abstracts_and_export_predicts_the_same(finished_run, tmp_path):
+    import export
+    import predict
+    from inference import load
+    from inference.documents import read_documents
+
+    best = json.loads((finished_run / "metrics.json").read_text())["best_checkpoint"]
+    source = tmp_path / "first100.pubtator"  # predict.py on all 500 abstracts: docs/results.md
+    source.write_text("\n\n".join(PUBTATOR.read_text().split("\n\n")[:100]) + "\n\n")
+    out = tmp_path / "tagged.pubtator"
+    assert predict.main([best, str(source), "-o", str(out), "--types", "disjoint"]) == 0
+    before, after = read_documents(source, "pubtator"), read_documents(out, "pubtator")
+    assert len(before) == len(after) == 100
+    added = 0
+    for a, b in zip(before, after):
+        assert (b.id, b.source.title_line, b.source.abstract_line) == (
+            a.id,
+            a.source.title_line,
+            a.source.abstract_line,
+        )
+        text = b.passages[0].text + " " + b.passages[1].text
+        for line in b.source.annotation_lines[len(a.source.annotation_lines) :]:
+            _, start, end, mention, _, _ = line.rstrip("\n").split("\t")
+            assert text[int(start) : int(end)] == mention
+            added += 1
+    assert added > 0
+
+    assert export.main([best, str(tmp_path / "exported")]) == 0
+    exported = load(tmp_path / "exported", device="cpu")
+    assert "README.md" in {p.name for p in (tmp_path / "exported").iterdir()}
+    documents = before[:25]
+    assert exported.annotate(documents) == load(best, device="cpu").annotate(documents)
