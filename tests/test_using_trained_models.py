@@ -22,7 +22,8 @@ def finished_run(tmp_path_factory) -> Path:
     tmp_path = tmp_path_factory.mktemp("trained")
     run_dir = tmp_path / "run"
     args = [
-        "model=baseline", f"run_dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}", "data.corpora=[BC5CDR]",
+        "model=baseline", f"run_dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+        "data.corpora=[BC5CDR]",
         "data.samples_per_epoch=160", "trainer.max_steps=40", "encoder.lr=1e-4", "model.lr=2e-3",
         "logger=none", "callbacks.rich_progress=false",
         "trainer.enable_progress_bar=false",
