@@ -218,8 +218,8 @@ class WandbPredictions(pl.Callback):
         corpus = label_space.corpora[dataloader_idx]
         dataset = trainer.datamodule.datasets["dev"][corpus]
         if corpus not in self._keys:  # (sentence_index, chunk) of every dev row, to find a row's words
-            columns = dataset.select_columns(["sentence_index", "chunk"]).with_format("numpy")
-            self._keys[corpus] = columns["sentence_index"] * 1_000 + columns["chunk"]
+            columns = dataset.select_columns(["sentence_index", "chunk"]).with_format("numpy")[:]
+            self._keys[corpus] = columns["sentence_index"].astype(np.int64) * 1_000 + columns["chunk"]
         keys = self._keys[corpus]
         for k in range(min(self.per_corpus, len(batch["num_words"]))):
             key = int(batch["sentence_index"][k]) * 1_000 + int(batch["chunk"][k])

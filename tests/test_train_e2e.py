@@ -62,7 +62,9 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
 
     # comparable runs: a predictions table at each validation, the test chart and per-type table
     media = run_file.parent / "files" / "media"
-    tables = sorted((media / "table" / "val").glob("predictions_*.table.json"))
+    tables = sorted(  # predictions_<W&B step>_<hash>.table.json
+        (media / "table" / "val").glob("predictions_*.table.json"), key=lambda p: int(p.name.split("_")[1])
+    )
     assert len(tables) == 2  # steps 4 and 8
     table = json.loads(tables[-1].read_text())
     assert table["columns"] == ["step", "corpus", "sentence", "gold", "predicted"]
