@@ -37,10 +37,12 @@ SpanTuple = tuple[int, int, int]  # (start, end, type_id) over words, exclusive 
 
 
 class Prediction(NamedTuple):
-    """Per sentence of a batch: predicted spans and (models that extract them) predicted relations."""
+    """Per sentence of a batch: predicted spans, (models that extract them) predicted relations, and
+    (models that report one) each span's confidence in [0, 1], aligned with ``spans``."""
 
     spans: list[list[SpanTuple]]
     relations: list[list[RelationTuple]] | None = None
+    scores: list[list[float]] | None = None
 
 
 @dataclass

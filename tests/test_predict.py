@@ -259,3 +259,38 @@ def test_documents_from_other_formats_are_written_as_pubtator(tagger):
         [document], tagger.annotate([document], types="disjoint", corpus="BC5CDR"), "pubtator", out
     )
     assert out.getvalue() == "d1|t|Aspirin\nd1|a|\nd1\t0\t7\tAspirin\tBC5CDR/Chemical\t-\n\n"
+
+
+def test_sru_span_score_is_the_lower_of_its_tr_and_re_probabilities():
+    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch_scored
+
+    vocab = ActionVocabulary(1)  # EOA 0, SH 1, TR 2, RE 3
+    probs = torch.tensor(
+        [[[0.1, 0.2, 0.8, 0.1],  # TR (p .8) at word 0
+          [0.0, 0.9, 0.0, 0.0],  # SH
+          [0.0, 0.9, 0.0, 0.0],  # SH
+          [0.1, 0.2, 0.1, 0.6],  # RE (p .6) at word 2: the span [0, 2)
+          [0.9, 0.0, 0.0, 0.0]]]  # EOA
+    )  # fmt: skip
+    assert decode_batch_scored(probs, [3], vocab) == ([[(0, 2, 0)]], [[pytest.approx(0.6)]])
+
+
+@pytest.mark.parametrize("model", ["baseline", "tabert_cnn"])
+def test_models_report_a_score_per_span(tmp_path, model):
+    from tiny_models import collate_sentences, tiny_bert_config
+
+    from datamodules.sentence import Sentence, Span
+    from lightning_modules.registry import build_module
+
+    torch.manual_seed(0)
+    settings = {"name": model, **({"mode": "span", "threshold": 1e-6} if model == "tabert_cnn" else {})}
+    module = build_module({"encoder": {"name": "tiny"}, "model": settings}, LS, tiny_bert_config().to_dict())
+    sentences = [
+        Sentence(("the", "acid", "binds", "the", "receptor"), (Span(1, 2, "Chemical"),), "BC5CDR")
+    ] * 2
+    batch = collate_sentences(tmp_path, sentences, LS, module.target_encoder())
+    with torch.no_grad():
+        prediction = module.eval().predict(batch)
+    assert [len(s) for s in prediction.scores] == [len(s) for s in prediction.spans]
+    assert sum(map(len, prediction.spans)) > 0
+    assert all(0.0 < score <= 1.0 for found in prediction.scores for score in found)

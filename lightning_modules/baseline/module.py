@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lightning_modules.base import ModelConfig, SpanNERModule, SpanTuple
+from lightning_modules.base import ModelConfig, Prediction, SpanNERModule, SpanTuple
 from lightning_modules.baseline.network import PerCorpusTaggerNetwork
 from lightning_modules.baseline.tagging import BIOLayout, decode_tags
 from lightning_modules.baseline.targets import BIOTargetEncoder
@@ -46,5 +46,13 @@ class PerCorpusTaggerModule(SpanNERModule):
         return self.network(batch)
 
     def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
-        tags = self.network.predict_tags(batch).cpu()  # the one host transfer per batch
-        return decode_tags(tags, batch["num_words"], self.layout)
+        return self.predict(batch).spans
+
+    def predict(self, batch: dict) -> Prediction:
+        """Spans of every head; a span's score is the lowest probability of its words' tags."""
+        tags, probs = self.network.predict_tags_with_probs(batch)
+        tags, probs = torch.stack([tags.to(probs.dtype), probs]).cpu()  # the one host transfer per batch
+        spans = decode_tags(tags.long(), batch["num_words"], self.layout)
+        head = self.label_space.corpus_id_per_type()  # head k tags corpus k
+        scores = [[float(probs[b, s:e, head[t]].min()) for s, e, t in found] for b, found in enumerate(spans)]
+        return Prediction(spans, scores=scores)

@@ -44,3 +44,9 @@ class PerCorpusTaggerNetwork(nn.Module):
         logits = self.tag_logits(batch)  # (B, N, total)
         per_head = logits[..., self.columns]  # (B, N, K, L)
         return per_head.masked_fill(~self.valid, float("-inf")).argmax(-1)
+
+    def predict_tags_with_probs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, N, K)`` argmax local tags of every head and their softmax probabilities."""
+        logits = self.tag_logits(batch)[..., self.columns].masked_fill(~self.valid, float("-inf"))
+        probs, tags = logits.float().softmax(-1).max(-1)
+        return tags, probs

@@ -292,13 +292,14 @@ def _to_numpy(probs: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def _decode(
     probs: np.ndarray, num_words: np.ndarray, vocab: ActionVocabulary, threshold: float
-) -> list[list[SpanTuple]]:
-    """Spec A5 on a ``(B, T, A)`` array; vectorised except for the loop over above-threshold TR/RE cells."""
+) -> list[dict[SpanTuple, float]]:
+    """Spec A5 on a ``(B, T, A)`` array; vectorised except for the loop over above-threshold TR/RE cells.
+    Per sentence: span -> score, the lower of the probabilities of its TR and its RE."""
     if probs.ndim != 3 or probs.shape[-1] != vocab.size:
         raise ValueError(f"expected probabilities of shape (B, T, {vocab.size}), got {probs.shape}")
     bsz, steps, _ = probs.shape
     if steps == 0:
-        return [[] for _ in range(bsz)]
+        return [{} for _ in range(bsz)]
     best = probs.argmax(-1)  # (B, T); first maximum on ties, like torch.argmax
     is_eoa = best == EOA
     cut = np.where(is_eoa.any(1), is_eoa.argmax(1), steps)  # (B,) first EOA-argmax row, else T
@@ -311,22 +312,28 @@ def _decode(
     is_tr = a_idx % 2 == 0
     order = np.lexsort((a_idx, is_tr, t_idx, b_idx))  # per row: REs (ascending) before TRs (ascending)
     wc_of = word_counter[b_idx, t_idx][order].tolist()
+    p_of = probs[b_idx, t_idx, a_idx][order].tolist()
     b_list, a_list, tr_list = b_idx[order].tolist(), a_idx[order].tolist(), is_tr[order].tolist()
     n_list = np.asarray(num_words, dtype=np.int64).tolist()
 
-    found: list[set[SpanTuple]] = [set() for _ in range(bsz)]
-    stacks: dict[tuple[int, int], list[int]] = {}
-    for b, a, tr, wc in zip(b_list, a_list, tr_list, wc_of):
+    found: list[dict[SpanTuple, float]] = [{} for _ in range(bsz)]  # span -> min(p TR, p RE)
+    stacks: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    for b, a, tr, wc, p in zip(b_list, a_list, tr_list, wc_of, p_of):
         k = (a - FIRST_TYPED) >> 1
         if tr:
-            stacks.setdefault((b, k), []).append(wc)
+            stacks.setdefault((b, k), []).append((wc, p))
             continue
         stack = stacks.get((b, k))
         if stack:
-            start = stack.pop()
+            start, p_open = stack.pop()
             if start < wc <= n_list[b]:
-                found[b].add((start, wc, k))
-    return [sorted(s, key=lambda x: (x[0], -x[1], x[2])) for s in found]
+                span = (start, wc, k)
+                found[b][span] = max(found[b].get(span, 0.0), min(p_open, p))
+    return found
+
+
+def _sorted(found: dict[SpanTuple, float]) -> list[SpanTuple]:
+    return sorted(found, key=lambda x: (x[0], -x[1], x[2]))
 
 
 def decode_actions(
@@ -336,7 +343,7 @@ def decode_actions(
     arr = _to_numpy(probs)
     if arr.ndim != 2:
         raise ValueError(f"expected (T, A) probabilities, got shape {arr.shape}")
-    return _decode(arr[None], np.asarray([num_words]), vocab, threshold)[0]
+    return _sorted(_decode(arr[None], np.asarray([num_words]), vocab, threshold)[0])
 
 
 def decode_batch(
@@ -353,4 +360,18 @@ def decode_batch(
     n = _to_numpy(num_words) if isinstance(num_words, torch.Tensor) else np.asarray(num_words)
     if arr.ndim != 3 or len(n) != arr.shape[0]:
         raise ValueError(f"expected (B, T, A) probabilities and B word counts, got {arr.shape}, {len(n)}")
-    return _decode(arr, n, vocab, threshold)
+    return [_sorted(found) for found in _decode(arr, n, vocab, threshold)]
+
+
+def decode_batch_scored(
+    probs: np.ndarray | torch.Tensor,
+    num_words: Sequence[int] | np.ndarray | torch.Tensor,
+    vocab: ActionVocabulary,
+    threshold: float = 0.5,
+) -> tuple[list[list[SpanTuple]], list[list[float]]]:
+    """``decode_batch`` and, aligned with its spans, each span's score: min(p TR, p RE)."""
+    arr = _to_numpy(probs)
+    n = _to_numpy(num_words) if isinstance(num_words, torch.Tensor) else np.asarray(num_words)
+    decoded = _decode(arr, n, vocab, threshold)
+    spans = [_sorted(found) for found in decoded]
+    return spans, [[found[s] for s in ordered] for found, ordered in zip(decoded, spans)]

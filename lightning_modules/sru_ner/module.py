@@ -6,10 +6,10 @@ import dataclasses
 
 import torch
 
-from lightning_modules.base import SpanNERModule, SpanTuple
+from lightning_modules.base import Prediction, SpanNERModule, SpanTuple
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.registry import register_model
-from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
+from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch, decode_batch_scored
 from lightning_modules.sru_ner.config import HEAD_KEYS, SRUNERConfig
 from lightning_modules.sru_ner.network import SRUHeadConfig, SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder
@@ -44,3 +44,9 @@ class SRUNERModule(SpanNERModule):
     def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
         probs = self.network.generate(batch).cpu()  # the one host transfer per batch
         return decode_batch(probs, batch["num_words"], self.vocab)
+
+    def predict(self, batch: dict) -> Prediction:
+        """Spans with scores: the lower of the probabilities of the span's TR and RE actions."""
+        probs = self.network.generate(batch).cpu()
+        spans, scores = decode_batch_scored(probs, batch["num_words"], self.vocab)
+        return Prediction(spans, scores=scores)

@@ -29,7 +29,7 @@ from lightning_modules.tabert_cnn.tables import (
     BILOULayout,
     decode_bilou,
     decode_relations,
-    decode_span_table,
+    decode_span_table_scored,
     encode_paper_targets,
 )
 from lightning_modules.tabert_cnn.targets import PaperTargetEncoder, SpanTargetEncoder
@@ -214,16 +214,24 @@ class TabERTCNNModule(SpanNERModule):
         num_words = batch["num_words"].numpy()
         if self.mode == "paper":
             table = logits.argmax(1)  # (B, n, n) relation labels
-            table.diagonal(dim1=1, dim2=2).copy_(entity_logits.argmax(-1))  # entity labels on the diagonal
-            table = table.to(torch.int16).cpu().numpy()  # the one host transfer per batch
+            word_probs, word_labels = entity_logits.float().softmax(-1).max(-1)  # (B, n)
+            table.diagonal(dim1=1, dim2=2).copy_(word_labels)  # entity labels on the diagonal
+            table, word_probs = table.to(torch.int16).cpu().numpy(), word_probs.cpu().numpy()
             entities = decode_bilou(np.diagonal(table, axis1=1, axis2=2), num_words)
             relations = decode_relations(table, entities, self.layout.num_relation_labels)
-            return Prediction(entities, relations)
+            # an entity's score: the lowest probability of its words' BILOU labels
+            scores = [
+                [float(word_probs[b, s:e].min()) for s, e, _ in found] for b, found in enumerate(entities)
+            ]
+            return Prediction(entities, relations, scores)
         probs = torch.sigmoid(logits.float()).permute(0, 2, 3, 1)  # (B, n, n, K)
         probs = probs * self.cell_mask(batch)[..., None]
         cells = torch.nonzero(probs > self.model_cfg.threshold)  # (M, 4)
         scores = probs[cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3]]
-        return Prediction(decode_span_table(cells.cpu().numpy(), scores.cpu().numpy(), len(num_words)))
+        spans, span_scores = decode_span_table_scored(
+            cells.cpu().numpy(), scores.cpu().numpy(), len(num_words)
+        )
+        return Prediction(spans, scores=span_scores)
 
     def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
         return self.predict(batch).spans

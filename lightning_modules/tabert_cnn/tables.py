@@ -165,7 +165,15 @@ def span_cells(spans: Sequence[torch.Tensor]) -> torch.Tensor:
 def decode_span_table(cells: np.ndarray, scores: np.ndarray, batch_size: int) -> list[list[SpanTuple]]:
     """Candidate cells ``(M, 4)`` ``(sentence, i, j, type)`` above the threshold with their ``(M,)``
     scores -> per sentence the mentions, same-type crossing candidates resolved greedily by score."""
+    return decode_span_table_scored(cells, scores, batch_size)[0]
+
+
+def decode_span_table_scored(
+    cells: np.ndarray, scores: np.ndarray, batch_size: int
+) -> tuple[list[list[SpanTuple]], list[list[float]]]:
+    """``decode_span_table`` and, aligned with its mentions, their cells' probabilities."""
     out: list[list[SpanTuple]] = [[] for _ in range(batch_size)]
+    score_of: dict[tuple[int, SpanTuple], float] = {}
     order = np.lexsort((-scores, cells[:, 3], cells[:, 0]))  # by sentence, type, then best first
     kept: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for m in order.tolist():
@@ -175,4 +183,6 @@ def decode_span_table(cells: np.ndarray, scores: np.ndarray, batch_size: int) ->
             continue
         same.append((i, j))
         out[b].append((i, j + 1, t))
-    return [sorted(s) for s in out]
+        score_of[(b, (i, j + 1, t))] = float(scores[m])
+    spans = [sorted(s) for s in out]
+    return spans, [[score_of[(b, span)] for span in found] for b, found in enumerate(spans)]
