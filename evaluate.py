@@ -124,8 +124,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", help="where the registered corpora are (default: the run's data.root)")
     parser.add_argument("-o", "--out-dir")
     parser.add_argument("--device")
-    wandb_help = "log a job_type=eval run in the training run's W&B group (WANDB_MODE applies)"
-    parser.add_argument("--wandb", action="store_true", help=wandb_help)
+    wandb_help = "log a job_type=eval run in the training run's W&B group (default: when it logged to W&B)"
+    parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None, help=wandb_help)
     return parser.parse_args(argv)
 
 
@@ -147,25 +147,36 @@ def run(args: argparse.Namespace) -> int:
     from metrics.charts import f1_bar_chart
 
     f1_bar_chart(metrics, args.split, out / "f1_per_corpus.png", title=f"{checkpoint.name} ({args.split})")
-    if args.wandb:
-        _log_wandb(module, metrics, args.split, out)
+    if args.wandb or (args.wandb is None and module.cfg.get("logger") == "wandb"):
+        _log_wandb(module, metrics, args.split, out, checkpoint)
     print(render(metrics, stage=args.split, types=True))
     print(f"evaluated in {time.perf_counter() - started:.0f} s; metrics: {out / 'metrics.json'}")
     return 0
 
 
-def _log_wandb(module: Any, metrics: dict[str, float], split: str, out: Path) -> None:
+def _log_wandb(module: Any, metrics: dict[str, float], split: str, out: Path, checkpoint: Path) -> None:
+    """An eval run in the training run's group: the scores, the per-type table and the chart. Online when
+    wandb finds an API key (as in train.py), else offline under ``OUT_DIR/wandb`` (``wandb sync``)."""
+    import os
+
     import wandb
 
     from metrics.charts import f1_table_rows
+    from train import _wandb_api_key
 
     cfg = module.cfg
+    settings = cfg.get("wandb") or {}
+    mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_api_key() else "offline")
     run = wandb.init(
-        project=cfg.get("wandb", {}).get("project", "bioner-mtl"),
+        project=settings.get("project", "bioner-mtl"),
+        entity=settings.get("entity"),
         group=cfg.get("experiment") or None,
         job_type="eval",
+        name=f"eval-{cfg.get('run_name') or checkpoint.stem}-{split}",
+        tags=[*module.label_space.corpora, cfg["model"]["name"], f"seed={cfg.get('seed')}"],
         dir=str(out),
-        config={"checkpoint_cfg": cfg},
+        mode=mode,
+        config={"checkpoint": str(checkpoint.resolve()), "split": split, "run_config": cfg},
     )
     run.log({f"eval/{k}": v for k, v in metrics.items() if not k.endswith(("/tp", "/fp", "/fn"))})
     columns, rows = f1_table_rows(metrics, split)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from train_runner import run_train
+from wandb_offline import find_run_file
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PUBTATOR = SHARED / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
@@ -34,18 +35,26 @@ def finished_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_evaluate_reproduces_the_runs_test_scores_exactly(finished_run, tmp_path):
+def test_evaluate_reproduces_the_runs_test_scores_exactly(finished_run, tmp_path, monkeypatch):
     import evaluate
 
+    for key in ("WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     metrics = json.loads((finished_run / "metrics.json").read_text())
     best = metrics["best_checkpoint"]
-    assert evaluate.main([best, "-o", str(tmp_path / "eval")]) == 0
+    assert evaluate.main([best, "-o", str(tmp_path / "eval"), "--wandb"]) == 0
     again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     test_keys = [k for k in metrics if k.startswith("test/")]
     assert len(test_keys) > 20 and metrics["test/disjoint/BC5CDR/Chemical/f1"] > 0
     assert {k: again[k] for k in test_keys} == {k: metrics[k] for k in test_keys}
     assert "| BC5CDR |" in (tmp_path / "eval" / "report.md").read_text()
     assert (tmp_path / "eval" / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
+    media = find_run_file(tmp_path / "eval" / "wandb").parent / "files" / "media"  # an offline eval run
+    per_type = json.loads(next((media / "table" / "eval").glob("f1_per_type_*.table.json")).read_text())
+    assert ["BC5CDR", "Chemical", "disjoint"] in [row[:3] for row in per_type["data"]]
+    assert list((media / "images" / "eval").glob("f1_per_corpus_*.png"))
 
 
 @pytest.mark.slow
