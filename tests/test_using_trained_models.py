@@ -124,3 +124,12 @@ def test_predict_tags_the_bc5cdr_test_abstracts_and_export_predicts_the_same(fin
     assert "README.md" in {p.name for p in (tmp_path / "exported").iterdir()}
     documents = before[:25]
     assert exported.annotate(documents) == load(best, device="cpu").annotate(documents)
+
+    texts = [
+        "Famotidine-associated delirium.",
+        "Cisplatin nephrotoxicity in 12 patients. None had renal failure.",
+    ]
+    found = exported.predict(texts)  # the Python API: one list of mentions per text
+    assert len(found) == 2 and sum(map(len, found)) > 0
+    for text, mentions in zip(texts, found):
+        assert all(text[m.start : m.end] == m.text and 0 < m.score <= 1 for m in mentions)

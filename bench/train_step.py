@@ -1,0 +1,170 @@
+"""Time of one optimiser step of the per-corpus baseline and of a second model (default SRU-NER) on the same
+real batch: their ratio is what the second model's head costs on top of the shared encoder.
+
+Fixed recipe (issue #10): MiniLM (or ``--encoder``), the six-corpus label space, the first 16 BC5CDR
+training sentences (file order) of 35-45 words, a fresh model in train mode, one step = forward, loss,
+backward, gradient clipping (1.0) and AdamW; 2 warm-up steps, then ``--steps`` timed steps of each model,
+interleaved (baseline, model, baseline, ...), medians reported.
+
+    python bench/train_step.py --data-root ../shared/data
+    python bench/train_step.py --data-root ../shared/data --device cuda --precision bf16
+    python bench/train_step.py --data-root ../shared/data --model tabert_cnn
+
+Writes ``bench/results/train_step[-MODEL]-DEVICE.json`` with ``decoder_overhead`` = model step / baseline
+step - 1, and appends a row to ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIX = ["BC2GM", "BC4CHEMD", "BC5CDR", "JNLPBA", "Linnaeus", "NCBI-disease"]
+
+
+def recipe_sentences(data_root: str, count: int = 16, low: int = 35, high: int = 45) -> list:
+    from datamodules.readers import read_corpus
+
+    chosen = [s for s in read_corpus(data_root, "BC5CDR", "train") if low <= len(s.tokens) <= high][:count]
+    if len(chosen) < count:
+        raise SystemExit(
+            f"only {len(chosen)} BC5CDR training sentences of {low}-{high} words under {data_root}"
+        )
+    return chosen
+
+
+def build(model: str, encoder: str, label_space, sentences, device: torch.device):
+    """A fresh module of ``model`` and the recipe batch with its targets, on ``device``."""
+    from transformers import AutoTokenizer
+
+    from configs.compose import compose
+    from datamodules.multi_corpus import Collator
+    from datamodules.tokenization import tokenize_corpus
+    from lightning_modules.registry import build_module
+
+    cfg = compose([f"model={model}", f"encoder.name={encoder}", "experiment=mt6_cpu"])
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    torch.manual_seed(0)
+    module = build_module(plain, label_space).to(device).train()
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    rows, _ = tokenize_corpus(sentences, tokenizer, label_space, "BC5CDR", split="train")
+    corpus_id = label_space.corpus_index["BC5CDR"]
+    batch = Collator(tokenizer.pad_token_id, module.target_encoder())(
+        [{**rows[i], "corpus_id": corpus_id} for i in range(len(rows))]
+    )
+    batch = module.transfer_batch_to_device(batch, device, 0)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-5)
+    return module, batch, optimizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--model", default="sru_ner")
+    parser.add_argument("--encoder", default=None, help="default: the bundled MiniLM")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from configs.compose import _minilm_path
+    from datamodules.label_space import LabelSpace
+
+    encoder = args.encoder or _minilm_path()
+    device = torch.device(args.device)
+    label_space = LabelSpace.from_corpora(SIX)
+    sentences = recipe_sentences(args.data_root)
+    models = {name: build(name, encoder, label_space, sentences, device) for name in ("baseline", args.model)}
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
+
+    def step(name: str) -> float:
+        module, batch, optimizer = models[name]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = module.training_loss(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for i in range(args.warmup + args.steps):
+        for name in models:
+            elapsed = step(name)
+            if i >= args.warmup:
+                times[name].append(elapsed)
+    baseline, other = (statistics.median(times[n]) for n in ("baseline", args.model))
+    result = {
+        "benchmark": "train_step",
+        "model": args.model,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "threads": torch.get_num_threads(),
+        "precision": args.precision,
+        "encoder": Path(encoder).name if Path(encoder).exists() else encoder,
+        "batch": {"sentences": len(sentences), "words": [len(s.tokens) for s in sentences]},
+        "steps": args.steps,
+        "baseline_step_s": round(baseline, 4),
+        f"{args.model}_step_s": round(other, 4),
+        "decoder_overhead": round(other / baseline - 1, 3),
+        "all_s": {n: [round(t, 4) for t in ts] for n, ts in times.items()},
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "command": "python "
+        + " ".join(["bench/train_step.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    suffix = "" if args.model == "sru_ner" else f"-{args.model}"
+    out = ROOT / "bench" / "results" / f"train_step{suffix}-{device.type}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    _append_row(result, args.model, baseline, other)
+    print(json.dumps({k: v for k, v in result.items() if k != "all_s"}, indent=2))
+    return 0
+
+
+HEADER = """# Benchmarks
+
+Rows are appended by the scripts in `bench/`; the JSON files in `bench/results/` hold every timing.
+
+## train_step
+
+| date | device | precision | encoder | model | baseline step | model step | overhead | torch | command |
+|---|---|---|---|---|---:|---:|---:|---|---|
+"""
+
+
+def _append_row(result: dict, model: str, baseline: float, other: float) -> None:
+    table = ROOT / "docs" / "benchmarks.md"
+    if not table.exists():
+        table.write_text(HEADER)
+    device = f"{result['device_name'] or result['device']} ({result['threads']} threads)"
+    cells = [
+        time.strftime("%Y-%m-%d"), device, result["precision"], result["encoder"], model,
+        f"{baseline * 1000:.0f} ms", f"{other * 1000:.0f} ms", f"{result['decoder_overhead']:.2f}",
+        result["torch"], f"`{result['command']}`",
+    ]  # fmt: skip
+    with table.open("a") as f:
+        f.write("| " + " | ".join(cells) + " |\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
