@@ -285,9 +285,10 @@ def _callbacks(cfg: Any, checkpoint_dir: Path, *, with_logger: bool) -> list:
                 auto_insert_metric_name=False,
             )
         )
-    from lightning_modules.callbacks import AgreedSigterm, FinalCheckpoint, RNGStateCheckpoint
+    from lightning_modules.callbacks import AgreedSigterm, F1Chart, FinalCheckpoint, RNGStateCheckpoint
 
     callbacks += [FinalCheckpoint(callbacks[1]), RNGStateCheckpoint(), AgreedSigterm()]
+    callbacks.append(F1Chart(str(checkpoint_dir.parent), checkpoint_dir.parent.name))
     if with_logger:
         from lightning_modules.callbacks import WandbPredictions, WandbSummaries
 

@@ -43,7 +43,10 @@ def write_model_card(
     if metrics and any(k.startswith("test/") for k in metrics):
         lines += [render(metrics, markdown=True, types=True), "", "![per-corpus F1](f1_per_corpus.png)"]
     else:
-        lines.append("Not yet: this card is rewritten with the test scores when training ends.")
+        lines.append(
+            "No test scores yet: this card is rewritten with them when training ends with a test "
+            f"(`test_after_fit`); otherwise `python evaluate.py {best}` scores the model."
+        )
     lines += [
         "",
         "## Reproduce",

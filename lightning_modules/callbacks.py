@@ -251,3 +251,21 @@ def _mentions(tokens: Any, spans: Any, label_space: Any, corpus: str) -> str:
         shown = qualified.split("/", 1)[1] if label_space.corpus_of(type_id) == corpus else qualified
         out.append(f"{' '.join(tokens[start:end])} [{shown}]")
     return "; ".join(out)
+
+
+class F1Chart(pl.Callback):
+    """Keep ``<run_dir>/f1_per_corpus.png`` current: the per-corpus dev F1 after each validation (the end
+    of training replaces it with the test scores), so every run directory has one, interrupted runs too."""
+
+    def __init__(self, run_dir: str, run_name: str) -> None:
+        self.path = f"{run_dir}/f1_per_corpus.png"
+        self.run_name = run_name
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        from metrics.charts import f1_bar_chart
+
+        scores = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        title = f"{self.run_name}: dev F1 at step {trainer.global_step}"
+        f1_bar_chart(scores, "val", self.path, title=title)

@@ -112,6 +112,9 @@ def reference(tmp_path_factory) -> tuple[Path, Path, dict]:
     encoder = tiny_encoder_dir(tmp_path / "tiny")
     proc = run_train(_args(tmp_path, tmp_path / "reference", encoder), tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # no test after fit: the model card and the chart (dev scores) are there all the same
+    assert (tmp_path / "reference" / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
+    assert "No test scores yet" in (tmp_path / "reference" / "README.md").read_text()
     return tmp_path, encoder, _last(tmp_path / "reference")
 
 
