@@ -30,26 +30,37 @@ from datamodules.errors import BionerError, report_user_error
 from datamodules.label_space import LabelSpace
 
 
-def type_maps(model_space: LabelSpace, eval_space: LabelSpace) -> list[np.ndarray]:
-    """Per corpus of ``eval_space``: model type id -> eval type id, or -1 (ignored on its sentences).
-
-    A corpus the model knows keeps the model's types by qualified name (the identity when both spaces are
-    the same), and other corpora's types map by merged name (they only count in the merged view, as in
-    training). A corpus the model does not know takes every model type by its merged name."""
-    maps = []
+def foreign_type_maps(model_space: LabelSpace, eval_space: LabelSpace) -> dict[int, np.ndarray]:
+    """Per corpus of ``eval_space`` the model does not know (by its ``eval_space`` index): model type id ->
+    the corpus's type of the same merged name, or -1 (ignored on its sentences)."""
+    maps = {}
     for corpus in eval_space.corpora:
-        own = corpus in model_space.corpora
+        if corpus in model_space.corpora:
+            continue
         table = np.full(len(model_space), -1, dtype=np.int64)
-        for t, qualified in enumerate(model_space.types):
+        for t in range(len(model_space)):
             merged = model_space.merged_of(t)
-            if own and qualified in eval_space.type_index:
-                table[t] = eval_space.type_index[qualified]
-            elif merged in eval_space.corpus_types[corpus]:
+            if merged in eval_space.corpus_types[corpus]:
                 table[t] = eval_space.type_id(corpus, merged)
-            elif own and merged in eval_space.merged_index:  # merged view only
-                table[t] = next(i for i in range(len(eval_space)) if eval_space.merged_of(i) == merged)
-        maps.append(table)
+        maps[eval_space.corpus_index[corpus]] = table
     return maps
+
+
+def _scores(metric: Any, keep: Sequence[str], all_corpora: Sequence[str]) -> dict[str, float]:
+    """``metric``'s scores without the per-corpus keys of corpora not evaluated."""
+    dropped = set(all_corpora) - set(keep)
+    return {
+        k: float(v)
+        for k, v in metric.compute().items()
+        if not (k.count("/") >= 2 and k.split("/")[1] in dropped)
+    }
+
+
+def _autocast(precision: Any, device: torch.device):
+    """Training's mixed precision on a GPU (``trainer.precision``), so the predictions are the run's."""
+    text = str(precision)
+    dtype = torch.bfloat16 if text.startswith("bf16") else torch.float16 if text.startswith("16") else None
+    return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda" and dtype is not None)
 
 
 def evaluate(
@@ -61,7 +72,11 @@ def evaluate(
     data_root: str | None = None,
     device: str | None = None,
 ) -> tuple[dict[str, float], Any]:
-    """``({"<split>/<key>": value}, module)``: ``checkpoint`` scored on ``corpora`` (default: its own)."""
+    """``({"<split>/<key>": value}, module)``: ``checkpoint`` scored on ``corpora`` (default: its own).
+
+    The model's own corpora are scored in the model's label space, exactly as in training (a subset only
+    leaves the others out); corpora it does not know through the merged types (module docstring). With
+    both, the macro F1 is the mean over all evaluated corpora and no micro F1 is given."""
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.base import ner_scores
     from lightning_modules.registry import load_module
@@ -72,6 +87,7 @@ def evaluate(
         raise BionerError(f"--split {split}: test or dev")
     module = load_module(checkpoint)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.set_float32_matmul_precision("high")  # as train.py
     module.eval().to(target)
     cfg = copy.deepcopy(module.cfg)
     data = cfg["data"]
@@ -84,29 +100,59 @@ def evaluate(
     datamodule = MultiCorpusDataModule.from_config(cfg)
     datamodule.check_files()
     model_space, eval_space = module.label_space, datamodule.label_space
-    same = eval_space == model_space
-    maps = type_maps(model_space, eval_space)
-    metric = SpanF1(eval_space)
-    relations = RelationF1(eval_space) if same and eval_space.relation_types else None
+    own = [c for c in eval_space.corpora if c in model_space.corpora]
+    foreign = [c for c in eval_space.corpora if c not in model_space.corpora]
+    own_metric, foreign_metric = SpanF1(model_space), SpanF1(eval_space)
+    relations = RelationF1(model_space) if eval_space == model_space and model_space.relation_types else None
+    to_model = np.asarray([model_space.type_index.get(q, -1) for q in eval_space.types], dtype=np.int64)
+    maps = foreign_type_maps(model_space, eval_space)
     loaders = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-    with torch.no_grad():
-        for loader in loaders:
+    with torch.no_grad(), _autocast(cfg.get("trainer", {}).get("precision"), target):
+        for corpus, loader in zip(eval_space.corpora, loaders):  # one loader per corpus, in this order
             for batch in loader:
                 predicted = module.predict(module.transfer_batch_to_device(batch, target, 0))
-                corpus_ids = batch["corpus_id"].tolist()
-                spans = [
-                    [(a, b, int(maps[c][t])) for a, b, t in found if maps[c][t] >= 0]
-                    for c, found in zip(corpus_ids, predicted.spans)
+                if corpus in model_space.corpora:
+                    corpus_ids = torch.full_like(batch["corpus_id"], model_space.corpus_index[corpus])
+                    gold = [torch.as_tensor(_retype(s.numpy(), to_model)) for s in batch["spans"]]
+                    unreachable = [torch.as_tensor(to_model[u.numpy()]) for u in batch["unreachable"]]
+                    own_metric.update(corpus_ids, gold, predicted.spans, unreachable)
+                    if relations is not None:
+                        pairs = [
+                            gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])
+                        ]
+                        relations.update(corpus_ids, pairs, predicted.relations or [[] for _ in pairs])
+                else:
+                    table = maps[eval_space.corpus_index[corpus]]
+                    spans = [
+                        [(a, b, int(table[t])) for a, b, t in found if table[t] >= 0]
+                        for found in predicted.spans
+                    ]
+                    foreign_metric.update(batch["corpus_id"], batch["spans"], spans, batch.get("unreachable"))
+    results: dict[str, float] = {}
+    if own:
+        results.update(_scores(own_metric, own, model_space.corpora))
+    if foreign:
+        foreign_results = _scores(foreign_metric, foreign, eval_space.corpora)
+        if own:
+            for view in ("disjoint", "merged"):
+                corpora_f1 = [results[f"{view}/{c}/f1"] for c in own] + [
+                    foreign_results[f"{view}/{c}/f1"] for c in foreign
                 ]
-                metric.update(batch["corpus_id"], batch["spans"], spans, batch.get("unreachable"))
-                if relations is not None:
-                    gold = [gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])]
-                    relations.update(batch["corpus_id"], gold, predicted.relations or [[] for _ in gold])
-    results = {k: float(v) for k, v in metric.compute().items()}
+                foreign_results[f"{view}/macro_f1"] = sum(corpora_f1) / len(corpora_f1)
+                results.pop(f"{view}/micro_f1", None)
+                foreign_results.pop(f"{view}/micro_f1", None)
+        results.update(foreign_results)
     if relations is not None:
         results.update({k: float(v) for k, v in relations.compute().items()})
-        results.update(ner_scores(results, eval_space))
+        results.update(ner_scores(results, model_space))
     return {f"{split}/{k}": v for k, v in results.items()}, module
+
+
+def _retype(spans: np.ndarray, to_model: np.ndarray) -> np.ndarray:
+    """``(S, 3)`` spans with their type ids moved from the evaluation's label space to the model's."""
+    out = spans.copy()
+    out[:, 2] = to_model[spans[:, 2]]
+    return out
 
 
 def _default_out_dir(checkpoint: Path, split: str) -> Path:

@@ -146,7 +146,9 @@ def _read_pubtator(name: str, text: str) -> list[Document]:
         current = None
 
     line_no = 0
-    for line_no, raw in enumerate(text.splitlines(keepends=True), 1):
+    for line_no, raw in enumerate(re.split(r"(?<=\n)", text), 1):  # not splitlines: U+2028 is text
+        if not raw:
+            continue
         content = raw.rstrip("\r\n")
         if not content.strip():
             finish()
@@ -225,7 +227,7 @@ def _read_bioc(name: str, raw: bytes) -> list[Document]:
                     )
                 if not isinstance(passage.get("text", ""), str):
                     raise InputFormatError(name, None, document["id"], f"passage {p}: 'text' is not a string")
-        collection = biocjson.loads(text)
+        collection = biocjson.loads(json.dumps(_with_bioc_defaults(data)))
         kind = "json"
     else:
         from lxml import etree
@@ -250,10 +252,32 @@ def _read_bioc(name: str, raw: bytes) -> list[Document]:
         kind = "xml"
     documents = []
     for document in collection.documents:
-        passages = [Passage(int(p.offset), p.text) for p in document.passages if p.text]
+        passages = []
+        for p in document.passages:  # text at passage level, else at sentence level (both are BioC)
+            passages += (
+                [Passage(int(p.offset), p.text)]
+                if p.text
+                else [Passage(int(s.offset), s.text) for s in p.sentences if s.text]
+            )
         documents.append(Document(document.id, passages, source=(collection, document, kind)))
     assert isinstance(collection, bioc.BioCCollection)
     return documents
+
+
+def _with_bioc_defaults(data: dict) -> dict:
+    """BioC JSON with the optional keys the ``bioc`` reader expects filled in (minimal files omit them)."""
+    for key, value in (("source", ""), ("date", ""), ("key", ""), ("infons", {})):
+        data.setdefault(key, value)
+    for document in data.setdefault("documents", []):
+        for key in ("infons", "relations", "annotations"):
+            document.setdefault(key, {} if key == "infons" else [])
+        for passage in document.setdefault("passages", []):
+            for key in ("infons", "annotations", "relations", "sentences"):
+                passage.setdefault(key, {} if key == "infons" else [])
+            for sentence in passage["sentences"]:
+                for key in ("infons", "annotations", "relations"):
+                    sentence.setdefault(key, {} if key == "infons" else [])
+    return data
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -283,14 +307,26 @@ def _write_pubtator(document: Document, found: Iterable[Entity], out: TextIO) ->
         )
         for line in source.annotation_lines:
             out.write(line if line.endswith("\n") else line + "\n")
-    else:  # from another format: one passage per text line (PubTator holds a title and an abstract)
+        shift = lambda offset: offset  # noqa: E731 - PubTator offsets are the document's own
+    else:  # from another format: the first passage is the title, the others joined by spaces the abstract
         texts = [p.text for p in document.passages]
         title, abstract = (texts[0] if texts else ""), " ".join(texts[1:])
         if "\n" in title or "\n" in abstract:
             raise BionerError(f"document {document.id}: text with line breaks cannot be written as PubTator")
         out.write(f"{document.id}|t|{title}\n{document.id}|a|{abstract}\n")
+        starts, position = [], 0
+        for text in texts:  # where each passage lands in "title abstract"
+            starts.append(position)
+            position += len(text) + 1
+        passages = list(zip(document.passages, starts))
+
+        def shift(offset: int) -> int:
+            passage, start = next((p, s) for p, s in passages if p.offset <= offset < p.offset + len(p.text))
+            return offset - passage.offset + start
+
     for entity in found:
-        out.write(f"{document.id}\t{entity.start}\t{entity.end}\t{entity.text}\t{entity.type}\t-\n")
+        start, end = shift(entity.start), shift(entity.start) + (entity.end - entity.start)
+        out.write(f"{document.id}\t{start}\t{end}\t{entity.text}\t{entity.type}\t-\n")
     out.write("\n")
 
 
@@ -298,25 +334,32 @@ def _write_bioc(documents: Sequence[Document], entities: Sequence[Sequence[Entit
     import bioc
     from bioc import biocjson, biocxml
 
-    collection, kind = None, "xml"
+    sources = {id(d.source[0]): d.source[0] for d in documents if isinstance(d.source, tuple)}
+    kinds = {d.source[2] for d in documents if isinstance(d.source, tuple)}
+    if len(kinds) > 1:
+        raise BionerError(
+            "BioC inputs in XML and in JSON: write them separately (or pass --out-format jsonl)"
+        )
+    kind = kinds.pop() if kinds else "xml"
+    single = len(sources) == 1 and all(isinstance(d.source, tuple) for d in documents)
+    if single:  # one input collection: written back as it was, with its own source, date and infons
+        collection = next(iter(sources.values()))
+    else:
+        collection = bioc.BioCCollection()
+        collection.source = "bioner-mtl"
     for document, found in zip(documents, entities):
         if isinstance(document.source, tuple):
-            source_collection, bioc_document, kind = document.source
-            collection = collection or source_collection
+            bioc_document = document.source[1]
         else:
-            if collection is None:
-                collection = bioc.BioCCollection()
-                collection.source = "bioner-mtl"
             bioc_document = bioc.BioCDocument()
             bioc_document.id = document.id
             for passage in document.passages:
                 bioc_passage = bioc.BioCPassage()
                 bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
                 bioc_document.add_passage(bioc_passage)
+        if not single:
             collection.add_document(bioc_document)
         _add_bioc_annotations(bioc_document, found)
-    if collection is None:
-        collection = bioc.BioCCollection()
     buffer = io.StringIO()
     (biocjson if kind == "json" else biocxml).dump(collection, buffer)
     out.write(buffer.getvalue())
@@ -329,11 +372,11 @@ def _add_bioc_annotations(bioc_document: Any, found: Iterable[Entity]) -> None:
         a.id for a in bioc_document.annotations
     }
     number = 0
+    containers = [c for p in bioc_document.passages for c in ([p] if p.text else p.sentences) if c.text]
     for entity in found:
         passage = next(
-            p for p in bioc_document.passages
-            if p.text and p.offset <= entity.start and entity.end <= p.offset + len(p.text)
-        )  # fmt: skip
+            c for c in containers if c.offset <= entity.start and entity.end <= c.offset + len(c.text)
+        )
         number += 1
         while f"bioner{number}" in taken:
             number += 1

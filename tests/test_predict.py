@@ -294,3 +294,58 @@ def test_models_report_a_score_per_span(tmp_path, model):
     assert [len(s) for s in prediction.scores] == [len(s) for s in prediction.spans]
     assert sum(map(len, prediction.spans)) > 0
     assert all(0.0 < score <= 1.0 for found in prediction.scores for score in found)
+
+
+def test_bioc_edge_cases_several_inputs_sentence_level_minimal_json_and_to_pubtator(tagger, tmp_path):
+    from bioc import biocxml
+
+    first = tmp_path / "a.xml"
+    first.write_text(
+        "<collection><source>s</source><document><id>A</id><passage><offset>0</offset>"
+        "<text>Aspirin works.</text></passage></document></collection>"
+    )
+    second = tmp_path / "b.xml"  # text at sentence level, passages at offsets 0 and 100
+    second.write_text(
+        "<collection><document><id>B</id><passage><offset>0</offset><sentence><offset>0</offset>"
+        "<text>Acid binds.</text></sentence></passage><passage><offset>100</offset>"
+        "<text>Beta receptor.</text></passage></document></collection>"
+    )
+    documents = read_documents(first, "bioc") + read_documents(second, "bioc")
+    assert [[(p.offset, p.text) for p in d.passages] for d in documents] == [
+        [(0, "Aspirin works.")], [(0, "Acid binds."), (100, "Beta receptor.")],
+    ]  # fmt: skip
+    found = tagger.annotate(documents, types="disjoint", corpus="BC5CDR")
+    out = io.StringIO()
+    write_documents(documents, found, "bioc", out)
+    result = biocxml.loads(out.getvalue())
+    assert [d.id for d in result.documents] == ["A", "B"]  # both inputs' documents
+    assert [a.text for a in result.documents[1].passages[0].sentences[0].annotations] == [
+        "Acid",
+        "binds",
+        ".",
+    ]
+
+    pubtator = io.StringIO()
+    write_documents(documents[1:], found[1:], "pubtator", pubtator)
+    lines = pubtator.getvalue().splitlines()
+    assert lines[:2] == ["B|t|Acid binds.", "B|a|Beta receptor."]
+    text = "Acid binds. Beta receptor."
+    for line in filter(None, lines[2:]):
+        _, start, end, mention, _, _ = line.split("\t")
+        assert text[int(start) : int(end)] == mention
+    assert "B\t12\t16\tBeta\tBC5CDR/Chemical\t-" in lines  # 100 in BioC, 12 in "title abstract"
+
+    minimal = tmp_path / "m.json"
+    minimal.write_text('{"documents": [{"id": "1", "passages": [{"offset": 0, "text": "Acid."}]}]}')
+    assert [d.passages[0].text for d in read_documents(minimal, "bioc")] == ["Acid."]
+
+
+def test_pubtator_text_may_hold_unicode_line_separators(tmp_path):
+    path = tmp_path / "u.pubtator"
+    path.write_text("1|t|Title\u2028more\r\n1|a|Abs\x85tract\r\n1\t0\t5\tTitle\tChemical\tD1\r\n\r\n")
+    (document,) = read_documents(path, "pubtator")
+    assert [p.text for p in document.passages] == ["Title\u2028more", "Abs\x85tract"]
+    assert document.passages[1].offset == len("Title\u2028more") + 1
+    out = io.StringIO()
+    write_documents([document], [[]], "pubtator", out)
+    assert out.getvalue() == path.read_bytes().decode().replace("\r\n\r\n", "\r\n") + "\n"  # lines as read

@@ -133,3 +133,56 @@ def test_predict_tags_the_bc5cdr_test_abstracts_and_export_predicts_the_same(fin
     assert len(found) == 2 and sum(map(len, found)) > 0
     for text, mentions in zip(texts, found):
         assert all(text[m.start : m.end] == m.text and 0 < m.score <= 1 for m in mentions)
+
+
+class GoldEchoModule(torch.nn.Module):
+    """A stand-in for a model trained on BC5CDR and NCBI-disease: it predicts each sentence's gold
+    mentions, plus, on BC5CDR sentences, NCBI-disease/Disease on every BC5CDR Disease mention and on one
+    wrong span. Those must count in the merged view only, never as BC5CDR's own (disjoint) mentions."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        from datamodules.label_space import LabelSpace
+
+        self.cfg = cfg
+        self.label_space = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch
+
+    def predict(self, batch):
+        from lightning_modules.base import Prediction
+
+        ncbi = self.label_space.type_id("NCBI-disease", "Disease")
+        out = []
+        for spans, n in zip(batch["spans"], batch["num_words"].tolist()):
+            gold = [tuple(s) for s in spans.tolist()]  # BC5CDR ids are the same in both spaces
+            extra = [(s, e, ncbi) for s, e, t in gold if t == 1] + [(0, n, ncbi)]
+            out.append(gold + extra)
+        return Prediction(out)
+
+
+def test_a_subset_of_the_model_corpora_is_scored_as_in_training(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+    from tiny_models import tiny_tokenizer
+
+    import evaluate
+    import lightning_modules.registry as registry
+    from configs.compose import compose
+
+    tokenizer_dir = tmp_path / "tok"
+    tiny_tokenizer(tokenizer_dir)
+    cfg = OmegaConf.to_container(
+        compose([f"encoder.name={tokenizer_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+                 "data.corpora=[BC5CDR,NCBI-disease]"]),
+        resolve=True,
+    )  # fmt: skip
+    monkeypatch.setattr(registry, "load_module", lambda path: GoldEchoModule(cfg))
+    subset, _ = evaluate.evaluate("model.ckpt", ["BC5CDR"], device="cpu")
+    assert subset["test/disjoint/BC5CDR/f1"] == 100.0  # the NCBI-disease predictions are not BC5CDR's
+    assert subset["test/merged/BC5CDR/Disease/precision"] < 100.0  # ... but count as Disease when merged
+    assert not any("NCBI-disease" in k for k in subset)
+    both, _ = evaluate.evaluate("model.ckpt", device="cpu")  # BC5CDR's scores do not depend on the others
+    per_corpus = [k for k in subset if "/BC5CDR/" in k]
+    assert len(per_corpus) == 18 and {k: both[k] for k in per_corpus} == {k: subset[k] for k in per_corpus}
+    assert subset["test/disjoint/macro_f1"] == 100.0  # the macro F1 of the evaluated corpora only
