@@ -61,16 +61,20 @@ def run(args: argparse.Namespace) -> int:
     in_format = in_formats.pop()
     out_format = args.out_format or (in_format if in_format in FORMATS_OUT else "jsonl")
     documents = [d for path in args.inputs for d in read_documents(path, in_format, text_unit=args.text_unit)]
+    try:  # before the model runs: an unwritable output fails now, not after the work
+        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as err:
+        raise BionerError(f"-o {args.output}: cannot write ({err.strerror})") from None
     tagger = load(args.model, device=args.device, batch_size=args.batch_size)
     started = time.perf_counter()
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     entities = tagger.annotate(documents, types=args.types, corpus=args.corpus, progress=progress)
     seconds = time.perf_counter() - started
-    if args.output == "-":
-        write_documents(documents, entities, out_format, sys.stdout)
-    else:
-        with open(args.output, "w", encoding="utf-8", newline="") as out:
-            write_documents(documents, entities, out_format, out)
+    try:
+        write_documents(documents, entities, out_format, out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
     mentions = sum(len(e) for e in entities)
     print(
         f"{len(documents)} documents, {mentions} mentions in {seconds:.1f} s "

@@ -232,9 +232,15 @@ def _load_export(directory: Path) -> Any:
     meta_path = directory / EXPORT_FILE
     if not meta_path.is_file():
         raise CheckpointError(directory, f"not an exported model (no {EXPORT_FILE}; see export.py)")
-    meta = json.loads(meta_path.read_text())
-    module = get_model(meta["model"]).module_class(meta["cfg"], meta["label_space"], meta["encoder_config"])
-    module.load_state_dict(load_file(str(directory / EXPORT_WEIGHTS)))
+    try:
+        meta = json.loads(meta_path.read_text())
+        module = get_model(meta["model"]).module_class(
+            meta["cfg"], meta["label_space"], meta["encoder_config"]
+        )
+        module.load_state_dict(load_file(str(directory / EXPORT_WEIGHTS)))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # JSON, keys, file, weights
+        problem = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise CheckpointError(directory, f"not a readable exported model ({problem})") from None
     return module
 
 
@@ -251,10 +257,16 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
     module = load_module(checkpoint)
     raw = read_checkpoint(checkpoint, map_location="cpu")
     name = module.cfg["encoder"]["name"]
-    encoder_config = module.hparams.get("encoder_config") or AutoConfig.from_pretrained(name).to_dict()
+    try:
+        encoder_config = module.hparams.get("encoder_config") or AutoConfig.from_pretrained(name).to_dict()
+    except OSError as err:
+        raise CheckpointError(checkpoint, f"cannot read its encoder's config {name!r} ({err})") from None
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    AutoTokenizer.from_pretrained(name).save_pretrained(str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        AutoTokenizer.from_pretrained(name).save_pretrained(str(out))
+    except OSError as err:
+        raise BionerError(f"export to {out}: {' '.join(str(err).split())[:300]}") from None
     state = {k: v.contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(out / EXPORT_WEIGHTS))
     meta = {

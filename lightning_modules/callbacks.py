@@ -150,12 +150,15 @@ class AgreedSigterm(pl.Callback):
     def _install(self, trainer: pl.Trainer) -> None:
         # Lightning installs its handlers after on_fit_start; this replaces them for the run, and
         # Lightning's teardown restores whatever was there before.
-        signal.signal(signal.SIGTERM, self._on_sigterm(trainer))
+        original = getattr(trainer._signal_connector, "_original_handlers", {}).get(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, self._on_sigterm(trainer, original))
         if self._distributed and hasattr(trainer.fit_loop.epoch_loop, "_broadcast_sigterm_tensor"):
             trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = lambda: None
 
-    def _on_sigterm(self, trainer: pl.Trainer):
+    def _on_sigterm(self, trainer: pl.Trainer, original: Any = None):
         def handler(signum: int, frame: Any) -> None:
+            if callable(original):  # a handler installed before training (a user's, a launcher's)
+                original(signum, frame)
             if not self.received:
                 print(f"[rank {trainer.global_rank}] SIGTERM: stopping after this step", file=sys.stderr)
                 launcher = trainer.strategy.launcher
@@ -184,6 +187,15 @@ class AgreedSigterm(pl.Callback):
         self._pending = (flag, work)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._settle()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wait for the last reduction (issued by every rank at the same step, so it completes)."""
         if self._pending is not None:
             self._pending[1].wait()
             self._pending = None
@@ -261,7 +273,8 @@ class F1Chart(pl.Callback):
         self.path = f"{run_dir}/f1_per_corpus.png"
         self.run_name = run_name
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # not on_validation_epoch_end: callbacks run it before the module logs this validation's scores
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         from metrics.charts import f1_bar_chart

@@ -349,3 +349,43 @@ def test_pubtator_text_may_hold_unicode_line_separators(tmp_path):
     out = io.StringIO()
     write_documents([document], [[]], "pubtator", out)
     assert out.getvalue() == path.read_bytes().decode().replace("\r\n\r\n", "\r\n") + "\n"  # lines as read
+
+
+def test_predict_cli_user_errors_are_one_line(tmp_path, capsys):
+    import predict
+
+    text = tmp_path / "in.txt"
+    text.write_text("Aspirin.")
+    not_export = tmp_path / "dir"
+    not_export.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "bioner_model.json").write_text("{")
+    cases = [
+        ([str(tmp_path / "none.ckpt"), str(text)], "none.ckpt"),
+        ([str(not_export), str(text)], "not an exported model (no bioner_model.json"),
+        ([str(corrupt), str(text)], "not a readable exported model (JSONDecodeError"),
+        ([str(not_export), str(text), "-o", str(tmp_path / "missing" / "out.jsonl")], "cannot write"),
+        ([str(not_export), str(tmp_path / "absent.txt")], "absent.txt: cannot read"),
+    ]
+    for argv, message in cases:
+        assert predict.main(argv) == 2, argv
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_sru_scores_stay_with_their_spans():
+    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch_scored
+
+    vocab = ActionVocabulary(2)  # EOA 0, SH 1, TR(0) 2, RE(0) 3, TR(1) 4, RE(1) 5
+    rows = [
+        [0, 0, 0.9, 0, 0.7, 0],  # TR(0) .9 and TR(1) .7 at word 0
+        [0, 0.9, 0, 0, 0, 0],  # SH
+        [0, 0, 0, 0.8, 0, 0],  # RE(0) .8: type 0 [0, 1), score .8
+        [0, 0.9, 0, 0, 0, 0],  # SH
+        [0, 0, 0, 0, 0, 0.6],  # RE(1) .6: type 1 [0, 2), score .6
+        [0.9, 0, 0, 0, 0, 0],  # EOA
+    ]
+    spans, scores = decode_batch_scored(torch.tensor([rows]), [2], vocab)
+    assert spans == [[(0, 2, 1), (0, 1, 0)]]
+    assert scores == [[pytest.approx(0.6), pytest.approx(0.8)]]

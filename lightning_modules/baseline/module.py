@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from lightning_modules.base import ModelConfig, Prediction, SpanNERModule, SpanTuple
@@ -51,8 +52,8 @@ class PerCorpusTaggerModule(SpanNERModule):
     def predict(self, batch: dict) -> Prediction:
         """Spans of every head; a span's score is the lowest probability of its words' tags."""
         tags, probs = self.network.predict_tags_with_probs(batch)
-        tags, probs = torch.stack([tags.to(probs.dtype), probs]).cpu()  # the one host transfer per batch
-        spans = decode_tags(tags.long(), batch["num_words"], self.layout)
+        tags, probs = torch.stack([tags.to(probs.dtype), probs]).cpu().numpy()  # one host transfer
+        spans = decode_tags(tags.astype(np.int64), batch["num_words"], self.layout)
         head = self.label_space.corpus_id_per_type()  # head k tags corpus k
         scores = [[float(probs[b, s:e, head[t]].min()) for s, e, t in found] for b, found in enumerate(spans)]
         return Prediction(spans, scores=scores)
