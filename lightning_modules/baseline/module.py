@@ -52,7 +52,7 @@ class PerCorpusTaggerModule(SpanNERModule):
     def predict(self, batch: dict) -> Prediction:
         """Spans of every head; a span's score is the lowest probability of its words' tags."""
         tags, probs = self.network.predict_tags_with_probs(batch)
-        tags, probs = torch.stack([tags.to(probs.dtype), probs]).cpu().numpy()  # one host transfer
+        tags, probs = torch.stack([tags.to(probs.dtype), probs]).detach().cpu().numpy()  # one host transfer
         spans = decode_tags(tags.astype(np.int64), batch["num_words"], self.layout)
         head = self.label_space.corpus_id_per_type()  # head k tags corpus k
         scores = [[float(probs[b, s:e, head[t]].min()) for s, e, t in found] for b, found in enumerate(spans)]

@@ -216,7 +216,7 @@ class TabERTCNNModule(SpanNERModule):
             table = logits.argmax(1)  # (B, n, n) relation labels
             word_probs, word_labels = entity_logits.float().softmax(-1).max(-1)  # (B, n)
             table.diagonal(dim1=1, dim2=2).copy_(word_labels)  # entity labels on the diagonal
-            table, word_probs = table.to(torch.int16).cpu().numpy(), word_probs.cpu().numpy()
+            table, word_probs = table.to(torch.int16).cpu().numpy(), word_probs.detach().cpu().numpy()
             entities = decode_bilou(np.diagonal(table, axis1=1, axis2=2), num_words)
             relations = decode_relations(table, entities, self.layout.num_relation_labels)
             # an entity's score: the lowest probability of its words' BILOU labels
@@ -229,7 +229,7 @@ class TabERTCNNModule(SpanNERModule):
         cells = torch.nonzero(probs > self.model_cfg.threshold)  # (M, 4)
         scores = probs[cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3]]
         spans, span_scores = decode_span_table_scored(
-            cells.cpu().numpy(), scores.cpu().numpy(), len(num_words)
+            cells.cpu().numpy(), scores.detach().cpu().numpy(), len(num_words)
         )
         return Prediction(spans, scores=span_scores)
 
