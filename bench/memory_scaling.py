@@ -1,0 +1,168 @@
+"""Peak memory of one training step (forward, loss, backward, AdamW) of the baseline and of SRU-NER for
+batches of 16 sentences of {64, 128, 256, 405} subword tokens (CLS and SEP included).
+
+The sentences are BC5CDR training words, consecutive sentences joined and cut at a word boundary at the
+length; the six-corpus label space; MiniLM (or ``--encoder``); a fresh model. Each (model, length) runs in
+a fresh process so that no allocator cache from another size is counted: CPU peaks are the process's
+resident-set high-water mark over the step minus the resident set before it (``/proc/self/clear_refs``);
+GPU peaks are ``torch.cuda.max_memory_allocated`` over the step minus the allocation before it.
+
+    python bench/memory_scaling.py --data-root ../shared/data [--device cuda]
+
+Writes ``bench/results/memory_scaling-DEVICE.json``: per length the two peaks (MB), SRU-NER's excess over
+the baseline, and ``decoder_memory_ratio_405_256`` = excess at 405 / excess at 256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LENGTHS = (64, 128, 256, 405)
+
+
+def _resident_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def sentences_of_length(data_root: str, tokenizer, subwords: int, count: int = 16) -> list:
+    """``count`` sentences of exactly ``subwords`` tokens with CLS and SEP (BC5CDR words, in file order)."""
+    from datamodules.readers import read_corpus
+    from datamodules.sentence import Sentence
+
+    words = [w for s in read_corpus(data_root, "BC5CDR", "train") for w in s.tokens]
+    out, position = [], 0
+    for _ in range(count):
+        chosen, used = [], 2
+        while True:
+            n = len(tokenizer(words[position], add_special_tokens=False)["input_ids"]) or 1
+            if used + n > subwords:
+                break
+            chosen.append(words[position])
+            used, position = used + n, position + 1
+        out.append(Sentence(tuple(chosen), (), "BC5CDR"))
+    return out
+
+
+def measure(model: str, subwords: int, data_root: str, encoder: str, device: str) -> dict:
+    """One configuration, in this process."""
+    import torch
+    from transformers import AutoTokenizer
+
+    sys.path.insert(0, str(ROOT))
+    from omegaconf import OmegaConf
+
+    from bench.train_step import SIX
+    from configs.compose import compose
+    from datamodules.label_space import LabelSpace
+    from datamodules.multi_corpus import Collator
+    from datamodules.tokenization import tokenize_corpus
+    from lightning_modules.registry import build_module
+
+    target = torch.device(device)
+    label_space = LabelSpace.from_corpora(SIX)
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    sentences = sentences_of_length(data_root, tokenizer, subwords)
+    plain = OmegaConf.to_container(compose([f"model={model}", f"encoder.name={encoder}"]), resolve=True)
+    torch.manual_seed(0)
+    module = build_module(plain, label_space).to(target).train()
+    rows, _ = tokenize_corpus(sentences, tokenizer, label_space, "BC5CDR", split="train")
+    lengths = sorted({len(rows[i]["input_ids"]) for i in range(len(rows))})
+    batch = Collator(tokenizer.pad_token_id, module.target_encoder())(
+        [{**rows[i], "corpus_id": label_space.corpus_index["BC5CDR"]} for i in range(len(rows))]
+    )
+    batch = module.transfer_batch_to_device(batch, target, 0)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-5)
+
+    def step() -> None:
+        module.training_loss(batch).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=False)  # gradients and AdamW state stay allocated: not counted
+
+    step()  # warm-up: optimiser state, gradient buffers and kernels exist before the measured step
+    if target.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**20
+        step()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20 - before
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+        before = _resident_mb()
+        step()
+        peak = _peak_mb() - before
+    return {
+        "model": model,
+        "subwords": subwords,
+        "row_lengths": lengths,
+        "peak_over_start_mb": round(peak, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--encoder", default=None, help="default: the bundled MiniLM")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--one", nargs=2, metavar=("MODEL", "SUBWORDS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from configs.compose import _minilm_path
+
+    encoder = args.encoder or _minilm_path()
+    if args.one:
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.data_root, encoder, args.device)))
+        return 0
+    results: dict[str, dict[int, dict]] = {"baseline": {}, "sru_ner": {}}
+    for subwords in LENGTHS:
+        for model in results:
+            command = [sys.executable, __file__, "--data-root", args.data_root, "--encoder", encoder,
+                       "--device", args.device, "--one", model, str(subwords)]  # fmt: skip
+            proc = subprocess.run(command, capture_output=True, text=True, check=True)
+            results[model][subwords] = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(results[model][subwords], flush=True)
+    excess = {
+        n: results["sru_ner"][n]["peak_over_start_mb"] - results["baseline"][n]["peak_over_start_mb"]
+        for n in LENGTHS
+    }
+    summary = {
+        "benchmark": "memory_scaling",
+        "device": args.device,
+        "encoder": Path(encoder).name,
+        "batch_sentences": 16,
+        "peak_over_start_mb": {
+            m: {n: r[n]["peak_over_start_mb"] for n in LENGTHS} for m, r in results.items()
+        },
+        "sru_ner_excess_mb": excess,
+        "decoder_memory_ratio_405_256": round(excess[405] / excess[256], 3) if excess[256] > 0 else None,
+        "excess_405_below_baseline_peak_405": excess[405] < results["baseline"][405]["peak_over_start_mb"],
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python "
+        + " ".join(["bench/memory_scaling.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    out = ROOT / "bench" / "results" / f"memory_scaling-{args.device.split(':')[0]}.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
