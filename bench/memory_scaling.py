@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "benchmark": "memory_scaling",
         "device": args.device,
-        "encoder": Path(encoder).name,
+        "encoder": "MiniLM (bundled)" if args.encoder is None else encoder,
         "batch_sentences": 16,
         "peak_over_start_mb": {
             m: {n: r[n]["peak_over_start_mb"] for n in LENGTHS} for m, r in results.items()

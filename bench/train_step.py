@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "threads": torch.get_num_threads(),
         "precision": args.precision,
-        "encoder": Path(encoder).name if Path(encoder).exists() else encoder,
+        "encoder": "MiniLM (bundled)" if args.encoder is None else encoder,
         "batch": {"sentences": len(sentences), "words": [len(s.tokens) for s in sentences]},
         "steps": args.steps,
         "baseline_step_s": round(baseline, 4),
