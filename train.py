@@ -119,8 +119,7 @@ def run(cfg: Any, argv: list[str] | None = None) -> int:
             raise
     if trainer.interrupted:
         if trainer.is_global_zero:
-            given = sys.argv[1:] if argv is None else argv
-            kept = [a for a in given if not a.startswith(("run_dir=", "resume="))]
+            kept = [a for a in given_argv if not a.startswith(("run_dir=", "resume="))]
             command = " ".join(["python train.py", *kept, f"run_dir={run_dir}", "resume=auto"])
             print(f"Training was interrupted; {checkpoint_dir} holds its state. Resume with:", flush=True)
             print(f"  {command}", flush=True)

@@ -228,6 +228,45 @@ def _hard_split(lengths: np.ndarray, max_content_tokens: int) -> list[tuple[int,
     return chunks
 
 
+def chunk_ids(
+    ids: np.ndarray,
+    wids: np.ndarray,
+    word_start: np.ndarray,
+    cs: int,
+    ce: int,
+    budget: int,
+    cls_id: int,
+    sep_id: int,
+) -> tuple[list[int], list[int], bool]:
+    """Words ``[cs, ce)`` of a sentence as one row: subword ids with CLS and SEP, each subword's word
+    index within the row (-1 for CLS/SEP), and whether a single over-long word was truncated to ``budget``."""
+    lo, hi = int(word_start[cs]), int(word_start[ce])
+    truncated = hi - lo > budget  # one word longer than the cap (hard split only)
+    hi = lo + budget if truncated else hi
+    return [cls_id, *ids[lo:hi].tolist(), sep_id], [-1, *(wids[lo:hi] - cs).tolist(), -1], truncated
+
+
+def window_rows(
+    sentences: Sequence[Sentence], tokenizer: Any, max_subwords: int = MAX_SUBWORDS
+) -> list[dict[str, Any]]:
+    """Unannotated sentences (prediction) as rows: each cut at word boundaries into windows of at most
+    ``max_subwords`` (CLS and SEP included), as evaluation hard-splits. A row has ``input_ids``,
+    ``word_ids``, ``num_words``, ``sentence_index`` and ``first_word`` (its first word in the sentence)."""
+    cls_id, sep_id, _ = _special_ids(tokenizer)
+    budget = max_subwords - 2
+    rows = []
+    for index, (sentence, (ids, wids, _)) in enumerate(zip(sentences, _subwords(tokenizer, sentences))):
+        lengths = np.bincount(wids, minlength=len(sentence.tokens))
+        word_start = np.concatenate([[0], np.cumsum(lengths)])
+        for cs, ce in _hard_split(lengths, budget):  # one window when the sentence fits
+            input_ids, word_ids, _ = chunk_ids(ids, wids, word_start, cs, ce, budget, cls_id, sep_id)
+            rows.append(
+                {"input_ids": input_ids, "word_ids": word_ids, "num_words": ce - cs, "sentence_index": index,
+                 "first_word": cs}
+            )  # fmt: skip
+    return rows
+
+
 # --- tokenization ------------------------------------------------------------------------------
 def _special_ids(tokenizer: Any) -> tuple[int, int, int]:
     cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
@@ -351,12 +390,10 @@ def tokenize_corpus(
             )
         word_start = np.concatenate([[0], np.cumsum(lengths)])  # (n+1,) first subword of each word
         for c, (cs, ce) in enumerate(chunks):
-            lo, hi = int(word_start[cs]), int(word_start[ce])
-            if hi - lo > budget:  # one word longer than the cap (hard split only)
-                hi = lo + budget
-                report.truncated_words += 1
-            cols["input_ids"].append([cls_id, *ids[lo:hi].tolist(), sep_id])
-            cols["word_ids"].append([-1, *(wids[lo:hi] - cs).tolist(), -1])
+            input_ids, word_ids, truncated = chunk_ids(ids, wids, word_start, cs, ce, budget, cls_id, sep_id)
+            report.truncated_words += truncated
+            cols["input_ids"].append(input_ids)
+            cols["word_ids"].append(word_ids)
             cols["num_words"].append(ce - cs)
             inside = [k for k, (s, e, _) in enumerate(spans) if cs <= s and e <= ce]
             cols["spans"].append(

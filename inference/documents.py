@@ -206,7 +206,6 @@ def _doc_id_before(text: str, line: int, pattern: str) -> str | None:
 
 
 def _read_bioc(name: str, raw: bytes) -> list[Document]:
-    import bioc
     from bioc import biocjson, biocxml
 
     head = raw.lstrip()[:1]
@@ -260,7 +259,6 @@ def _read_bioc(name: str, raw: bytes) -> list[Document]:
                 else [Passage(int(s.offset), s.text) for s in p.sentences if s.text]
             )
         documents.append(Document(document.id, passages, source=(collection, document, kind)))
-    assert isinstance(collection, bioc.BioCCollection)
     return documents
 
 

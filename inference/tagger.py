@@ -27,7 +27,7 @@ from datamodules.errors import BionerError, CheckpointError
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
 from datamodules.sentence import Sentence
-from datamodules.tokenization import MAX_SUBWORDS, _hard_split, _special_ids, _subwords
+from datamodules.tokenization import window_rows
 from inference.documents import Document, Entity, Passage
 from inference.text import sentences, words
 
@@ -95,7 +95,7 @@ class Tagger:
                 prediction = self.module.predict(inputs)
                 scores = getattr(prediction, "scores", None)
                 for k, r in enumerate(batch_rows):
-                    unit, offset = units[rows[r]["unit"]], rows[r]["word_offset"]
+                    unit, offset = units[rows[r]["sentence_index"]], rows[r]["first_word"]
                     for j, (start, end, type_id) in enumerate(prediction.spans[k]):
                         score = float(scores[k][j]) if scores is not None else None
                         found[unit.document].append(
@@ -120,30 +120,8 @@ class Tagger:
                     offsets = np.asarray(spans, dtype=np.int64).reshape(-1, 2) + passage.offset
                     units.append(_Unit(d, offsets[:, 0], offsets[:, 1]))
                     tokens.append(Sentence(tuple(passage.text[a:b] for a, b in spans), (), first_corpus))
-        cls_id, sep_id, _ = _special_ids(self.tokenizer)
-        budget = MAX_SUBWORDS - 2
-        rows = []
-        for u, (ids, wids, _) in enumerate(_subwords(self.tokenizer, tokens)):
-            lengths = np.bincount(wids, minlength=len(tokens[u].tokens))
-            word_start = np.concatenate([[0], np.cumsum(lengths)])
-            for cs, ce in _hard_split(lengths, budget):  # one window when the sentence fits
-                lo, hi = int(word_start[cs]), min(int(word_start[ce]), int(word_start[cs]) + budget)
-                rows.append(
-                    {
-                        "input_ids": [cls_id, *ids[lo:hi].tolist(), sep_id],
-                        "word_ids": [-1, *(wids[lo:hi] - cs).tolist(), -1],
-                        "num_words": ce - cs,
-                        "spans": [],
-                        "relations": [],
-                        "unreachable": [],
-                        "corpus_id": 0,
-                        "sentence_index": u,
-                        "chunk": 0,
-                        "unit": u,
-                        "word_offset": cs,
-                    }
-                )
-        return units, rows
+        no_gold = {"spans": [], "relations": [], "unreachable": [], "corpus_id": 0, "chunk": 0}
+        return units, [{**row, **no_gold} for row in window_rows(tokens, self.tokenizer)]
 
     def _entities(
         self,
