@@ -52,17 +52,15 @@ def dynamic_multi_hot_target(
         target: ``(B, A)`` float32, no autograd history.
         removed: ``(B,)`` bool, the SH of this row was displaced (do not advance the cursor; force it next).
     """
-    with torch.no_grad():
-        p = torch.sigmoid(logits.detach().float())  # (B, A)
+    with torch.no_grad():  # few kernels: this runs once per generation step
+        p = logits.detach().float().sigmoid()  # (B, A)
         gold = gold_row.detach().float()  # (B, A)
-        live = gold[:, eoa_col : eoa_col + 1] == 0  # (B, 1)
-        q = torch.where(other_mask & live, p, torch.zeros_like(p))  # (B, A)
+        q = p * (other_mask & (gold[:, eoa_col : eoa_col + 1] == 0))  # (B, A), 0 on the EOA row
         p_sh = p[:, shift_col]  # (B,)
-        keep_sh = removed_prev | (q <= p_sh[:, None]).all(dim=-1)  # (B,)
+        keep_sh = removed_prev | (q.amax(dim=-1) <= p_sh)  # (B,) all_a q_a <= p_SH
         removed = (gold[:, shift_col] == 1) & ~keep_sh  # (B,)
-        target = torch.clamp(coeff * q, max=1.0) + gold  # (B, A)
-        target_sh = target[:, shift_col] * keep_sh + removed * p_sh  # (B,)
-        target[:, shift_col] = target_sh
+        target = (q if coeff == 1.0 else (coeff * q).clamp_(max=1.0)).add_(gold)  # q <= 1 already
+        target[:, shift_col] = torch.where(keep_sh, target[:, shift_col], 0.0) + removed * p_sh
     return target, removed
 
 

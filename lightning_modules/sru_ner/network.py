@@ -13,10 +13,12 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.fused import SlotMemory, fused_teacher_forcing
 from lightning_modules.sru_ner.memory import DecomposedMemory, DenseMemory, SlotReadParameters
 from losses import dynamic_multi_hot_target
 
@@ -34,6 +36,7 @@ class SRUHeadConfig:
     train_token_multiplier: bool = False
     omega: str = "softmax"  # "softmax" (reference) or "logits" (paper)
     memory: str = "decomposed"  # or "dense" (the straightforward A3 form; for tests and benchmarks)
+    loop: str = "fused"  # "fused" (hand-written backward, fused.py) or "autograd"; dense memory is autograd
     train_step_factor: float = 2.0  # cap on training steps, x T_gold
     infer_step_factor: float = 1.5  # cap on inference steps, x Q
     sync_every: int = 8
@@ -44,6 +47,12 @@ class SRUHeadConfig:
             raise ValueError(f"omega must be 'softmax' or 'logits', got {self.omega!r}")
         if self.memory not in ("decomposed", "dense"):
             raise ValueError(f"memory must be 'decomposed' or 'dense', got {self.memory!r}")
+        if self.loop not in ("fused", "autograd"):
+            raise ValueError(f"loop must be 'fused' or 'autograd', got {self.loop!r}")
+
+    @property
+    def fused(self) -> bool:
+        return self.loop == "fused" and self.memory == "decomposed"
 
 
 @dataclass
@@ -88,6 +97,17 @@ class SRUHead(nn.Module):
         pointer = torch.ones_like(cls)
         return memory, read, pointer
 
+    def _start_fused(self, slots: torch.Tensor, word_mask: torch.Tensor):
+        p = self.read_params
+        table = F.dropout(p.positions.weight, p.dropout_positions, self.training)
+        memory = SlotMemory(
+            slots, word_mask, p.latent_queries(self.training), table, p.token_multiplier, p.output_diag,
+            p.half_context,
+        )  # fmt: skip
+        cls = torch.zeros(slots.shape[0], dtype=torch.long, device=slots.device)
+        memory.write(self.begin_of_actions.expand(slots.shape[0], slots.shape[-1]).clone(), cls)
+        return memory, memory.read(cls)[0], torch.ones_like(cls)
+
     def _omega(self, logits: torch.Tensor) -> torch.Tensor:  # (B, A) -> (B, d)
         weights = logits.softmax(-1) if self.cfg.omega == "softmax" else logits
         weights = weights * (logits >= logits[:, SHIFT : SHIFT + 1])
@@ -105,6 +125,8 @@ class SRUHead(nn.Module):
         gold_rows: torch.Tensor,  # (B, Tg, A) multi-hot, zero-padded
         other_mask: torch.Tensor | None = None,  # (B, A) bool: other corpora's TR/RE columns
     ) -> TrainingOutput:
+        if self.cfg.fused:
+            return TrainingOutput(*fused_teacher_forcing(self, slots, word_mask, gold_rows, other_mask))
         batch, num_slots, _ = slots.shape
         gold_steps = gold_rows.shape[1]
         cap = max(gold_steps, math.ceil(self.cfg.train_step_factor * gold_steps))
@@ -150,7 +172,10 @@ class SRUHead(nn.Module):
         """Greedy generation; returns action probabilities (B, T, A) up to the stop step."""
         batch, num_slots, _ = slots.shape
         cap = math.ceil(self.cfg.infer_step_factor * num_slots)
-        memory, read, pointer = self._start(slots, word_mask, cap)
+        if self.cfg.fused:
+            memory, read, pointer = self._start_fused(slots, word_mask)
+        else:
+            memory, read, pointer = self._start(slots, word_mask, cap)
         reached = torch.zeros(batch, dtype=torch.bool, device=slots.device)
         probs_seq, all_reached = [], []
         for step in range(cap):
@@ -163,6 +188,8 @@ class SRUHead(nn.Module):
                 break
             memory.write(self._omega(logits), pointer)
             read = memory.read(pointer)
+            if self.cfg.fused:
+                read = read[0]
             advance = logits.argmax(-1) <= SHIFT  # EOA = 0, SHIFT = 1
             pointer = (pointer + advance.long()).clamp(max=num_slots - 1)
         done = torch.stack(all_reached).nonzero()

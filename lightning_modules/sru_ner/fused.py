@@ -1,0 +1,366 @@
+"""SRU-NER's teacher-forced training loop with a hand-written backward (``loop=fused``, the default).
+
+It computes what ``SRUHead``'s autograd loop over ``DecomposedMemory`` computes (same memory, same reads,
+same dynamic targets; ``tests/test_sru_fused.py`` checks logits, targets and every gradient to 1e-5), but:
+
+- the forward runs without autograd on preallocated buffers: per step one (B, 2d) x (2d, 2d) product, the
+  read over a memory C = S + M kept in place, and a few small kernels; the positional scores of every
+  possible read centre, (Q, J, Q), are built once per sequence instead of per step;
+- the backward is one reverse loop that carries only what the recurrence needs (the gradient of the read,
+  of the action memory's scores and of the memory itself) and defers every weight gradient to one large
+  product over all B x T rows at the end (W1, W2, E, the slot half of the MLP's input, Lambda, the
+  position table, D1), instead of T small products that autograd would issue one per step.
+
+Notation as in ``memory.py``: B sentences, Q slots, d hidden, J latents, R position rows, A actions,
+T steps run. Write 0 is BOA on slot 0, write t + 1 is step t's Omega on its pointer p_t; read 0 is centred
+on slot 0 after write 0, read t + 1 on p_t after write t + 1; step t's MLP input is [S[p_t], read t].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.memory import NEG_INF
+from losses import dynamic_multi_hot_target
+
+
+def centred_position_rows(num_slots: int, half_context: int, device: torch.device) -> torch.Tensor:
+    """(Q centres, Q slots) rows of the position table, as ``SlotReadParameters.relative_index`` with
+    every slot valid (invalid slots are masked out of the scores anyway)."""
+    q = torch.arange(num_slots, device=device)
+    rel = q.unsqueeze(0) - q.unsqueeze(1)  # [centre, slot]
+    rows = torch.where(
+        rel.abs() <= half_context, rel + half_context, torch.full_like(rel, 2 * half_context + 2)
+    )
+    rows[:, 0] = 2 * half_context + 1  # CLS
+    return rows
+
+
+class SlotMemory:
+    """The decomposed read of ``memory.DecomposedMemory`` without autograd, updated in place.
+
+    ``memory`` holds C = S + M (the masked slots plus every write so far), so a read is one (B, Q) x (B, Q, d)
+    product; ``scores`` holds alpha * Lambda C^T = ``slot_scores + action_scores`` of ``DecomposedMemory``,
+    with NEG_INF on invalid slots (writes never reach them: a write there is multiplied by 0).
+    """
+
+    def __init__(self, slots, word_mask, queries, table, alpha, output_diag, half_context: int):
+        batch, num_slots, hidden = slots.shape
+        self.rows = torch.arange(batch, device=slots.device)
+        self.flat_rows = self.rows * num_slots  # row of slot (b, 0) in the (B*Q, d) views
+        self.output_diag = output_diag
+        self.valid = word_mask.to(slots.dtype)
+        self.scaled_queries_t = (alpha * queries).T  # (d, J)
+        self.masked_slots = slots * word_mask.unsqueeze(-1)  # S
+        self.memory = self.masked_slots.clone()  # C
+        self.flat_memory = self.memory.view(batch * num_slots, hidden)
+        self.position_rows = centred_position_rows(num_slots, half_context, slots.device)  # (Q, Q)
+        position_scores = queries @ table.T  # (J, R)
+        self.centred_scores = position_scores[:, self.position_rows].transpose(0, 1).contiguous()  # (Q, J, Q)
+        slot_scores = alpha * torch.einsum("jd,bqd->bjq", queries, self.masked_slots)  # (B, J, Q)
+        self.scores = slot_scores.masked_fill_(~word_mask.unsqueeze(1), NEG_INF)
+        self._best = slots.new_empty(batch, num_slots)
+
+    def scatter_index(self, slot: torch.Tensor) -> torch.Tensor:  # (..., B) -> (..., B, J, 1)
+        return slot.unsqueeze(-1).unsqueeze(-1).expand(*slot.shape, self.scores.shape[1], 1)
+
+    def write(self, omega: torch.Tensor, slot: torch.Tensor, valid=None, flat_slot=None, index=None) -> None:
+        """Adds omega (B, d) at slot (B,), in place: omega becomes the written (masked) value. ``valid``
+        (B, 1), ``flat_slot`` (B,) and ``index`` (B, J, 1) can be passed when known beforehand."""
+        omega.mul_(self.valid.gather(1, slot.unsqueeze(1)) if valid is None else valid)
+        contribution = omega @ self.scaled_queries_t  # (B, J)
+        index = self.scatter_index(slot) if index is None else index
+        self.scores.scatter_add_(2, index, contribution.unsqueeze(-1))
+        self.flat_memory.index_add_(0, self.flat_rows + slot if flat_slot is None else flat_slot, omega)
+
+    def read(self, centre: torch.Tensor, out: tuple | None = None):
+        """-> read (B, d), its pre-D1 value u (B, d), weights w (B, Q), argmax latent per slot (B, Q);
+        ``out`` = (u, w, latent) buffers to fill instead of new tensors."""
+        scores = self.centred_scores.index_select(0, centre).add_(self.scores)  # (B, J, Q)
+        if out is None:
+            best, latent = scores.max(dim=1)
+            weights = best.softmax(dim=-1)
+            value = torch.bmm(weights.unsqueeze(1), self.memory).squeeze(1)  # u = w^T C
+        else:
+            value, weights, latent = out
+            best, _ = torch.max(scores, 1, out=(self._best, latent))
+            weights.copy_(best.softmax(dim=-1))
+            torch.bmm(weights.unsqueeze(1), self.memory, out=value.unsqueeze(1))
+        return value * self.output_diag, value, weights, latent
+
+
+@dataclass
+class LoopInputs:
+    """The non-differentiable inputs of one teacher-forced loop."""
+
+    word_mask: torch.Tensor  # (B, Q) bool
+    gold_rows: torch.Tensor  # (B, Tg, A)
+    other_mask: torch.Tensor | None  # (B, A) bool
+    mlp_keep: torch.Tensor | None  # (cap, B, 2d) dropout multipliers of the MLP input (None: no dropout)
+    cap: int
+    half_context: int
+    omega_softmax: bool
+    sync_every: int
+    project_coeff: float
+
+
+def single_corpus_trajectory(gold_rows: torch.Tensor, num_slots: int):
+    """Pointers (Tg, B) and row mask (Tg, B) of a batch without other-corpus columns: the pointer follows
+    the gold rows alone (SH or EOA advances it), so the whole trajectory is known before the loop."""
+    advance = ((gold_rows[..., SHIFT] > 0) | (gold_rows[..., EOA] > 0)).long()  # (B, Tg)
+    pointers = (1 + advance.cumsum(1) - advance).clamp(max=num_slots - 1)
+    eoa = (gold_rows[..., EOA] > 0).long()
+    finished_before = (eoa.cumsum(1) - eoa) > 0
+    return pointers.T.contiguous(), (~finished_before).T.contiguous()
+
+
+class FusedTeacherForcing(torch.autograd.Function):
+    """(slots, Lambda, dropped position table, alpha, D1, E, W1, b1, W2, b2, BOA) -> logits (B, T, A),
+    targets (B, T, A) and row mask (B, T), as ``SRUHead.forward`` with ``DecomposedMemory``.
+    Buffers are time-major, (T, B, ...), so that each step writes whole contiguous slabs."""
+
+    @staticmethod
+    def forward(
+        ctx, slots, queries, table, alpha, output_diag, embeddings, w1, b1, w2, b2, boa, run: LoopInputs
+    ):
+        batch, num_slots, hidden = slots.shape
+        num_actions, device = w2.shape[0], slots.device
+        cap, gold_steps = run.cap, run.gold_rows.shape[1]
+        memory = SlotMemory(slots, run.word_mask, queries, table, alpha, output_diag, run.half_context)
+        flat_slots = slots.reshape(batch * num_slots, hidden)
+        new = slots.new_empty
+        inputs, hiddens, logits_all = (
+            new(cap, batch, 2 * hidden),
+            new(cap, batch, 2 * hidden),
+            new(cap, batch, num_actions),
+        )
+        written, values = new(cap + 1, batch, hidden), new(cap + 1, batch, hidden)  # write/read 0: BOA
+        weights_all = new(cap + 1, batch, num_slots)
+        latents = torch.empty(cap + 1, batch, num_slots, dtype=torch.long, device=device)
+        pointers = torch.zeros(
+            cap + 1, batch, dtype=torch.long, device=device
+        )  # slot of write t = centre of read t
+        step_inputs, step_hiddens, step_logits = inputs.unbind(0), hiddens.unbind(0), logits_all.unbind(0)
+        step_written, step_values = written.unbind(0), values.unbind(0)
+        step_weights, step_latents, step_pointers = (
+            weights_all.unbind(0),
+            latents.unbind(0),
+            pointers.unbind(0),
+        )
+        step_keep = run.mlp_keep.unbind(0) if run.mlp_keep is not None else None
+
+        step_written[0].copy_(boa)
+        memory.write(step_written[0], step_pointers[0])
+        read = memory.read(step_pointers[0], out=(step_values[0], step_weights[0], step_latents[0]))[0]
+        single = run.other_mask is None
+        if single:  # the trajectory is known: precompute what the writes need
+            steps = gold_steps
+            pointers[1 : steps + 1], row_mask = single_corpus_trajectory(run.gold_rows, num_slots)
+            flat_slot = (memory.flat_rows + pointers).unbind(0)
+            step_valid = memory.valid.gather(1, pointers.T).T.unsqueeze(-1).unbind(0)
+            step_index = memory.scatter_index(pointers).unbind(0)
+            targets = run.gold_rows
+        else:
+            row_mask = torch.empty(cap, batch, dtype=torch.bool, device=device)
+            step_row_mask = row_mask.unbind(0)
+            target_rows = []
+            gold_flat = run.gold_rows.reshape(batch * gold_steps, num_actions)
+            gold_base = memory.rows * gold_steps
+            pointer = torch.ones_like(step_pointers[0])
+            cursor = torch.zeros_like(pointer)
+            removed = torch.zeros(batch, dtype=torch.bool, device=device)
+            finished = torch.zeros_like(removed)
+            steps = cap
+        w1_t, w2_t = w1.T, w2.T
+        for step in range(cap):
+            if single:
+                if step == steps:
+                    break
+                pointer = step_pointers[step + 1]
+                slot_rows, valid, index = flat_slot[step + 1], step_valid[step + 1], step_index[step + 1]
+            else:
+                if step >= gold_steps and (step - gold_steps) % run.sync_every == 0 and bool(finished.all()):
+                    steps = step
+                    break
+                step_pointers[step + 1].copy_(pointer)
+                gold = gold_flat.index_select(0, gold_base + cursor)
+                slot_rows, valid, index = memory.flat_rows + pointer, None, None
+            x = torch.cat([flat_slots.index_select(0, slot_rows), read], dim=-1, out=step_inputs[step])
+            if step_keep is not None:
+                x.mul_(step_keep[step])
+            h = torch.addmm(b1, x, w1_t, out=step_hiddens[step]).tanh_()
+            logits = torch.addmm(b2, h, w2_t, out=step_logits[step])
+            selected = logits >= logits[:, SHIFT : SHIFT + 1]
+            weights = logits.softmax(-1).mul_(selected) if run.omega_softmax else logits * selected
+            omega = torch.mm(weights, embeddings, out=step_written[step + 1])
+            memory.write(omega, pointer, valid, slot_rows, index)
+            out = (step_values[step + 1], step_weights[step + 1], step_latents[step + 1])
+            read = memory.read(pointer, out=out)[0]
+            if not single:
+                target, removed = dynamic_multi_hot_target(
+                    logits,
+                    gold,
+                    run.other_mask,
+                    removed,
+                    shift_col=SHIFT,
+                    eoa_col=EOA,
+                    coeff=run.project_coeff,
+                )
+                target_rows.append(target)
+                torch.logical_not(finished, out=step_row_mask[step])
+                eoa_row = gold[:, EOA] > 0
+                finished |= eoa_row
+                advance = ((gold[:, SHIFT] > 0) & ~removed) | eoa_row  # the pointer follows the modified gold
+                pointer = (pointer + advance).clamp_(max=num_slots - 1)
+                cursor = (cursor + ~removed).clamp_(max=gold_steps - 1)
+        if not single:
+            targets = torch.stack(target_rows, 1)
+
+        ctx.run, ctx.steps, ctx.memory = run, steps, memory
+        ctx.buffers = (inputs, hiddens, logits_all, written, values, weights_all, latents, pointers)
+        ctx.params = (slots, queries, table, alpha, output_diag, embeddings, w1, w2)
+        out_targets, out_mask = targets.detach(), row_mask[:steps].T.contiguous()
+        ctx.mark_non_differentiable(out_targets, out_mask)
+        return logits_all[:steps].transpose(0, 1).contiguous(), out_targets, out_mask
+
+    @staticmethod
+    def backward(ctx, grad_logits, _grad_targets, _grad_mask):
+        run, steps, memory = ctx.run, ctx.steps, ctx.memory
+        inputs, hiddens, logits_all, written, values, weights_all, latents, pointers = ctx.buffers
+        slots, queries, table, alpha, output_diag, embeddings, w1, w2 = ctx.params
+        batch, num_slots, hidden = slots.shape
+        num_latents, keep = queries.shape[0], run.mlp_keep
+        flat_rows = memory.flat_rows
+        state = memory.flat_memory  # C after every write; writes are taken back one by one below
+        state_t = memory.memory.transpose(1, 2)  # (B, d, Q) view of the same storage
+        pointers = pointers[: steps + 1]
+        flat_slot = flat_rows + pointers  # (T + 1, B)
+        valid = memory.valid.gather(1, pointers.T).T.unsqueeze(-1)  # (T + 1, B, 1): write t landed
+        scaled_queries = alpha * queries
+
+        logits = logits_all[:steps]
+        selected = logits >= logits[..., SHIFT : SHIFT + 1]
+        probs = logits.softmax(-1) if run.omega_softmax else None
+        omega_weights = (probs if run.omega_softmax else logits) * selected  # (T, B, A)
+        tanh_grad = 1 - hiddens[:steps] * hiddens[:steps]
+        w1_read = w1[:, hidden:]  # (2d, d)
+        embeddings_t = embeddings.T
+        read_keep = keep[:steps, :, hidden:].unbind(0) if keep is not None else None
+
+        grad_l = grad_logits.transpose(0, 1).contiguous()  # (T, B, A) += the gradient through Omega
+        new = slots.new_empty
+        grad_z, grad_read = new(steps, batch, 2 * hidden), new(steps, batch, hidden)  # read T is unused
+        grad_written = new(steps + 1, batch, hidden)
+        grad_contribution = new(steps + 1, batch, num_latents)  # w.r.t. alpha * Lambda omega
+        grad_best = new(steps + 1, batch, num_slots)  # w.r.t. max_j scores, per read
+        grad_best[steps].zero_()
+        grad_memory = slots.new_zeros(batch * num_slots, hidden)  # sum over the reads done of w (x) g_u
+        grad_memory_3d = grad_memory.view(batch, num_slots, hidden)
+        grad_scores = slots.new_zeros(batch, num_latents, num_slots)  # sum over the reads done
+
+        s_flat_slot, s_valid, s_written = flat_slot.unbind(0), valid.unbind(0), written.unbind(0)
+        s_index = memory.scatter_index(pointers).unbind(0)
+        s_grad_contribution = grad_contribution.unsqueeze(-1).unbind(0)
+        s_grad_written, s_grad_l, s_grad_z = grad_written.unbind(0), grad_l.unbind(0), grad_z.unbind(0)
+        s_grad_read, s_grad_best = grad_read.unbind(0), grad_best.unbind(0)
+        s_weights, s_probs = omega_weights.unbind(0), probs.unbind(0) if probs is not None else None
+        s_selected, s_tanh_grad = selected.unbind(0), tanh_grad.unbind(0)
+        s_w = weights_all.unsqueeze(-1).unbind(0)
+        s_latent = latents.unsqueeze(2).unbind(0)
+
+        def write_backward(k: int) -> torch.Tensor:
+            contribution = torch.gather(grad_scores, 2, s_index[k], out=s_grad_contribution[k]).squeeze(-1)
+            rows = s_flat_slot[k]
+            grad = torch.addmm(
+                grad_memory.index_select(0, rows), contribution, scaled_queries, out=s_grad_written[k]
+            )
+            state.index_add_(0, rows, s_written[k], alpha=-1)  # C before write k
+            return grad * s_valid[k]
+
+        for t in range(steps - 1, -1, -1):
+            grad_weights = write_backward(t + 1) @ embeddings_t  # (B, A); reads t + 1 .. T - 1 are done
+            if run.omega_softmax:  # d(softmax * selected): v * g - p * sum(v * g)
+                product = grad_weights.mul_(s_weights[t])
+                s_grad_l[t].add_(product).sub_(s_probs[t] * product.sum(-1, keepdim=True))
+            else:
+                s_grad_l[t].add_(grad_weights.mul_(s_selected[t]))
+            grad_z_t = torch.mm(s_grad_l[t], w2, out=s_grad_z[t]).mul_(s_tanh_grad[t])
+            grad_r = torch.mm(grad_z_t, w1_read, out=s_grad_read[t])
+            if read_keep is not None:
+                grad_r.mul_(read_keep[t])
+            # read t (centred on pointers[t], over C after writes 0..t)
+            grad_u = (grad_r * output_diag).unsqueeze(1)  # (B, 1, d)
+            w = s_w[t]  # (B, Q, 1)
+            grad_w = torch.matmul(grad_u, state_t).squeeze(1)  # (B, Q)
+            grad_memory_3d.baddbmm_(w, grad_u)
+            w = w.squeeze(-1)
+            grad_m = torch.mul(w, grad_w.sub_((w * grad_w).sum(-1, keepdim=True)), out=s_grad_best[t])
+            grad_scores.scatter_add_(1, s_latent[t], grad_m.unsqueeze(1))
+        grad_boa = write_backward(0).sum(0)
+
+        # every weight gradient at once, over the T x B rows
+        flat_z, flat_l = grad_z.view(-1, 2 * hidden), grad_l.view(-1, grad_l.shape[-1])
+        grad_w1 = flat_z.T @ inputs[:steps].view(-1, 2 * hidden)
+        grad_b1 = flat_z.sum(0)
+        grad_w2 = flat_l.T @ hiddens[:steps].view(-1, 2 * hidden)
+        grad_b2 = flat_l.sum(0)
+        grad_omega = (grad_written[1:] * valid[1:]).view(-1, hidden)
+        grad_embeddings = omega_weights.view(-1, omega_weights.shape[-1]).T @ grad_omega
+        grad_diag = (grad_read * values[:steps]).sum((0, 1))
+
+        grad_slots = (
+            grad_memory_3d + alpha * torch.einsum("bjq,jd->bqd", grad_scores, queries)
+        ) * memory.valid.unsqueeze(-1)
+        grad_x_slot = flat_z @ w1[:, :hidden]  # (T*B, d)
+        if keep is not None:
+            grad_x_slot = grad_x_slot * keep[:steps, :, :hidden].reshape(-1, hidden)
+        grad_slots.view(-1, hidden).index_add_(0, flat_slot[1:].reshape(-1), grad_x_slot)
+
+        # position scores: read t's best latent per slot, at the row of (centre_t, slot)
+        num_rows = table.shape[0]
+        flat_index = latents[: steps + 1] * num_rows + memory.position_rows[pointers]  # (T + 1, B, Q)
+        grad_position_scores = table.new_zeros(num_latents * num_rows)
+        grad_position_scores.index_add_(0, flat_index.view(-1), grad_best.view(-1))
+        grad_position_scores = grad_position_scores.view(num_latents, num_rows)  # (J, R)
+        grad_table = grad_position_scores.T @ queries
+        grad_queries = (
+            grad_position_scores @ table
+            + alpha * torch.einsum("bjq,bqd->jd", grad_scores, memory.masked_slots)
+            + alpha * torch.einsum("tbj,tbd->jd", grad_contribution, written[: steps + 1])
+        )
+        grad_alpha = None
+        if ctx.needs_input_grad[3]:
+            unscaled = torch.einsum("jd,bqd->bjq", queries, memory.masked_slots)
+            grad_alpha = (grad_scores * unscaled).sum() + (
+                grad_contribution * (written[: steps + 1] @ queries.T)
+            ).sum()
+        return (
+            grad_slots, grad_queries, grad_table, grad_alpha, grad_diag, grad_embeddings,
+            grad_w1, grad_b1, grad_w2, grad_b2, grad_boa, None,
+        )  # fmt: skip
+
+
+def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask):
+    """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask)."""
+    cfg, params = head.cfg, head.read_params
+    gold_steps = gold_rows.shape[1]
+    cap = max(gold_steps, math.ceil(cfg.train_step_factor * gold_steps))
+    queries = params.latent_queries(head.training)  # one dropout mask per sequence, as DecomposedMemory
+    table = torch.nn.functional.dropout(params.positions.weight, params.dropout_positions, head.training)
+    drop = head.mlp[0].p
+    keep = None
+    if head.training and drop > 0:
+        keep = slots.new_empty(cap, slots.shape[0], 2 * slots.shape[-1]).bernoulli_(1 - drop).div_(1 - drop)
+    run = LoopInputs(
+        word_mask, gold_rows, other_mask, keep, cap, params.half_context, cfg.omega == "softmax",
+        cfg.sync_every, cfg.project_coeff,
+    )  # fmt: skip
+    first, second = head.mlp[1], head.mlp[3]
+    return FusedTeacherForcing.apply(
+        slots, queries, table, params.token_multiplier, params.output_diag, head.action_embeddings.weight,
+        first.weight, first.bias, second.weight, second.bias, head.begin_of_actions, run,
+    )  # fmt: skip
