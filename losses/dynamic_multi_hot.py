@@ -57,11 +57,20 @@ def dynamic_multi_hot_target(
         gold = gold_row.detach().float()  # (B, A)
         q = p * (other_mask & (gold[:, eoa_col : eoa_col + 1] == 0))  # (B, A), 0 on the EOA row
         p_sh = p[:, shift_col]  # (B,)
-        keep_sh = removed_prev | (q.amax(dim=-1) <= p_sh)  # (B,) all_a q_a <= p_SH
+        keep_sh = shift_kept(p, q, removed_prev, shift_col=shift_col)  # (B,)
         removed = (gold[:, shift_col] == 1) & ~keep_sh  # (B,)
         target = (q if coeff == 1.0 else (coeff * q).clamp_(max=1.0)).add_(gold)  # q <= 1 already
         target[:, shift_col] = torch.where(keep_sh, target[:, shift_col], 0.0) + removed * p_sh
     return target, removed
+
+
+def shift_kept(
+    probs: torch.Tensor, other_probs: torch.Tensor, removed_prev: torch.Tensor, *, shift_col: int
+) -> torch.Tensor:
+    """keep_SH of spec A4: ``removed_prev OR all_a(q_a <= p_SH)`` with ``probs`` = sigmoid(u) (B, A) and
+    ``other_probs`` = q (B, A), the probabilities of the other corpora's TR/RE columns (0 elsewhere and on
+    the EOA row). A loop that only needs where the pointer goes calls this alone, per step."""
+    return removed_prev | (other_probs.amax(dim=-1) <= probs[:, shift_col])
 
 
 def multi_hot_bce(

@@ -25,7 +25,7 @@ import torch
 
 from lightning_modules.sru_ner.actions import EOA, SHIFT
 from lightning_modules.sru_ner.memory import NEG_INF
-from losses import dynamic_multi_hot_target
+from losses import dynamic_multi_hot_target, shift_kept
 
 
 def centred_position_rows(num_slots: int, half_context: int, device: torch.device) -> torch.Tensor:
@@ -45,7 +45,7 @@ class SlotMemory:
 
     ``memory`` holds C = S + M (the masked slots plus every write so far), so a read is one (B, Q) x (B, Q, d)
     product; ``scores`` holds alpha * Lambda C^T = ``slot_scores + action_scores`` of ``DecomposedMemory``,
-    with NEG_INF on invalid slots (writes never reach them: a write there is multiplied by 0).
+    with NEG_INF on invalid slots.
     """
 
     def __init__(self, slots, word_mask, queries, table, alpha, output_diag, half_context: int):
@@ -68,10 +68,11 @@ class SlotMemory:
     def scatter_index(self, slot: torch.Tensor) -> torch.Tensor:  # (..., B) -> (..., B, J, 1)
         return slot.unsqueeze(-1).unsqueeze(-1).expand(*slot.shape, self.scores.shape[1], 1)
 
-    def write(self, omega: torch.Tensor, slot: torch.Tensor, valid=None, flat_slot=None, index=None) -> None:
-        """Adds omega (B, d) at slot (B,), in place: omega becomes the written (masked) value. ``valid``
-        (B, 1), ``flat_slot`` (B,) and ``index`` (B, J, 1) can be passed when known beforehand."""
-        omega.mul_(self.valid.gather(1, slot.unsqueeze(1)) if valid is None else valid)
+    def write(self, omega: torch.Tensor, slot: torch.Tensor, flat_slot=None, index=None) -> None:
+        """Adds omega (B, d) at slot (B,); ``flat_slot`` (B,) and ``index`` (B, J, 1) can be passed when
+        known beforehand. Unlike ``DecomposedMemory.write`` a write on an invalid slot is not zeroed: it
+        changes neither a read (an invalid slot's score stays about NEG_INF, so its weight stays exactly 0)
+        nor a gradient (every gradient reaching it is a multiple of those zero weights)."""
         contribution = omega @ self.scaled_queries_t  # (B, J)
         index = self.scatter_index(slot) if index is None else index
         self.scores.scatter_add_(2, index, contribution.unsqueeze(-1))
@@ -133,62 +134,52 @@ class FusedTeacherForcing(torch.autograd.Function):
         memory = SlotMemory(slots, run.word_mask, queries, table, alpha, output_diag, run.half_context)
         flat_slots = slots.reshape(batch * num_slots, hidden)
         new = slots.new_empty
-        inputs, hiddens, logits_all = (
-            new(cap, batch, 2 * hidden),
-            new(cap, batch, 2 * hidden),
-            new(cap, batch, num_actions),
-        )
+        inputs, hiddens = new(cap, batch, 2 * hidden), new(cap, batch, 2 * hidden)
+        logits_all = new(cap, batch, num_actions)
         written, values = new(cap + 1, batch, hidden), new(cap + 1, batch, hidden)  # write/read 0: BOA
         weights_all = new(cap + 1, batch, num_slots)
         latents = torch.empty(cap + 1, batch, num_slots, dtype=torch.long, device=device)
-        pointers = torch.zeros(
-            cap + 1, batch, dtype=torch.long, device=device
-        )  # slot of write t = centre of read t
+        pointers = torch.zeros(cap + 2, batch, dtype=torch.long, device=device)  # [t]: write t, read t
         step_inputs, step_hiddens, step_logits = inputs.unbind(0), hiddens.unbind(0), logits_all.unbind(0)
-        step_written, step_values = written.unbind(0), values.unbind(0)
-        step_weights, step_latents, step_pointers = (
-            weights_all.unbind(0),
-            latents.unbind(0),
-            pointers.unbind(0),
-        )
+        step_written, step_values, step_weights = written.unbind(0), values.unbind(0), weights_all.unbind(0)
+        step_latents, step_pointers = latents.unbind(0), pointers.unbind(0)
         step_keep = run.mlp_keep.unbind(0) if run.mlp_keep is not None else None
 
         step_written[0].copy_(boa)
         memory.write(step_written[0], step_pointers[0])
         read = memory.read(step_pointers[0], out=(step_values[0], step_weights[0], step_latents[0]))[0]
         single = run.other_mask is None
-        if single:  # the trajectory is known: precompute what the writes need
+        if single:  # the trajectory follows the gold rows alone: known before the loop
             steps = gold_steps
             pointers[1 : steps + 1], row_mask = single_corpus_trajectory(run.gold_rows, num_slots)
-            flat_slot = (memory.flat_rows + pointers).unbind(0)
-            step_valid = memory.valid.gather(1, pointers.T).T.unsqueeze(-1).unbind(0)
+            step_flat_slot = (memory.flat_rows + pointers).unbind(0)
             step_index = memory.scatter_index(pointers).unbind(0)
-            targets = run.gold_rows
-        else:
+        else:  # a displaced SH holds the pointer: only the SH/EOA flags and q are needed per step
+            steps = cap
             row_mask = torch.empty(cap, batch, dtype=torch.bool, device=device)
             step_row_mask = row_mask.unbind(0)
-            target_rows = []
+            cursors = torch.zeros(cap, batch, dtype=torch.long, device=device)  # flat gold row per step
+            removed_all = torch.zeros(cap + 1, batch, dtype=torch.bool, device=device)  # [t]: before step t
+            step_cursors, step_removed = cursors.unbind(0), removed_all.unbind(0)
             gold_flat = run.gold_rows.reshape(batch * gold_steps, num_actions)
-            gold_base = memory.rows * gold_steps
-            pointer = torch.ones_like(step_pointers[0])
-            cursor = torch.zeros_like(pointer)
-            removed = torch.zeros(batch, dtype=torch.bool, device=device)
-            finished = torch.zeros_like(removed)
-            steps = cap
+            shift_flags, eoa_flags = gold_flat[:, SHIFT] > 0, gold_flat[:, EOA] > 0
+            other_live = (run.other_mask.repeat_interleave(gold_steps, 0) & ~eoa_flags.unsqueeze(1)).float()
+            last_row = memory.rows * gold_steps + gold_steps - 1
+            torch.mul(memory.rows, gold_steps, out=step_cursors[0])
+            step_pointers[1].fill_(1)
+            finished = torch.zeros(batch, dtype=torch.bool, device=device)
         w1_t, w2_t = w1.T, w2.T
         for step in range(cap):
+            pointer = step_pointers[step + 1]
             if single:
                 if step == steps:
                     break
-                pointer = step_pointers[step + 1]
-                slot_rows, valid, index = flat_slot[step + 1], step_valid[step + 1], step_index[step + 1]
+                slot_rows, index = step_flat_slot[step + 1], step_index[step + 1]
             else:
                 if step >= gold_steps and (step - gold_steps) % run.sync_every == 0 and bool(finished.all()):
                     steps = step
                     break
-                step_pointers[step + 1].copy_(pointer)
-                gold = gold_flat.index_select(0, gold_base + cursor)
-                slot_rows, valid, index = memory.flat_rows + pointer, None, None
+                slot_rows, index = memory.flat_rows + pointer, None
             x = torch.cat([flat_slots.index_select(0, slot_rows), read], dim=-1, out=step_inputs[step])
             if step_keep is not None:
                 x.mul_(step_keep[step])
@@ -197,33 +188,41 @@ class FusedTeacherForcing(torch.autograd.Function):
             selected = logits >= logits[:, SHIFT : SHIFT + 1]
             weights = logits.softmax(-1).mul_(selected) if run.omega_softmax else logits * selected
             omega = torch.mm(weights, embeddings, out=step_written[step + 1])
-            memory.write(omega, pointer, valid, slot_rows, index)
+            memory.write(omega, pointer, slot_rows, index)
             out = (step_values[step + 1], step_weights[step + 1], step_latents[step + 1])
             read = memory.read(pointer, out=out)[0]
-            if not single:
-                target, removed = dynamic_multi_hot_target(
-                    logits,
-                    gold,
-                    run.other_mask,
-                    removed,
-                    shift_col=SHIFT,
-                    eoa_col=EOA,
-                    coeff=run.project_coeff,
+            if not single:  # where the pointer and the gold cursor go (the targets follow after the loop)
+                cursor = step_cursors[step]
+                probs = logits.sigmoid()
+                kept = shift_kept(
+                    probs, probs * other_live.index_select(0, cursor), step_removed[step], shift_col=SHIFT
                 )
-                target_rows.append(target)
+                shift, eoa = shift_flags.index_select(0, cursor), eoa_flags.index_select(0, cursor)
+                torch.logical_and(shift, ~kept, out=step_removed[step + 1])
                 torch.logical_not(finished, out=step_row_mask[step])
-                eoa_row = gold[:, EOA] > 0
-                finished |= eoa_row
-                advance = ((gold[:, SHIFT] > 0) & ~removed) | eoa_row  # the pointer follows the modified gold
-                pointer = (pointer + advance).clamp_(max=num_slots - 1)
-                cursor = (cursor + ~removed).clamp_(max=gold_steps - 1)
-        if not single:
-            targets = torch.stack(target_rows, 1)
+                finished |= eoa
+                advance = (shift & kept) | eoa  # the pointer follows the modified gold
+                torch.add(pointer, advance, out=step_pointers[step + 2]).clamp_(max=num_slots - 1)
+                if step + 1 < cap:
+                    torch.minimum(cursor + ~step_removed[step + 1], last_row, out=step_cursors[step + 1])
+        if single:
+            targets = run.gold_rows
+        else:  # every row at once: dynamic_multi_hot_target is row-wise given each row's removed_prev
+            flat_targets, _ = dynamic_multi_hot_target(
+                logits_all[:steps].reshape(-1, num_actions),
+                gold_flat.index_select(0, cursors[:steps].reshape(-1)),
+                run.other_mask.repeat(steps, 1),
+                removed_all[:steps].reshape(-1),
+                shift_col=SHIFT,
+                eoa_col=EOA,
+                coeff=run.project_coeff,
+            )
+            targets = flat_targets.view(steps, batch, num_actions).transpose(0, 1)
 
         ctx.run, ctx.steps, ctx.memory = run, steps, memory
         ctx.buffers = (inputs, hiddens, logits_all, written, values, weights_all, latents, pointers)
         ctx.params = (slots, queries, table, alpha, output_diag, embeddings, w1, w2)
-        out_targets, out_mask = targets.detach(), row_mask[:steps].T.contiguous()
+        out_targets, out_mask = targets.detach().contiguous(), row_mask[:steps].T.contiguous()
         ctx.mark_non_differentiable(out_targets, out_mask)
         return logits_all[:steps].transpose(0, 1).contiguous(), out_targets, out_mask
 
@@ -239,7 +238,6 @@ class FusedTeacherForcing(torch.autograd.Function):
         state_t = memory.memory.transpose(1, 2)  # (B, d, Q) view of the same storage
         pointers = pointers[: steps + 1]
         flat_slot = flat_rows + pointers  # (T + 1, B)
-        valid = memory.valid.gather(1, pointers.T).T.unsqueeze(-1)  # (T + 1, B, 1): write t landed
         scaled_queries = alpha * queries
 
         logits = logits_all[:steps]
@@ -262,7 +260,7 @@ class FusedTeacherForcing(torch.autograd.Function):
         grad_memory_3d = grad_memory.view(batch, num_slots, hidden)
         grad_scores = slots.new_zeros(batch, num_latents, num_slots)  # sum over the reads done
 
-        s_flat_slot, s_valid, s_written = flat_slot.unbind(0), valid.unbind(0), written.unbind(0)
+        s_flat_slot, s_written = flat_slot.unbind(0), written.unbind(0)
         s_index = memory.scatter_index(pointers).unbind(0)
         s_grad_contribution = grad_contribution.unsqueeze(-1).unbind(0)
         s_grad_written, s_grad_l, s_grad_z = grad_written.unbind(0), grad_l.unbind(0), grad_z.unbind(0)
@@ -279,7 +277,7 @@ class FusedTeacherForcing(torch.autograd.Function):
                 grad_memory.index_select(0, rows), contribution, scaled_queries, out=s_grad_written[k]
             )
             state.index_add_(0, rows, s_written[k], alpha=-1)  # C before write k
-            return grad * s_valid[k]
+            return grad
 
         for t in range(steps - 1, -1, -1):
             grad_weights = write_backward(t + 1) @ embeddings_t  # (B, A); reads t + 1 .. T - 1 are done
@@ -308,7 +306,7 @@ class FusedTeacherForcing(torch.autograd.Function):
         grad_b1 = flat_z.sum(0)
         grad_w2 = flat_l.T @ hiddens[:steps].view(-1, 2 * hidden)
         grad_b2 = flat_l.sum(0)
-        grad_omega = (grad_written[1:] * valid[1:]).view(-1, hidden)
+        grad_omega = grad_written[1:].view(-1, hidden)
         grad_embeddings = omega_weights.view(-1, omega_weights.shape[-1]).T @ grad_omega
         grad_diag = (grad_read * values[:steps]).sum((0, 1))
 
