@@ -80,17 +80,18 @@ class SlotMemory:
 
     def read(self, centre: torch.Tensor, out: tuple | None = None):
         """-> read (B, d), its pre-D1 value u (B, d), weights w (B, Q), argmax latent per slot (B, Q);
-        ``out`` = (u, w, latent) buffers to fill instead of new tensors."""
+        ``out`` = (read, u, w, latent) buffers to fill instead of new tensors."""
         scores = self.centred_scores.index_select(0, centre).add_(self.scores)  # (B, J, Q)
         if out is None:
             best, latent = scores.max(dim=1)
             weights = best.softmax(dim=-1)
             value = torch.bmm(weights.unsqueeze(1), self.memory).squeeze(1)  # u = w^T C
         else:
-            value, weights, latent = out
+            read, value, weights, latent = out
             best, _ = torch.max(scores, 1, out=(self._best, latent))
             weights.copy_(best.softmax(dim=-1))
             torch.bmm(weights.unsqueeze(1), self.memory, out=value.unsqueeze(1))
+            return torch.mul(value, self.output_diag, out=read), value, weights, latent
         return value * self.output_diag, value, weights, latent
 
 
@@ -147,13 +148,16 @@ class FusedTeacherForcing(torch.autograd.Function):
 
         step_written[0].copy_(boa)
         memory.write(step_written[0], step_pointers[0])
-        read = memory.read(step_pointers[0], out=(step_values[0], step_weights[0], step_latents[0]))[0]
+        read_half = inputs[:, :, hidden:].unbind(0)  # each read goes straight into the next MLP input
+        read_half = (*read_half, new(batch, hidden))  # the read after the last step is not used
+        memory.read(step_pointers[0], out=(read_half[0], step_values[0], step_weights[0], step_latents[0]))
         single = run.other_mask is None
         if single:  # the trajectory follows the gold rows alone: known before the loop
             steps = gold_steps
             pointers[1 : steps + 1], row_mask = single_corpus_trajectory(run.gold_rows, num_slots)
-            step_flat_slot = (memory.flat_rows + pointers).unbind(0)
+            flat_slot = memory.flat_rows + pointers
             step_index = memory.scatter_index(pointers).unbind(0)
+            inputs[:steps, :, :hidden] = flat_slots[flat_slot[1 : steps + 1]]
         else:  # a displaced SH holds the pointer: only the SH/EOA flags and q are needed per step
             steps = cap
             row_mask = torch.empty(cap, batch, dtype=torch.bool, device=device)
@@ -174,13 +178,14 @@ class FusedTeacherForcing(torch.autograd.Function):
             if single:
                 if step == steps:
                     break
-                slot_rows, index = step_flat_slot[step + 1], step_index[step + 1]
+                slot_rows, index = flat_slot[step + 1], step_index[step + 1]
             else:
                 if step >= gold_steps and (step - gold_steps) % run.sync_every == 0 and bool(finished.all()):
                     steps = step
                     break
                 slot_rows, index = memory.flat_rows + pointer, None
-            x = torch.cat([flat_slots.index_select(0, slot_rows), read], dim=-1, out=step_inputs[step])
+                inputs[step, :, :hidden] = flat_slots.index_select(0, slot_rows)
+            x = step_inputs[step]
             if step_keep is not None:
                 x.mul_(step_keep[step])
             h = torch.addmm(b1, x, w1_t, out=step_hiddens[step]).tanh_()
@@ -189,8 +194,8 @@ class FusedTeacherForcing(torch.autograd.Function):
             weights = logits.softmax(-1).mul_(selected) if run.omega_softmax else logits * selected
             omega = torch.mm(weights, embeddings, out=step_written[step + 1])
             memory.write(omega, pointer, slot_rows, index)
-            out = (step_values[step + 1], step_weights[step + 1], step_latents[step + 1])
-            read = memory.read(pointer, out=out)[0]
+            out = (read_half[step + 1], step_values[step + 1], step_weights[step + 1], step_latents[step + 1])
+            memory.read(pointer, out=out)
             if not single:  # where the pointer and the gold cursor go (the targets follow after the loop)
                 cursor = step_cursors[step]
                 probs = logits.sigmoid()
