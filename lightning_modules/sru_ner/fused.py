@@ -64,6 +64,7 @@ class SlotMemory:
         slot_scores = alpha * torch.einsum("jd,bqd->bjq", queries, self.masked_slots)  # (B, J, Q)
         self.scores = slot_scores.masked_fill_(~word_mask.unsqueeze(1), NEG_INF)
         self._best = slots.new_empty(batch, num_slots)
+        self._scores = torch.empty_like(self.scores)  # scratch of one read (reused: no allocation per step)
 
     def scatter_index(self, slot: torch.Tensor) -> torch.Tensor:  # (..., B) -> (..., B, J, 1)
         return slot.unsqueeze(-1).unsqueeze(-1).expand(*slot.shape, self.scores.shape[1], 1)
@@ -81,18 +82,63 @@ class SlotMemory:
     def read(self, centre: torch.Tensor, out: tuple | None = None):
         """-> read (B, d), its pre-D1 value u (B, d), weights w (B, Q), argmax latent per slot (B, Q);
         ``out`` = (read, u, w, latent) buffers to fill instead of new tensors."""
-        scores = self.centred_scores.index_select(0, centre).add_(self.scores)  # (B, J, Q)
         if out is None:
+            scores = self.centred_scores.index_select(0, centre).add_(self.scores)  # (B, J, Q)
             best, latent = scores.max(dim=1)
             weights = best.softmax(dim=-1)
             value = torch.bmm(weights.unsqueeze(1), self.memory).squeeze(1)  # u = w^T C
         else:
             read, value, weights, latent = out
+            scores = torch.index_select(self.centred_scores, 0, centre, out=self._scores).add_(self.scores)
             best, _ = torch.max(scores, 1, out=(self._best, latent))
             weights.copy_(best.softmax(dim=-1))
             torch.bmm(weights.unsqueeze(1), self.memory, out=value.unsqueeze(1))
             return torch.mul(value, self.output_diag, out=read), value, weights, latent
         return value * self.output_diag, value, weights, latent
+
+
+class Workspace:
+    """Buffers kept from one training step to the next (CPU).
+
+    One step of the loop fills ~50 MB of buffers (batch 16, 45 words); fresh allocations of that size
+    come back as new pages from the OS every step, and faulting them in cost as much as the loop itself
+    on the benchmark machine. A workspace is lent to one forward at a time and returned by its backward
+    (or at once when no backward will come); a forward that finds it lent allocates normally.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, torch.Tensor] = {}
+        self.lent = False
+
+    def lend(self) -> bool:
+        if self.lent:
+            return False
+        self.lent = True
+        return True
+
+    def give_back(self) -> None:
+        self.lent = False
+
+    def get(self, name: str, shape: tuple, like: torch.Tensor, dtype: torch.dtype | None = None):
+        dtype = dtype or like.dtype
+        numel = math.prod(shape)
+        key = (name, dtype, like.device)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < numel:
+            buffer = torch.empty(numel + numel // 4, dtype=dtype, device=like.device)  # room to grow
+            self._buffers[key] = buffer
+        return buffer[:numel].view(shape)
+
+
+def _allocator(workspace: Workspace | None, like: torch.Tensor):
+    """new(name, *shape, dtype=None) from the workspace when one is lent, else fresh."""
+
+    def new(name: str, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        if workspace is None:
+            return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
+        return workspace.get(name, shape, like, dtype)
+
+    return new
 
 
 @dataclass
@@ -108,6 +154,7 @@ class LoopInputs:
     omega_softmax: bool
     sync_every: int
     project_coeff: float
+    workspace: Workspace | None = None  # lent to this loop, or None
 
 
 def single_corpus_trajectory(gold_rows: torch.Tensor, num_slots: int):
@@ -134,12 +181,13 @@ class FusedTeacherForcing(torch.autograd.Function):
         cap, gold_steps = run.cap, run.gold_rows.shape[1]
         memory = SlotMemory(slots, run.word_mask, queries, table, alpha, output_diag, run.half_context)
         flat_slots = slots.reshape(batch * num_slots, hidden)
-        new = slots.new_empty
-        inputs, hiddens = new(cap, batch, 2 * hidden), new(cap, batch, 2 * hidden)
-        logits_all = new(cap, batch, num_actions)
-        written, values = new(cap + 1, batch, hidden), new(cap + 1, batch, hidden)  # write/read 0: BOA
-        weights_all = new(cap + 1, batch, num_slots)
-        latents = torch.empty(cap + 1, batch, num_slots, dtype=torch.long, device=device)
+        new = _allocator(run.workspace, slots)
+        inputs, hiddens = new("inputs", cap, batch, 2 * hidden), new("hiddens", cap, batch, 2 * hidden)
+        logits_all = new("logits", cap, batch, num_actions)
+        written = new("written", cap + 1, batch, hidden)  # write 0: BOA
+        values = new("values", cap + 1, batch, hidden)  # read 0: after BOA
+        weights_all = new("weights", cap + 1, batch, num_slots)
+        latents = new("latents", cap + 1, batch, num_slots, dtype=torch.long)
         pointers = torch.zeros(cap + 2, batch, dtype=torch.long, device=device)  # [t]: write t, read t
         step_inputs, step_hiddens, step_logits = inputs.unbind(0), hiddens.unbind(0), logits_all.unbind(0)
         step_written, step_values, step_weights = written.unbind(0), values.unbind(0), weights_all.unbind(0)
@@ -149,7 +197,7 @@ class FusedTeacherForcing(torch.autograd.Function):
         step_written[0].copy_(boa)
         memory.write(step_written[0], step_pointers[0])
         read_half = inputs[:, :, hidden:].unbind(0)  # each read goes straight into the next MLP input
-        read_half = (*read_half, new(batch, hidden))  # the read after the last step is not used
+        read_half = (*read_half, slots.new_empty(batch, hidden))  # the read after the last step: unused
         memory.read(step_pointers[0], out=(read_half[0], step_values[0], step_weights[0], step_latents[0]))
         single = run.other_mask is None
         if single:  # the trajectory follows the gold rows alone: known before the loop
@@ -224,15 +272,29 @@ class FusedTeacherForcing(torch.autograd.Function):
             )
             targets = flat_targets.view(steps, batch, num_actions).transpose(0, 1)
 
+        if run.workspace is not None and not any(ctx.needs_input_grad):
+            run.workspace.give_back()  # no backward will come; the outputs below are copies
         ctx.run, ctx.steps, ctx.memory = run, steps, memory
         ctx.buffers = (inputs, hiddens, logits_all, written, values, weights_all, latents, pointers)
         ctx.params = (slots, queries, table, alpha, output_diag, embeddings, w1, w2)
         out_targets, out_mask = targets.detach().contiguous(), row_mask[:steps].T.contiguous()
         ctx.mark_non_differentiable(out_targets, out_mask)
-        return logits_all[:steps].transpose(0, 1).contiguous(), out_targets, out_mask
+        logits = logits_all[:steps].transpose(0, 1).clone(memory_format=torch.contiguous_format)
+        return logits, out_targets, out_mask
 
     @staticmethod
     def backward(ctx, grad_logits, _grad_targets, _grad_mask):
+        if ctx.memory is None:
+            raise RuntimeError("the fused SRU-NER loop can be differentiated once per forward (retain_graph)")
+        try:
+            return FusedTeacherForcing._backward(ctx, grad_logits)
+        finally:
+            ctx.memory = None  # the backward took the writes out of the memory in place
+            if ctx.run.workspace is not None:
+                ctx.run.workspace.give_back()
+
+    @staticmethod
+    def _backward(ctx, grad_logits):
         run, steps, memory = ctx.run, ctx.steps, ctx.memory
         inputs, hiddens, logits_all, written, values, weights_all, latents, pointers = ctx.buffers
         slots, queries, table, alpha, output_diag, embeddings, w1, w2 = ctx.params
@@ -249,19 +311,27 @@ class FusedTeacherForcing(torch.autograd.Function):
         selected = logits >= logits[..., SHIFT : SHIFT + 1]
         probs = logits.softmax(-1) if run.omega_softmax else None
         omega_weights = (probs if run.omega_softmax else logits) * selected  # (T, B, A)
-        tanh_grad = 1 - hiddens[:steps] * hiddens[:steps]
+        new = _allocator(run.workspace, slots)
+        tanh_grad = torch.mul(
+            hiddens[:steps], hiddens[:steps], out=new("tanh_grad", steps, batch, 2 * hidden)
+        )
+        tanh_grad.neg_().add_(1)  # 1 - h^2
         w1_read = w1[:, hidden:]  # (2d, d)
         embeddings_t = embeddings.T
         read_keep = keep[:steps, :, hidden:].unbind(0) if keep is not None else None
 
-        grad_l = grad_logits.transpose(0, 1).contiguous()  # (T, B, A) += the gradient through Omega
-        new = slots.new_empty
-        grad_z, grad_read = new(steps, batch, 2 * hidden), new(steps, batch, hidden)  # read T is unused
-        grad_written = new(steps + 1, batch, hidden)
-        grad_contribution = new(steps + 1, batch, num_latents)  # w.r.t. alpha * Lambda omega
-        grad_best = new(steps + 1, batch, num_slots)  # w.r.t. max_j scores, per read
+        grad_l = new("grad_l", steps, batch, grad_logits.shape[-1]).copy_(grad_logits.transpose(0, 1))
+        grad_z = new("grad_z", steps, batch, 2 * hidden)
+        grad_read = new("grad_read", steps, batch, hidden)  # read T is unused
+        grad_written = new("grad_written", steps + 1, batch, hidden)
+        grad_contribution = new(
+            "grad_contribution", steps + 1, batch, num_latents
+        )  # w.r.t. alpha Lambda omega
+        grad_best = new("grad_best", steps + 1, batch, num_slots)  # w.r.t. max_j scores, per read
         grad_best[steps].zero_()
-        grad_memory = slots.new_zeros(batch * num_slots, hidden)  # sum over the reads done of w (x) g_u
+        grad_memory = new(
+            "grad_memory", batch * num_slots, hidden
+        ).zero_()  # sum over the reads done of w (x) g_u
         grad_memory_3d = grad_memory.view(batch, num_slots, hidden)
         grad_scores = slots.new_zeros(batch, num_latents, num_slots)  # sum over the reads done
 
@@ -318,9 +388,9 @@ class FusedTeacherForcing(torch.autograd.Function):
         grad_slots = (
             grad_memory_3d + alpha * torch.einsum("bjq,jd->bqd", grad_scores, queries)
         ) * memory.valid.unsqueeze(-1)
-        grad_x_slot = flat_z @ w1[:, :hidden]  # (T*B, d)
+        grad_x_slot = torch.mm(flat_z, w1[:, :hidden], out=new("grad_x_slot", steps * batch, hidden))
         if keep is not None:
-            grad_x_slot = grad_x_slot * keep[:steps, :, :hidden].reshape(-1, hidden)
+            grad_x_slot.view(steps, batch, hidden).mul_(keep[:steps, :, :hidden])
         grad_slots.view(-1, hidden).index_add_(0, flat_slot[1:].reshape(-1), grad_x_slot)
 
         # position scores: read t's best latent per slot, at the row of (centre_t, slot)
@@ -355,12 +425,14 @@ def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask):
     queries = params.latent_queries(head.training)  # one dropout mask per sequence, as DecomposedMemory
     table = torch.nn.functional.dropout(params.positions.weight, params.dropout_positions, head.training)
     drop = head.mlp[0].p
+    workspace = head.workspace if slots.device.type == "cpu" and head.workspace.lend() else None
     keep = None
     if head.training and drop > 0:
-        keep = slots.new_empty(cap, slots.shape[0], 2 * slots.shape[-1]).bernoulli_(1 - drop).div_(1 - drop)
+        keep = _allocator(workspace, slots)("keep", cap, slots.shape[0], 2 * slots.shape[-1])
+        keep.bernoulli_(1 - drop).div_(1 - drop)
     run = LoopInputs(
         word_mask, gold_rows, other_mask, keep, cap, params.half_context, cfg.omega == "softmax",
-        cfg.sync_every, cfg.project_coeff,
+        cfg.sync_every, cfg.project_coeff, workspace,
     )  # fmt: skip
     first, second = head.mlp[1], head.mlp[3]
     return FusedTeacherForcing.apply(

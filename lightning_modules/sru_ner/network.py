@@ -18,7 +18,7 @@ from torch import nn
 
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.sru_ner.actions import EOA, SHIFT
-from lightning_modules.sru_ner.fused import SlotMemory, fused_teacher_forcing
+from lightning_modules.sru_ner.fused import SlotMemory, Workspace, fused_teacher_forcing
 from lightning_modules.sru_ner.memory import DecomposedMemory, DenseMemory, SlotReadParameters
 from losses import dynamic_multi_hot_target
 
@@ -81,6 +81,7 @@ class SRUHead(nn.Module):
         self.mlp = nn.Sequential(
             nn.Dropout(cfg.dropout_mlp), nn.Linear(2 * d, 2 * d), nn.Tanh(), nn.Linear(2 * d, a)
         )
+        self.workspace = Workspace()  # buffers of the fused loop, kept between steps (not state)
 
     # --- pieces shared by both loops ------------------------------------------------------------
     def _start(self, slots: torch.Tensor, word_mask: torch.Tensor, steps: int):
