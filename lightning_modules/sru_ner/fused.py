@@ -417,8 +417,9 @@ class FusedTeacherForcing(torch.autograd.Function):
         )  # fmt: skip
 
 
-def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask):
-    """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask)."""
+def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: int):
+    """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask). ``every``:
+    steps between two host reads of the stop condition."""
     cfg, params = head.cfg, head.read_params
     gold_steps = gold_rows.shape[1]
     cap = max(gold_steps, math.ceil(cfg.train_step_factor * gold_steps))
@@ -429,10 +430,10 @@ def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask):
     keep = None
     if head.training and drop > 0:
         keep = _allocator(workspace, slots)("keep", cap, slots.shape[0], 2 * slots.shape[-1])
-        keep.bernoulli_(1 - drop).div_(1 - drop)
+        keep.uniform_().lt_(1 - drop).div_(1 - drop)  # = bernoulli_(1 - drop), in half the time on CPU
     run = LoopInputs(
         word_mask, gold_rows, other_mask, keep, cap, params.half_context, cfg.omega == "softmax",
-        cfg.sync_every, cfg.project_coeff, workspace,
+        every, cfg.project_coeff, workspace,
     )  # fmt: skip
     first, second = head.mlp[1], head.mlp[3]
     return FusedTeacherForcing.apply(

@@ -5,6 +5,8 @@ teacher-forced pointer; inference advances the pointer on argmax in {SH, EOA}. N
 tensor value on the host per step: training runs exactly T_gold steps and then checks termination once
 every ``sync_every`` steps (only multi-corpus batches can need more steps, for displaced SH rows);
 inference checks its stop rule once every ``sync_every`` steps and cuts the output at the exact step.
+On CPU a host read costs nothing, so both check every step (``steps_between_checks``): the rows run past
+the last EOA are masked out of the loss anyway, so only their cost changes.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ class SRUHeadConfig:
     @property
     def fused(self) -> bool:
         return self.loop == "fused" and self.memory == "decomposed"
+
+
+def steps_between_checks(cfg: SRUHeadConfig, device: torch.device) -> int:
+    """How often a loop reads its stop condition on the host: every step on CPU (free there), else
+    ``sync_every`` (each read waits for the accelerator)."""
+    return 1 if device.type == "cpu" else cfg.sync_every
 
 
 @dataclass
@@ -127,11 +135,15 @@ class SRUHead(nn.Module):
         other_mask: torch.Tensor | None = None,  # (B, A) bool: other corpora's TR/RE columns
     ) -> TrainingOutput:
         if self.cfg.fused:
-            return TrainingOutput(*fused_teacher_forcing(self, slots, word_mask, gold_rows, other_mask))
+            every = steps_between_checks(self.cfg, slots.device)
+            return TrainingOutput(
+                *fused_teacher_forcing(self, slots, word_mask, gold_rows, other_mask, every)
+            )
         batch, num_slots, _ = slots.shape
         gold_steps = gold_rows.shape[1]
         cap = max(gold_steps, math.ceil(self.cfg.train_step_factor * gold_steps))
         memory, read, pointer = self._start(slots, word_mask, cap)
+        every = steps_between_checks(self.cfg, slots.device)
         rows = torch.arange(batch, device=slots.device)
         cursor = torch.zeros_like(pointer)
         removed = torch.zeros(batch, dtype=torch.bool, device=slots.device)
@@ -139,8 +151,8 @@ class SRUHead(nn.Module):
         logits_seq, target_seq, mask_seq = [], [], []
         for step in range(cap):
             past_gold = other_mask is not None and step >= gold_steps
-            # one host read per sync_every steps, and only past T_gold (multi-corpus batches only)
-            if past_gold and (step - gold_steps) % self.cfg.sync_every == 0 and bool(finished.all()):
+            # one host read per `every` steps, and only past T_gold (multi-corpus batches only)
+            if past_gold and (step - gold_steps) % every == 0 and bool(finished.all()):
                 break
             logits = self.mlp(torch.cat([self._at(slots, pointer), read], dim=-1))  # (B, A)
             gold = gold_rows[rows, cursor]  # (B, A)
@@ -178,6 +190,7 @@ class SRUHead(nn.Module):
         else:
             memory, read, pointer = self._start(slots, word_mask, cap)
         reached = torch.zeros(batch, dtype=torch.bool, device=slots.device)
+        every = steps_between_checks(self.cfg, slots.device)
         probs_seq, all_reached = [], []
         for step in range(cap):
             logits = self.mlp(torch.cat([self._at(slots, pointer), read], dim=-1))
@@ -185,7 +198,7 @@ class SRUHead(nn.Module):
             probs_seq.append(probs)
             reached = reached | (probs[:, EOA] > 0.5)
             all_reached.append(reached.all())
-            if (step + 1) % self.cfg.sync_every == 0 and bool(reached.all()):
+            if (step + 1) % every == 0 and bool(reached.all()):
                 break
             memory.write(self._omega(logits), pointer)
             read = memory.read(pointer)
