@@ -70,7 +70,6 @@ def run(cfg: Any, argv: list[str] | None = None) -> int:
     from configs.validation import check_config
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import MultiCorpusDataModule
-    from lightning_modules.host_memory import keep_freed_memory
     from lightning_modules.registry import build_module
     from metrics.report import render
 
@@ -90,8 +89,6 @@ def run(cfg: Any, argv: list[str] | None = None) -> int:
 
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
-    if cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available():
-        keep_freed_memory()  # no fresh pages per step (lightning_modules/host_memory.py)
     label_space = LabelSpace.from_corpora(cfg.data.corpora)
     datamodule = MultiCorpusDataModule.from_config(cfg, label_space=label_space)
     datamodule.check_files()

@@ -4,8 +4,7 @@ real batch: their ratio is what the second model's head costs on top of the shar
 Fixed recipe (issue #10): MiniLM (or ``--encoder``), the six-corpus label space, the first 16 BC5CDR
 training sentences (file order) of 35-45 words, a fresh model in train mode, one step = forward, loss,
 backward, gradient clipping (1.0) and AdamW; 2 warm-up steps, then ``--steps`` timed steps of each model,
-interleaved (baseline, model, baseline, ...), medians reported. Host memory is set up as ``train.py`` sets
-it up on CPU (``lightning_modules/host_memory.py``).
+interleaved (baseline, model, baseline, ...), medians reported.
 
     python bench/train_step.py --data-root ../shared/data
     python bench/train_step.py --data-root ../shared/data --device cuda --precision bf16
@@ -85,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from configs.compose import _minilm_path
     from datamodules.label_space import LabelSpace
-    from lightning_modules.host_memory import keep_freed_memory
 
     encoder = args.encoder or _minilm_path()
     device = torch.device(args.device)
-    allocator = "glibc, freed memory kept (as train.py on CPU)" if keep_freed_memory() else "default"
+
     label_space = LabelSpace.from_corpora(SIX)
     sentences = recipe_sentences(args.data_root)
     models = {name: build(name, encoder, label_space, sentences, device) for name in ("baseline", args.model)}
@@ -123,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "threads": torch.get_num_threads(),
-        "host_allocator": allocator,
         "precision": args.precision,
         "encoder": "MiniLM (bundled)" if args.encoder is None else encoder,
         "batch": {"sentences": len(sentences), "words": [len(s.tokens) for s in sentences]},

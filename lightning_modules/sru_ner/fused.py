@@ -426,7 +426,8 @@ def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: 
     queries = params.latent_queries(head.training)  # one dropout mask per sequence, as DecomposedMemory
     table = torch.nn.functional.dropout(params.positions.weight, params.dropout_positions, head.training)
     drop = head.mlp[0].p
-    workspace = head.workspace if slots.device.type == "cpu" and head.workspace.lend() else None
+    lend = slots.device.type == "cpu" and torch.is_grad_enabled()  # under no_grad no backward returns it
+    workspace = head.workspace if lend and head.workspace.lend() else None
     keep = None
     if head.training and drop > 0:
         keep = _allocator(workspace, slots)("keep", cap, slots.shape[0], 2 * slots.shape[-1])

@@ -1,0 +1,200 @@
+"""The fused SRU-NER loop (hand-written backward) equals the autograd loop, and reads nothing on the host.
+
+The autograd loop (``loop=autograd``, ``DecomposedMemory``) is the reference: its gradients come from
+autograd, and ``tests/test_sru_memory.py`` checks its read against the straightforward dense form of
+spec A3. Here both loops run on the same weights and batches with dropout off (fp32, 1e-5).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from lightning_modules.sru_ner import network as sru_network
+from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.network import SRUHead, SRUHeadConfig
+from losses import multi_hot_bce
+
+BATCH, SLOTS, HIDDEN, ACTIONS, GOLD_STEPS = 4, 12, 16, 14, 20
+
+
+def _heads(
+    omega: str = "softmax", dropout: float = 0.0, dtype: torch.dtype = torch.float32
+) -> tuple[SRUHead, SRUHead]:
+    cfg = SRUHeadConfig(
+        num_actions=ACTIONS, hidden=HIDDEN, half_context=3, omega=omega, loop="autograd",
+        dropout_positions=dropout, dropout_latents=dropout, dropout_mlp=dropout,
+        token_multiplier=1.3, train_token_multiplier=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    plain = SRUHead(cfg).train()
+    with torch.no_grad():  # non-trivial values everywhere (the reference initialises L to zero)
+        plain.read_params.latents.normal_()
+        plain.read_params.latent_diag.uniform_(0.5, 1.5)
+        plain.read_params.output_diag.uniform_(0.5, 1.5)
+        plain.read_params.positions.weight.normal_()
+        plain.begin_of_actions.normal_()
+    plain.to(dtype)
+    fused = copy.deepcopy(plain)
+    fused.cfg = dataclasses.replace(cfg, loop="fused")
+    return plain, fused
+
+
+def _batch(multi: bool, seed: int = 1, dtype: torch.dtype = torch.float32):
+    """Slots, word mask (sentences of 10, 6, 3, 8 words: padding and pointers past it), gold rows."""
+    g = torch.Generator().manual_seed(seed)
+    slots = torch.randn(BATCH, SLOTS, HIDDEN, generator=g)
+    lengths = torch.tensor([10, 6, 3, 8])
+    word_mask = torch.arange(SLOTS)[None] < (lengths + 2)[:, None]
+    gold = torch.zeros(BATCH, GOLD_STEPS, ACTIONS)
+    for b, words in enumerate(lengths.tolist()):
+        t = 0
+        for _ in range(words):
+            if torch.rand(1, generator=g) < 0.3 and t < GOLD_STEPS - 3:
+                gold[b, t, 2 + torch.randint(0, ACTIONS - 2, (1,), generator=g)] = 1
+                t += 1
+            gold[b, t, SHIFT] = 1
+            t += 1
+            if t >= GOLD_STEPS - 1:
+                break
+        gold[b, t, EOA] = 1
+    other = None
+    if multi:  # the second half of the TR/RE columns belongs to other corpora
+        other = torch.zeros(BATCH, ACTIONS, dtype=torch.bool)
+        other[:, ACTIONS // 2 :] = True
+    return slots.to(dtype), word_mask, gold.to(dtype), other
+
+
+def _run(head: SRUHead, slots, word_mask, gold, other):
+    slots = slots.clone().requires_grad_(True)
+    out = head(slots, word_mask, gold, other)
+    loss = multi_hot_bce(out.logits, out.targets, out.row_mask)
+    # a second term that weights every logit differently, so no gradient can cancel by symmetry
+    weights = torch.randn(out.logits.shape, generator=torch.Generator().manual_seed(5)).to(slots.dtype)
+    loss = loss + (out.logits * weights * out.row_mask[..., None]).sum()
+    grads = torch.autograd.grad(loss, [slots, *head.parameters()], allow_unused=True)
+    return out, loss, grads
+
+
+# The default Omega (softmax) in fp32 at 1e-5; the paper's unbounded variant (Omega from raw logits) grows
+# fp32 rounding to ~1e-5 relative over the recurrence, so it is compared in fp64, where both are exact.
+@pytest.mark.parametrize("multi", [False, True], ids=["one-corpus", "multi-corpus"])
+@pytest.mark.parametrize(
+    ("omega", "dtype", "tol"), [("softmax", torch.float32, 1e-5), ("logits", torch.float64, 1e-10)]
+)
+def test_fused_loop_equals_autograd_loop(multi: bool, omega: str, dtype: torch.dtype, tol: float) -> None:
+    plain, fused = _heads(omega, dtype=dtype)
+    batch = _batch(multi, dtype=dtype)
+    out_p, loss_p, grads_p = _run(plain, *batch)
+    out_f, loss_f, grads_f = _run(fused, *batch)
+    if multi:  # displaced SH rows: more steps than gold rows, so the soft-target path is exercised
+        assert out_p.logits.shape[1] > GOLD_STEPS
+    assert torch.equal(out_f.row_mask, out_p.row_mask)
+    torch.testing.assert_close(out_f.logits, out_p.logits, rtol=tol, atol=tol)
+    torch.testing.assert_close(out_f.targets, out_p.targets, rtol=1e-5, atol=1e-5)  # both built in fp32
+    torch.testing.assert_close(loss_f, loss_p, rtol=tol, atol=tol)
+    names = ["slots", *(name for name, _ in plain.named_parameters())]
+    for name, got, want in zip(names, grads_f, grads_p, strict=True):
+        assert (got is None) == (want is None), name
+        if want is not None:
+            assert want.abs().max() > 0, f"{name}: a zero gradient would make this comparison vacuous"
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_fused_generation_equals_autograd_generation() -> None:
+    plain, fused = _heads()
+    slots, word_mask, _, _ = _batch(False)
+    plain.eval(), fused.eval()
+    torch.testing.assert_close(fused.generate(slots, word_mask), plain.generate(slots, word_mask))
+
+
+def test_with_dropout_the_fused_loop_trains_and_differs_by_its_masks_only() -> None:
+    plain, fused = _heads(dropout=0.3)
+    batch = _batch(True)
+    torch.manual_seed(3)
+    first = _run(fused, *batch)[1]
+    torch.manual_seed(3)
+    again = _run(fused, *batch)[1]
+    torch.manual_seed(4)
+    other = _run(fused, *batch)[1]
+    assert torch.isfinite(first) and first == again and first != other
+
+
+class _HostReads:
+    """Counts reads of tensor values on the host (bool(), item(), int(), ...) while active."""
+
+    METHODS = ("__bool__", "item", "tolist", "__int__", "__float__", "__index__", "numpy")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._saved: dict = {}
+
+    def __enter__(self):
+        for name in self.METHODS:
+            original = getattr(torch.Tensor, name)
+            self._saved[name] = original
+
+            def counting(tensor, *args, _original=original, **kwargs):
+                self.count += 1
+                return _original(tensor, *args, **kwargs)
+
+            setattr(torch.Tensor, name, counting)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, original in self._saved.items():
+            setattr(torch.Tensor, name, original)
+
+
+@pytest.mark.parametrize("loop", ["fused", "autograd"])
+def test_training_forward_reads_the_host_only_past_the_gold_rows(loop: str, monkeypatch) -> None:
+    """As on a GPU (``sync_every`` = 4): no host read for one-corpus batches, and for multi-corpus
+    batches one per ``sync_every`` steps past T_gold (and only there)."""
+    monkeypatch.setattr(sru_network, "steps_between_checks", lambda cfg, device: cfg.sync_every)
+    plain, fused = _heads()
+    head = fused if loop == "fused" else plain
+    head.cfg = dataclasses.replace(head.cfg, sync_every=4)
+    slots, word_mask, gold, _ = _batch(False)
+    with _HostReads() as reads:
+        out = head(slots, word_mask, gold, None)
+    assert reads.count == 0 and out.logits.shape[1] == GOLD_STEPS
+    slots, word_mask, gold, other = _batch(True)
+    with _HostReads() as reads:
+        out = head(slots, word_mask, gold, other)
+    past_gold = out.logits.shape[1] - GOLD_STEPS
+    assert past_gold > 0 and reads.count == past_gold // 4 + 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_training_forward_does_not_synchronise_the_gpu_before_the_gold_rows() -> None:
+    _, fused = _heads()
+    fused.cuda()
+    slots, word_mask, gold, _ = (t.cuda() if t is not None else None for t in _batch(False))
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        fused(slots, word_mask, gold, None)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_workspace_is_lent_to_one_step_at_a_time_and_a_second_backward_is_refused() -> None:
+    _, fused = _heads()
+    slots, word_mask, gold, other = _batch(True)
+    out = fused(slots.requires_grad_(True), word_mask, gold, other)
+    assert fused.workspace.lent
+    overlapping = fused(slots, word_mask, gold, other)  # a forward while lent gets its own buffers
+    loss = out.logits.sum()
+    loss.backward(retain_graph=True)
+    assert not fused.workspace.lent
+    with pytest.raises(RuntimeError, match="once per forward"):
+        loss.backward()
+    first = slots.grad.clone()
+    slots.grad = None
+    overlapping.logits.sum().backward()
+    torch.testing.assert_close(slots.grad, first)  # the overlapping forward's buffers were its own
+    with torch.no_grad():
+        fused(slots, word_mask, gold, other)
+    assert not fused.workspace.lent  # no backward will come: given back at once
