@@ -142,29 +142,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-HEADER = """# Benchmarks
-
-Rows are appended by the scripts in `bench/`; the JSON files in `bench/results/` hold every timing.
-
-## train_step
-
+HEADER = """
 | date | device | precision | encoder | model | baseline step | model step | overhead | torch | command |
 |---|---|---|---|---|---:|---:|---:|---|---|
 """
 
 
 def _append_row(result: dict, model: str, baseline: float, other: float) -> None:
-    table = ROOT / "docs" / "benchmarks.md"
-    if not table.exists():
-        table.write_text(HEADER)
+    from bench.report import add_row
+
     device = f"{result['device_name'] or result['device']} ({result['threads']} threads)"
     cells = [
         time.strftime("%Y-%m-%d"), device, result["precision"], result["encoder"], model,
         f"{baseline * 1000:.0f} ms", f"{other * 1000:.0f} ms", f"{result['decoder_overhead']:.2f}",
         result["torch"], f"`{result['command']}`",
     ]  # fmt: skip
-    with table.open("a") as f:
-        f.write("| " + " | ".join(cells) + " |\n")
+    add_row("train_step", HEADER, cells)
 
 
 if __name__ == "__main__":

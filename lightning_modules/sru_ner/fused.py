@@ -119,6 +119,9 @@ class Workspace:
     def give_back(self) -> None:
         self.lent = False
 
+    def nbytes(self) -> int:
+        return sum(buffer.nbytes for buffer in self._buffers.values())
+
     def get(self, name: str, shape: tuple, like: torch.Tensor, dtype: torch.dtype | None = None):
         dtype = dtype or like.dtype
         numel = math.prod(shape)
