@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             results[model][subwords] = json.loads(proc.stdout.strip().splitlines()[-1])
             print(results[model][subwords], flush=True)
     excess = {
-        n: results["sru_ner"][n]["peak_over_start_mb"] - results["baseline"][n]["peak_over_start_mb"]
+        n: round(
+            results["sru_ner"][n]["peak_over_start_mb"] - results["baseline"][n]["peak_over_start_mb"], 1
+        )
         for n in LENGTHS
     }
     summary = {
