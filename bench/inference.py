@@ -4,7 +4,8 @@ Runs the module's own ``validation_step`` (the network's prediction, decoding in
 update) over each full dev split through the data module's validation loaders, then the metric's
 ``compute``, and splits the wall time three ways: the network (every call into ``module.network``),
 decoding + metrics (the rest of ``validation_step``, and ``compute``), and loading (the loader's
-collation and everything else). ``decode_and_metrics_fraction`` = decoding + metrics / wall time.
+collation, the copy to the device and everything else).
+``decode_and_metrics_fraction`` = decoding + metrics / wall time.
 
     python bench/inference.py --data-root ../shared/data --checkpoint RUN_DIR/checkpoints/best.ckpt
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     module = load_module(args.checkpoint).eval().to(device)
     cfg = copy.deepcopy(module.cfg)
     cfg["data"].update(root=args.data_root, val_subsample=None)
-    datamodule = MultiCorpusDataModule.from_config(cfg)
+    datamodule = MultiCorpusDataModule.from_config(cfg, label_space=module.label_space)
     datamodule.check_files()
     clock = NetworkClock(module.network)
     corpora, totals = {}, {"sentences": 0, "wall_s": 0.0, "network_s": 0.0, "decode_and_metrics_s": 0.0}
@@ -87,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             for index, batch in enumerate(loader):
                 if args.limit is not None and index >= args.limit:
                     break
+                batch = module.transfer_batch_to_device(batch, device, 0)  # counted as loading
                 step_started, network_at_step = time.perf_counter(), clock.seconds
-                module.validation_step(module.transfer_batch_to_device(batch, device, 0), index)
+                module.validation_step(batch, index)
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 step = time.perf_counter() - step_started

@@ -111,7 +111,7 @@ def measure(model: str, subwords: int, data_root: str, encoder: str, device: str
         before = _resident_mb()
         step()
         peak = _peak_mb() - before
-    held = sum(m.workspace.nbytes() for m in module.modules() if hasattr(m, "workspace")) / 2**20
+    held = sum(m.workspace.used_nbytes() for m in module.modules() if hasattr(m, "workspace")) / 2**20
     return {
         "model": model,
         "subwords": subwords,
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             m: {n: r[n]["peak_over_start_mb"] for n in LENGTHS} for m, r in results.items()
         },
         "sru_ner_excess_mb": excess,
+        "sru_ner_held_between_steps_mb": {n: results["sru_ner"][n]["held_between_steps_mb"] for n in LENGTHS},
         "decoder_memory_ratio_405_256": round(excess[405] / excess[256], 3) if excess[256] > 0 else None,
         "excess_405_below_baseline_peak_405": excess[405] < results["baseline"][405]["peak_over_start_mb"],
         "date": time.strftime("%Y-%m-%d"),

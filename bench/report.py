@@ -24,7 +24,10 @@ def add_row(section: str, header: str, cells: list[str], path: Path = BENCHMARKS
                 break
             at += 1
         else:
-            while at < len(lines) and lines[at].startswith("|"):
-                at += 1
-            lines.insert(at, row)
+            if at == len(lines):  # the section is the last one and has no table yet
+                lines += [*header.strip().splitlines(), row]
+            else:
+                while at < len(lines) and lines[at].startswith("|"):
+                    at += 1
+                lines.insert(at, row)
     path.write_text("\n".join(lines) + "\n")

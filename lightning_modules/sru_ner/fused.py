@@ -19,6 +19,7 @@ on slot 0 after write 0, read t + 1 on p_t after write t + 1; step t's MLP input
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -101,26 +102,31 @@ class Workspace:
     """Buffers kept from one training step to the next (CPU).
 
     One step of the loop fills ~50 MB of buffers (batch 16, 45 words); fresh allocations of that size
-    come back as new pages from the OS every step, and faulting them in cost as much as the loop itself
-    on the benchmark machine. A workspace is lent to one forward at a time and returned by its backward
-    (or at once when no backward will come); a forward that finds it lent allocates normally.
+    come back as new pages from the OS every step. A workspace is lent to one forward at a time and
+    returned by its backward, at once when no backward can come, when the forward fails, or when the
+    graph that borrowed it is freed without a backward; a forward that finds it lent allocates normally.
     """
 
     def __init__(self) -> None:
         self._buffers: dict[tuple, torch.Tensor] = {}
+        self._used: dict[tuple, int] = {}  # bytes touched per buffer (the rest is room to grow)
+        self._borrower: weakref.ref | None = None
         self.lent = False
 
     def lend(self) -> bool:
-        if self.lent:
+        if self.lent and (self._borrower is None or self._borrower() is not None):
             return False
-        self.lent = True
+        self.lent, self._borrower = True, None
         return True
 
-    def give_back(self) -> None:
-        self.lent = False
+    def borrowed_by(self, ctx) -> None:
+        self._borrower = weakref.ref(ctx)
 
-    def nbytes(self) -> int:
-        return sum(buffer.nbytes for buffer in self._buffers.values())
+    def give_back(self) -> None:
+        self.lent, self._borrower = False, None
+
+    def used_nbytes(self) -> int:
+        return sum(self._used.values())
 
     def get(self, name: str, shape: tuple, like: torch.Tensor, dtype: torch.dtype | None = None):
         dtype = dtype or like.dtype
@@ -130,6 +136,7 @@ class Workspace:
         if buffer is None or buffer.numel() < numel:
             buffer = torch.empty(numel + numel // 4, dtype=dtype, device=like.device)  # room to grow
             self._buffers[key] = buffer
+        self._used[key] = max(self._used.get(key, 0), numel * buffer.element_size())
         return buffer[:numel].view(shape)
 
 
@@ -179,6 +186,8 @@ class FusedTeacherForcing(torch.autograd.Function):
     def forward(
         ctx, slots, queries, table, alpha, output_diag, embeddings, w1, b1, w2, b2, boa, run: LoopInputs
     ):
+        if run.workspace is not None:
+            run.workspace.borrowed_by(ctx)
         batch, num_slots, hidden = slots.shape
         num_actions, device = w2.shape[0], slots.device
         cap, gold_steps = run.cap, run.gold_rows.shape[1]
@@ -249,7 +258,7 @@ class FusedTeacherForcing(torch.autograd.Function):
             memory.read(pointer, out=out)
             if not single:  # where the pointer and the gold cursor go (the targets follow after the loop)
                 cursor = step_cursors[step]
-                probs = logits.sigmoid()
+                probs = logits.float().sigmoid()  # as dynamic_multi_hot_target, in fp32
                 kept = shift_kept(
                     probs, probs * other_live.index_select(0, cursor), step_removed[step], shift_col=SHIFT
                 )
@@ -277,7 +286,7 @@ class FusedTeacherForcing(torch.autograd.Function):
 
         if run.workspace is not None and not any(ctx.needs_input_grad):
             run.workspace.give_back()  # no backward will come; the outputs below are copies
-        ctx.run, ctx.steps, ctx.memory = run, steps, memory
+        ctx.run, ctx.steps, ctx.memory, ctx.done = run, steps, memory, False
         ctx.buffers = (inputs, hiddens, logits_all, written, values, weights_all, latents, pointers)
         ctx.params = (slots, queries, table, alpha, output_diag, embeddings, w1, w2)
         out_targets, out_mask = targets.detach().contiguous(), row_mask[:steps].T.contiguous()
@@ -287,12 +296,15 @@ class FusedTeacherForcing(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_logits, _grad_targets, _grad_mask):
-        if ctx.memory is None:
-            raise RuntimeError("the fused SRU-NER loop can be differentiated once per forward (retain_graph)")
+        if ctx.run.workspace is not None and ctx.done:  # its buffers may hold a later step by now
+            raise RuntimeError(
+                "the fused SRU-NER loop with a workspace can be differentiated once per forward "
+                "(retain_graph): use model.loop=autograd for higher-order or repeated backward passes"
+            )
         try:
             return FusedTeacherForcing._backward(ctx, grad_logits)
         finally:
-            ctx.memory = None  # the backward took the writes out of the memory in place
+            ctx.done = True
             if ctx.run.workspace is not None:
                 ctx.run.workspace.give_back()
 
@@ -304,8 +316,9 @@ class FusedTeacherForcing(torch.autograd.Function):
         batch, num_slots, hidden = slots.shape
         num_latents, keep = queries.shape[0], run.mlp_keep
         flat_rows = memory.flat_rows
-        state = memory.flat_memory  # C after every write; writes are taken back one by one below
-        state_t = memory.memory.transpose(1, 2)  # (B, d, Q) view of the same storage
+        memory_state = memory.memory.clone()  # C after every write; writes are taken back one by one below
+        state = memory_state.view(batch * num_slots, hidden)
+        state_t = memory_state.transpose(1, 2)  # (B, d, Q) view of the same storage
         pointers = pointers[: steps + 1]
         flat_slot = flat_rows + pointers  # (T + 1, B)
         scaled_queries = alpha * queries
@@ -440,7 +453,12 @@ def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: 
         every, cfg.project_coeff, workspace,
     )  # fmt: skip
     first, second = head.mlp[1], head.mlp[3]
-    return FusedTeacherForcing.apply(
-        slots, queries, table, params.token_multiplier, params.output_diag, head.action_embeddings.weight,
-        first.weight, first.bias, second.weight, second.bias, head.begin_of_actions, run,
-    )  # fmt: skip
+    try:
+        return FusedTeacherForcing.apply(
+            slots, queries, table, params.token_multiplier, params.output_diag, head.action_embeddings.weight,
+            first.weight, first.bias, second.weight, second.bias, head.begin_of_actions, run,
+        )  # fmt: skip
+    except BaseException:
+        if workspace is not None:
+            workspace.give_back()
+        raise
