@@ -25,9 +25,10 @@ and the output into h = D1 * (w^T S + sum_{t' <= t} w[slot(t')] Omega_t'). The l
 *history* of writes, kept in an append-only buffer with a hand-written backward (``ActionHistory``), so
 per step autograd keeps only O(B·(J·Q + T + d)) values. A test checks both forms agree (dropout off).
 
-Dropout: the decomposed form needs Lambda and the position table fixed within one sequence, so their
-dropout masks are drawn once per sequence (variational dropout, shared across steps and sentences)
+Dropout: the decomposed form needs Lambda and the position table fixed within the loop, so their
+dropout masks are drawn once per batch (variational dropout, shared across steps and sentences)
 instead of once per step as in the reference; the dense form draws them per step like the reference.
+docs/results.md ("Dropout masks") compares the two in training.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class DecomposedMemory:
     ):
         self.p, self.word_mask = params, word_mask
         self.slots = slots * word_mask.unsqueeze(-1)
-        self.queries = params.latent_queries(training)  # (J, d), one dropout mask per sequence
+        self.queries = params.latent_queries(training)  # (J, d), one dropout mask per batch
         table = F.dropout(params.positions.weight, params.dropout_positions, training)  # (R, d)
         self.position_scores = self.queries @ table.T  # (J, R)
         alpha = params.token_multiplier
