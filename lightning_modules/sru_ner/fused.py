@@ -439,8 +439,7 @@ def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: 
     cfg, params = head.cfg, head.read_params
     gold_steps = gold_rows.shape[1]
     cap = max(gold_steps, math.ceil(cfg.train_step_factor * gold_steps))
-    queries = params.latent_queries(head.training)  # one dropout mask per batch, as DecomposedMemory
-    table = torch.nn.functional.dropout(params.positions.weight, params.dropout_positions, head.training)
+    queries, table = params.per_batch_dropped(head.training)
     drop = head.mlp[0].p
     lend = slots.device.type == "cpu" and torch.is_grad_enabled()  # under no_grad no backward returns it
     workspace = head.workspace if lend and head.workspace.lend() else None

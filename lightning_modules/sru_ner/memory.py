@@ -83,6 +83,12 @@ class SlotReadParameters(nn.Module):
     def latent_queries(self, training: bool) -> torch.Tensor:  # (J, d) Lambda
         return F.dropout(self.latents, self.dropout_latents, training) * self.latent_diag
 
+    def per_batch_dropped(self, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lambda (J, d) and the position table (R, d), each with one dropout mask for the whole loop of
+        a batch (the decomposed and fused forms; the dense form draws per step)."""
+        queries = self.latent_queries(training)
+        return queries, F.dropout(self.positions.weight, self.dropout_positions, training)
+
 
 class DenseMemory:
     """The straightforward form of A3: C materialised and re-read in full at every step."""
@@ -126,8 +132,7 @@ class DecomposedMemory:
     ):
         self.p, self.word_mask = params, word_mask
         self.slots = slots * word_mask.unsqueeze(-1)
-        self.queries = params.latent_queries(training)  # (J, d), one dropout mask per batch
-        table = F.dropout(params.positions.weight, params.dropout_positions, training)  # (R, d)
+        self.queries, table = params.per_batch_dropped(training)  # (J, d), (R, d)
         self.position_scores = self.queries @ table.T  # (J, R)
         alpha = params.token_multiplier
         self.slot_scores = alpha * torch.einsum("jd,bqd->bjq", self.queries, self.slots)  # (B, J, Q)

@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.encoder import WordEncoder
@@ -108,11 +107,9 @@ class SRUHead(nn.Module):
 
     def _start_fused(self, slots: torch.Tensor, word_mask: torch.Tensor):
         p = self.read_params
-        table = F.dropout(p.positions.weight, p.dropout_positions, self.training)
-        memory = SlotMemory(
-            slots, word_mask, p.latent_queries(self.training), table, p.token_multiplier, p.output_diag,
-            p.half_context,
-        )  # fmt: skip
+        queries, table = p.per_batch_dropped(self.training)
+        alpha, diag = p.token_multiplier, p.output_diag
+        memory = SlotMemory(slots, word_mask, queries, table, alpha, diag, p.half_context)
         cls = torch.zeros(slots.shape[0], dtype=torch.long, device=slots.device)
         memory.write(self.begin_of_actions.expand(slots.shape[0], slots.shape[-1]).clone(), cls)
         return memory, memory.read(cls)[0], torch.ones_like(cls)
