@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from datamodules.errors import BionerError, report_user_error
 from datamodules.label_space import LabelSpace
+from errors import BionerError, report_user_error
 
 
 def foreign_type_maps(model_space: LabelSpace, eval_space: LabelSpace) -> dict[int, np.ndarray]:

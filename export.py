@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from datamodules.errors import BionerError, report_user_error
+from errors import BionerError, report_user_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from datamodules.errors import BionerError, report_user_error
+from errors import BionerError, report_user_error
 from inference.documents import FORMATS_IN, FORMATS_OUT, read_documents, write_documents
 
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".pubtator": "pubtator", ".xml": "bioc", ".json": "bioc"}

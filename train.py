@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         print("experiments:", ", ".join(available("experiment")))
         print("trainer groups:", ", ".join(available("trainer")))
         return 0
-    from datamodules.errors import BionerError, report_user_error
+    from errors import BionerError, report_user_error
 
     try:
         from configs.compose import compose
@@ -226,7 +226,7 @@ def _with_checkpoint_model(argv: list[str]) -> list[str]:
         return [f"model={name}", *argv] if name else argv
     if not resume or not Path(resume).is_file():
         return argv  # nothing to resume (yet), or an error that train.py reports later
-    from datamodules.errors import CheckpointError
+    from errors import CheckpointError
     from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
 
     try:
@@ -344,7 +344,7 @@ def newest_good_checkpoint(run_dir: Path) -> str | None:
     Candidates: ``checkpoints/*.ckpt`` and SLURM's ``hpc_ckpt_*.ckpt``. An unreadable checkpoint newer
     than the chosen one gets a one-line warning that names it.
     """
-    from datamodules.errors import CheckpointError
+    from errors import CheckpointError
     from lightning_modules.checkpoints import read_checkpoint
 
     candidates = [*run_dir.glob("checkpoints/*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")]

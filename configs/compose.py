@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from configs.schema import RunCfg
-from datamodules.errors import BionerError
+from errors import BionerError
 
 CONFIG_DIR = Path(__file__).resolve().parent
 GROUPS = {

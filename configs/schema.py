@@ -15,6 +15,7 @@ from typing import Any, Optional
 from lightning.pytorch import Trainer
 
 from datamodules.registry import BIOMEDICAL
+from metrics.names import DEFAULT_MONITOR
 
 _TRAINER_MANAGED = {"self", "logger", "callbacks", "plugins", "use_distributed_sampler", "default_root_dir"}
 _SIMPLE = {int, float, bool, str}
@@ -81,7 +82,7 @@ class OptimCfg:
 
 @dataclass
 class CallbacksCfg:
-    monitor: str = "val/f1_merged_macro"
+    monitor: str = DEFAULT_MONITOR  # any val/... name a run logs (metrics.names); selects best.ckpt
     early_stopping_patience: int | None = 30  # validation rounds; None disables early stopping
     rich_progress: bool = True
     # last.ckpt is rewritten after every validation; set this to also rewrite it every N optimizer steps

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datamodules.checksums import sha256_bytes
-from datamodules.errors import BionerError, report_user_error
 from datamodules.readers import DOCSTART, read_iob
 from datamodules.registry import CORPORA, CorpusSpec
+from errors import BionerError, report_user_error
 
 TARGET = {"train": 240, "dev": 80, "test": 80}
 DEFAULT_OUT = Path(__file__).resolve().parent / "samples"

@@ -44,12 +44,12 @@ from torch.utils.data import Dataset as TorchDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from datamodules import tokenization
-from datamodules.errors import BionerError
 from datamodules.label_space import LabelSpace
 from datamodules.registry import corpus_file, get_spec
 from datamodules.sampler import InverseSizeSampler
 from datamodules.sentence import Sentence
 from datamodules.tokenization import MAX_SUBWORDS, TokenizationReport, Unsplittable
+from errors import BionerError
 
 BATCH_COLUMNS = [
     "input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk", "unreachable", "relations",

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datamodules.checksums import sha256_bytes, sha256_file
-from datamodules.errors import BionerError, CorpusFormatError, report_user_error
 from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, get_spec
+from errors import BionerError, CorpusFormatError, report_user_error
 
 GROUPS = {"all": tuple(CORPORA), "biomedical": BIOMEDICAL}
 TIMEOUT_S = 120

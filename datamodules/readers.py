@@ -51,9 +51,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.errors import CorpusFormatError
 from datamodules.registry import corpus_file, get_spec
 from datamodules.sentence import Relation, Sentence, Span
+from errors import CorpusFormatError
 
 READINGS = ("full", "paper")
 SCHEMES = ("auto", "iob2", "iob1", "iobes")

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datamodules.errors import MissingCorpusError
+from errors import MissingCorpusError
 
 CRICHTON = "https://raw.githubusercontent.com/cambridgeltl/MTL-Bioinformatics-2016/master/data"
 SPERT = "http://lavis.cs.hs-rm.de/storage/spert/public/datasets"

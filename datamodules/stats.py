@@ -26,10 +26,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from datamodules.errors import BionerError, report_user_error
 from datamodules.readers import READINGS, ReadNotes, read_corpus_with_notes
 from datamodules.registry import CORPORA, get_spec, is_corpus_path
 from datamodules.user_corpus import CONFIG_FILE
+from errors import BionerError, report_user_error
 
 Stats = dict[str, dict[str, dict[str, object]]]
 

@@ -48,10 +48,10 @@ import numpy as np
 from datasets import Dataset, Features, List, Value, load_from_disk
 
 from datamodules.checksums import sha256_bytes, sha256_file
-from datamodules.errors import BionerError, CorpusFormatError
 from datamodules.label_space import LabelSpace, qualify
 from datamodules.registry import get_spec
 from datamodules.sentence import Sentence
+from errors import BionerError, CorpusFormatError
 
 log = logging.getLogger(__name__)
 

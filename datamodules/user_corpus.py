@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from datamodules.errors import CorpusFormatError, MissingCorpusError
 from datamodules.readers import SCHEMES, read_iob_with_notes
 from datamodules.registry import CORPORA, SPLITS, CorpusFile, CorpusSpec
+from errors import CorpusFormatError, MissingCorpusError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from datamodules.errors import BionerError
+from errors import BionerError
 
 FORMATS_IN = ("text", "jsonl", "pubtator", "bioc")
 FORMATS_OUT = ("jsonl", "pubtator", "bioc")

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from datamodules.errors import BionerError, CheckpointError
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
 from datamodules.sentence import Sentence
 from datamodules.tokenization import window_rows
+from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
 from inference.text import sentences, words
 

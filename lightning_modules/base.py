@@ -30,6 +30,7 @@ from torch import nn
 
 from datamodules.label_space import LabelSpace
 from lightning_modules.encoder import WordEncoder
+from metrics import names
 from metrics.relation_f1 import RelationF1, RelationTuple, gold_relation_tuples
 from metrics.span_f1 import SpanF1
 
@@ -133,7 +134,7 @@ class SpanNERModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
         # not on the progress bar: it would read the loss on the host after every batch
-        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
+        self.log(names.TRAIN_LOSS, loss, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
         return loss
 
     def _evaluate(self, batch: dict, metric: SpanF1, relation_metric: RelationF1 | None) -> Prediction:
@@ -162,9 +163,9 @@ class SpanNERModule(pl.LightningModule):
             results.update({k: float(v) for k, v in relation_metric.compute().items()})
             relation_metric.reset()
             results.update(ner_scores(results, self.label_space))
-        logged = {f"{stage}/{k}": v for k, v in results.items() if not k.endswith(("/tp", "/fp", "/fn"))}
-        logged[f"{stage}/f1_merged_macro"] = results["merged/macro_f1"]
-        logged[f"{stage}/f1_disjoint_macro"] = results["disjoint/macro_f1"]
+        logged = {
+            names.logged(stage, k): v for k, v in results.items() if not k.endswith(names.COUNT_SUFFIXES)
+        }
         # already summed over ranks by the metric: no second reduction
         self.log_dict(logged, sync_dist=False, rank_zero_only=False, add_dataloader_idx=False)
         return results

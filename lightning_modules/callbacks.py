@@ -13,22 +13,22 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-SUMMARIES = {
-    "val/f1_merged_macro": "max",
-    "val/f1_disjoint_macro": "max",
-    "train/loss": "min",
-}
+from metrics.names import DEFAULT_MONITOR, best_value_summaries
 
 
 class WandbSummaries(pl.Callback):
-    """Declare best-value summaries (``define_metric``) so the W&B run table shows the best scores."""
+    """Declare best-value summaries (``define_metric``) so the W&B run table shows the best scores: the
+    run's selection metric ``monitor`` among them (``metrics.names.best_value_summaries``)."""
+
+    def __init__(self, monitor: str = DEFAULT_MONITOR) -> None:
+        self.summaries = best_value_summaries(monitor)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if not trainer.is_global_zero:
             return
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                for name, summary in SUMMARIES.items():
+                for name, summary in self.summaries.items():
                     logger.experiment.define_metric(name, summary=summary)
 
 

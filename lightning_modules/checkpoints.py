@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from datamodules.errors import CheckpointError
+from errors import CheckpointError
 
 
 def read_checkpoint(path: str | Path, *, map_location: str = "cpu") -> dict:

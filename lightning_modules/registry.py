@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datamodules.errors import BionerError, CheckpointError
 from datamodules.label_space import LabelSpace
+from errors import BionerError, CheckpointError
 from lightning_modules.base import ModelConfig, SpanNERModule
 
 ENTRY_POINT_GROUP = "bioner_mtl.models"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from datamodules.errors import CheckpointError
+from errors import CheckpointError
 from lightning_modules.checkpoints import check_checkpoint
 
 SPACE = {"BC5CDR": ["Chemical", "Disease"]}

@@ -11,11 +11,11 @@ import torch
 from transformers import BertTokenizerFast
 
 from datamodules import multi_corpus, tokenization
-from datamodules.errors import MissingCorpusError
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator, CorpusRows, MultiCorpusDataModule
 from datamodules.sentence import Sentence, Span
 from datamodules.tokenization import load_or_tokenize, split_long_sentence, tokenize_corpus
+from errors import MissingCorpusError
 
 VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",

@@ -195,7 +195,7 @@ def test_a_malformed_wandb_key_falls_back_to_offline(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_sweep_trial_command_line_runs_through_train_py(tmp_path, encoder):
     sweep = yaml.safe_load((ROOT / "configs" / "sweeps" / "mt6_cpu_lr.yaml").read_text())
-    assert sweep["program"] == "train.py" and sweep["metric"]["name"] == "val/f1_merged_macro"
+    assert sweep["program"] == "train.py" and sweep["metric"]["name"] == "val/merged/macro_f1"
     trial = {"encoder.lr": 3.0e-5, "model.lr": 4.0e-4, "model.warmup_epochs": 0.2}
     assert trial.keys() == sweep["parameters"].keys()
     fixed = [a for a in sweep["command"] if not a.startswith("${") and a != "python"]

@@ -12,8 +12,8 @@ import pytest
 import torch
 from tiny_models import tiny_tokenizer
 
-from datamodules.errors import BionerError
 from datamodules.label_space import LabelSpace
+from errors import BionerError
 from inference.documents import Document, InputFormatError, Passage, read_documents, write_documents
 from inference.tagger import Tagger, _resolve_merged
 from inference.text import sentences, words

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from datamodules import prepare as prep
-from datamodules.errors import BionerError, MissingCorpusError
 from datamodules.readers import read_corpus
 from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
+from errors import BionerError, MissingCorpusError
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 needs_shared = pytest.mark.skipif(

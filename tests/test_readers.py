@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.errors import CorpusFormatError, MissingCorpusError
 from datamodules.readers import ReadNotes, read_corpus, read_iob, read_iob_with_notes, read_spert_json
 from datamodules.registry import CORPORA
 from datamodules.sentence import Relation, Span
+from errors import CorpusFormatError, MissingCorpusError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "datamodules" / "samples"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from tiny_models import tiny_tokenizer
 
-from datamodules.errors import MissingCorpusError
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
 from datamodules.registry import corpus_file, get_spec
 from datamodules.sentence import Relation, Sentence, Span
 from datamodules.tokenization import tokenize_corpus
+from errors import MissingCorpusError
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 needs_shared = pytest.mark.skipif(
@@ -61,7 +61,7 @@ def test_a_split_sentence_keeps_relations_inside_a_row_and_counts_the_cut_ones(t
 
 
 def test_an_unknown_relation_type_names_the_sentence(tmp_path):
-    from datamodules.errors import CorpusFormatError
+    from errors import CorpusFormatError
 
     tokenizer = tiny_tokenizer(tmp_path / "tok")
     ls = LabelSpace({"CoNLL04": ["Peop"]}, {"CoNLL04": ["Kill"]})

@@ -5,7 +5,7 @@ import json
 from metrics.report import main, render
 
 METRICS = {
-    "val/f1_merged_macro": 61.0,
+    "val/merged/macro_f1": 61.0,
     "test/disjoint/macro_f1": 55.5,
     "test/merged/macro_f1": 60.25,
     "test/disjoint/micro_f1": 50.0,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.errors import BionerError, MissingCorpusError
 from datamodules.make_samples import make_samples
 from datamodules.stats import corpus_stats, format_table
+from errors import BionerError, MissingCorpusError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

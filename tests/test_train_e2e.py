@@ -43,7 +43,7 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
         for corpus in ("BC5CDR", "NCBI-disease"):
             assert {f"test/{view}/{corpus}/{s}" for s in ("precision", "recall", "f1")} <= metrics.keys()
     assert "test/merged/BC5CDR/Chemical/f1" in metrics
-    assert metrics["val/f1_merged_macro"] is not None
+    assert metrics["val/merged/macro_f1"] is not None
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     last = torch.load(
         run_dir / "checkpoints" / "last.ckpt", map_location="cpu", mmap=True, weights_only=False
@@ -53,12 +53,12 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
     run_file = wait_for_run_file(run_dir / "wandb")
     rows = history_rows(run_file)
     losses = [r["train/loss"] for r in rows if "train/loss" in r]
-    val_f1 = [r["val/f1_merged_macro"] for r in rows if "val/f1_merged_macro" in r]
+    val_f1 = [r["val/merged/macro_f1"] for r in rows if "val/merged/macro_f1" in r]
     assert len(losses) >= 1 and all(v > 0 for v in losses)
     assert len(val_f1) == 2  # after steps 4 and 8
     assert "val/BC5CDR" not in rows[0]
     assert any("val/merged/BC5CDR/Chemical/f1" in r for r in rows)
-    assert summary(run_file)["val/f1_merged_macro"] is not None
+    assert summary(run_file)["val/merged/macro_f1"] is not None
 
     # comparable runs: a predictions table at each validation, the test chart and per-type table
     media = run_file.parent / "files" / "media"

@@ -14,12 +14,12 @@ import torch
 from train_runner import run_train, tiny_encoder_dir, tiny_run_args
 
 import train
-from datamodules.errors import BionerError, CorpusFormatError, MissingCorpusError
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import MultiCorpusDataModule
 from datamodules.readers import read_corpus, read_iob, read_iob_with_notes
 from datamodules.registry import get_spec
 from datamodules.stats import corpus_stats
+from errors import BionerError, CorpusFormatError, MissingCorpusError
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 needs_shared = pytest.mark.skipif(
@@ -312,4 +312,4 @@ def test_user_corpus_trains_validates_and_tests_through_train_py(tmp_path, encod
         "test/merged/MyNCBI/Illness/f1",
         "test/merged/BC5CDR/Disease/f1",
     } <= set(metrics)
-    assert metrics["val/f1_merged_macro"] is not None
+    assert metrics["val/merged/macro_f1"] is not None
