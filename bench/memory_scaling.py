@@ -46,10 +46,11 @@ def _peak_mb() -> float:
 
 def sentences_of_length(data_root: str, tokenizer, subwords: int, count: int = 16) -> list:
     """``count`` sentences of exactly ``subwords`` tokens with CLS and SEP (BC5CDR words, in file order)."""
-    from datamodules.readers import read_corpus
+    from datamodules.corpora import read_split
+    from datamodules.registry import CORPORA
     from datamodules.sentence import Sentence
 
-    words = [w for s in read_corpus(data_root, "BC5CDR", "train") for w in s.tokens]
+    words = [w for s in read_split(CORPORA["BC5CDR"], data_root, "train").sentences for w in s.tokens]
     out, position = [], 0
     for _ in range(count):
         chosen, used = [], 2
@@ -75,7 +76,7 @@ def measure(model: str, subwords: int, data_root: str, encoder: str, device: str
     from configs.compose import compose
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import Collator
-    from datamodules.tokenization import tokenize_corpus
+    from datamodules.rows import tokenize_corpus
     from lightning_modules.registry import build_module
 
     target = torch.device(device)

@@ -54,8 +54,8 @@ def measure(words: int, form: str, channels: int, pair_dim: int, steps: int) -> 
     from configs.compose import _minilm_path
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import Collator
+    from datamodules.rows import tokenize_corpus
     from datamodules.sentence import Relation, Sentence, Span
-    from datamodules.tokenization import tokenize_corpus
     from lightning_modules.registry import build_module
 
     torch.manual_seed(0)

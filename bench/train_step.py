@@ -33,9 +33,11 @@ SIX = ["BC2GM", "BC4CHEMD", "BC5CDR", "JNLPBA", "Linnaeus", "NCBI-disease"]
 
 
 def recipe_sentences(data_root: str, count: int = 16, low: int = 35, high: int = 45) -> list:
-    from datamodules.readers import read_corpus
+    from datamodules.corpora import read_split
+    from datamodules.registry import CORPORA
 
-    chosen = [s for s in read_corpus(data_root, "BC5CDR", "train") if low <= len(s.tokens) <= high][:count]
+    sentences = read_split(CORPORA["BC5CDR"], data_root, "train").sentences
+    chosen = [s for s in sentences if low <= len(s.tokens) <= high][:count]
     if len(chosen) < count:
         raise SystemExit(
             f"only {len(chosen)} BC5CDR training sentences of {low}-{high} words under {data_root}"
@@ -49,7 +51,7 @@ def build(model: str, encoder: str, label_space, sentences, device: torch.device
 
     from configs.compose import compose
     from datamodules.multi_corpus import Collator
-    from datamodules.tokenization import tokenize_corpus
+    from datamodules.rows import tokenize_corpus
     from lightning_modules.registry import build_module
 
     cfg = compose([f"model={model}", f"encoder.name={encoder}", "experiment=mt6_cpu"])

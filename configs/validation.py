@@ -30,8 +30,8 @@ def _at_least(problems: list[str], key: str, value: Any, low: int, *, optional: 
 
 def config_problems(cfg: Any) -> list[str]:
     """Every problem of the run config ``cfg`` (a composed DictConfig), one short sentence each."""
+    from datamodules.corpora import resolve
     from datamodules.readers import READINGS
-    from datamodules.registry import get_spec
     from datamodules.sampler import WEIGHTINGS
     from lightning_modules.registry import get_model
 
@@ -46,7 +46,7 @@ def config_problems(cfg: Any) -> list[str]:
     specs = {}  # entry -> spec; a user corpus (a path) is read and validated here, before training
     for entry in dict.fromkeys(corpora):
         try:
-            specs[entry] = get_spec(entry)
+            specs[entry] = resolve(entry)
         except BionerError as err:
             problems.append(str(err))
     entries_of: dict[str, list[str]] = {}
@@ -93,7 +93,8 @@ def config_problems(cfg: Any) -> list[str]:
         if corpora and len(specs) == len(set(corpora)) == len(entries_of):  # every entry, distinct names
             from datamodules.label_space import LabelSpace
 
-            problem = entry.module_class.label_space_problem(model_config, LabelSpace.from_corpora(corpora))
+            label_space = LabelSpace.from_specs(specs.values())
+            problem = entry.module_class.label_space_problem(model_config, label_space)
             if problem:
                 problems.append(problem)
     return problems

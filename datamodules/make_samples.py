@@ -153,7 +153,7 @@ def make_samples(source: Path, out: Path) -> list[Path]:
             dest = out / spec.name / cfile.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
-            n = len(read_iob(dest, spec.name))  # also validates the sample
+            n = len(read_iob(dest, spec.name).sentences)  # also validates the sample
             written.append(dest)
             doc.append(
                 f"| {split} | {cfile.url} | `{cfile.sha256}` | {_fmt_ranges(ranges)} | {n} "

@@ -39,30 +39,24 @@ import lightning.pytorch as pl
 import numpy as np
 import pyarrow.compute as pc
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import ConcatDataset, DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from datamodules import tokenization
+from datamodules.cache import load_or_tokenize
+from datamodules.corpora import read_split, resolve_all, split_path
 from datamodules.label_space import LabelSpace
-from datamodules.registry import corpus_file, get_spec
+from datamodules.registry import CorpusSpec
+from datamodules.rows import FEATURES, TokenizationReport, Unsplittable
 from datamodules.sampler import InverseSizeSampler
 from datamodules.sentence import Sentence
-from datamodules.tokenization import MAX_SUBWORDS, TokenizationReport, Unsplittable
+from datamodules.splitting import MAX_SUBWORDS
 from errors import BionerError
 
 BATCH_COLUMNS = [
     "input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk", "unreachable", "relations",
 ]  # fmt: skip
-
-
-def read_corpus(
-    root: str | os.PathLike, name: str, split: str, *, reading: str = "full", fold: int | None = None
-) -> list[Sentence]:
-    """Indirection to ``datamodules.readers.read_corpus`` (imported lazily)."""
-    from datamodules.readers import read_corpus as _read
-
-    return _read(root, name, split, reading=reading, fold=fold)
 
 
 class CorpusRows(TorchDataset):
@@ -159,15 +153,10 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         super().__init__()
         if not corpora:
             raise BionerError("MultiCorpusDataModule needs at least one corpus")
-        # name -> the entry as given: a registered name, or a user corpus's path (re-read when it changes);
-        # an unknown name -> MissingCorpusError listing the registered corpora
-        self.entries: dict[str, str] = {}
-        for entry in corpora:
-            name = get_spec(entry).name
-            if name in self.entries:
-                raise BionerError(f"two corpora named {name}: {self.entries[name]} and {entry}")
-            self.entries[name] = entry
-        self.corpora = tuple(self.entries)
+        # the ``data.corpora`` entries (registered names or user corpus paths), resolved once here: corpus
+        # name -> spec. An unknown name -> MissingCorpusError listing the registered corpora
+        self.specs: dict[str, CorpusSpec] = {spec.name: spec for spec in resolve_all(corpora)}
+        self.corpora = tuple(self.specs)
         self.data_root = Path(data_root)
         self.tokenizer_name_or_path = str(tokenizer_name_or_path)
         self.reading = reading
@@ -187,7 +176,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             raise ValueError(f"label space corpora {label_space.corpora} differ from {sorted(self.corpora)}")
         self._label_space = label_space
         self._tokenizer: Any = None
-        # split -> corpus -> datasets.Dataset (rows of tokenization.FEATURES)
+        # split -> corpus -> datasets.Dataset (rows of datamodules.rows.FEATURES)
         self.datasets: dict[str, dict[str, Any]] = {}
         self.reports: dict[tuple[str, str], TokenizationReport] = {}
         self.sampler: InverseSizeSampler | None = None
@@ -200,8 +189,9 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         batch_transform: Callable[[dict], dict] | None = None,
         label_space: LabelSpace | None = None,
     ) -> MultiCorpusDataModule:
-        """From a run config (``configs.schema.RunCfg``, as a DictConfig or a plain dict); pass the run's
-        ``label_space`` to share it (else the data module builds it from ``data.corpora``)."""
+        """From a run config (``configs.schema.RunCfg``, as a DictConfig or a plain dict). Without
+        ``label_space`` the data module builds it from the specs it resolved (``datamodule.label_space``);
+        a given one must have the same corpora."""
         data = cfg["data"]
         return cls(
             corpora=list(data["corpora"]),
@@ -225,7 +215,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
     @property
     def label_space(self) -> LabelSpace:
         if self._label_space is None:
-            self._label_space = LabelSpace.from_corpora(self.entries.values())
+            self._label_space = LabelSpace.from_specs(self.specs.values())
         return self._label_space
 
     @property
@@ -244,6 +234,11 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             return 0, 1
         return int(trainer.global_rank), int(trainer.world_size)
 
+    def _is_rank_zero(self) -> bool:
+        # before a trainer is attached, the rank the launcher set (RANK, LOCAL_RANK, SLURM_PROCID, ...)
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank if trainer is not None else rank_zero_only.rank) == 0
+
     @property
     def dropped(self) -> list[tuple[str, str, Unsplittable]]:
         """Sentences left out (too long to split without cutting a mention): (corpus, split, info)."""
@@ -259,9 +254,9 @@ class MultiCorpusDataModule(pl.LightningDataModule):
     def check_files(self) -> None:
         """Every split of every corpus is a readable file; else a one-line error naming it (and, for a
         missing corpus, the command that fetches it). Run before training, not when a split is needed."""
-        for corpus, entry in self.entries.items():
-            for split in get_spec(entry).fold_splits(self.fold_of(corpus)):
-                path = corpus_file(self.data_root, entry, split, self.fold_of(corpus))
+        for corpus, spec in self.specs.items():
+            for split in spec.fold_splits(self.fold_of(corpus)):
+                path = split_path(spec, self.data_root, split, self.fold_of(corpus))
                 try:
                     with open(path, "rb") as fh:
                         fh.read(1)
@@ -272,26 +267,25 @@ class MultiCorpusDataModule(pl.LightningDataModule):
 
     def fold_of(self, corpus: str) -> int | None:
         """``fold`` for a corpus with cross-validation folds, None for the others."""
-        return self.fold if get_spec(self.entries[corpus]).folds else None
+        return self.fold if self.specs[corpus].folds else None
 
     # --- loading --------------------------------------------------------------------------------
     def _load_split(self, corpus: str, split: str) -> Any:
-        entry = self.entries[corpus]
-        spec = get_spec(entry)
+        spec = self.specs[corpus]
         fold = self.fold_of(corpus)
         if split not in spec.fold_splits(
             fold
-        ):  # e.g. ADE has no dev split: an empty set keeps loader indices aligned
+        ):  # e.g. ADE has no dev split: an empty set keeps loader indices
             from datasets import Dataset
 
             self.reports[(corpus, split)] = TokenizationReport(corpus, split, self.max_subwords)
-            return Dataset.from_dict({k: [] for k in tokenization.FEATURES}, features=tokenization.FEATURES)
-        path = corpus_file(self.data_root, entry, split, fold)  # MissingCorpusError with the fetch command
+            return Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
+        path = split_path(spec, self.data_root, split, fold)  # MissingCorpusError with the fetch command
 
         def sentences() -> list[Sentence]:
-            return read_corpus(self.data_root, entry, split, reading=self.reading, fold=fold)
+            return read_split(spec, self.data_root, split, reading=self.reading, fold=fold).sentences
 
-        rows, report = tokenization.load_or_tokenize(
+        rows, report = load_or_tokenize(
             path,
             sentences,
             self.tokenizer,
@@ -302,6 +296,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             max_subwords=self.max_subwords,
             cache_dir=self.cache_dir,
             scheme=spec.scheme,
+            progress=self._is_rank_zero(),
         )
         self.reports[(corpus, split)] = report
         return rows
@@ -317,6 +312,13 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             self.setup({"train": "fit", "dev": "validate", "test": "test"}[split])
         ls = self.label_space
         return [CorpusRows(self.datasets[split][c], ls.corpus_index[c]) for c in ls.corpora]
+
+    def training_rows(self) -> dict[str, Any]:
+        """The training split's rows per corpus (``corpus -> datasets.Dataset`` of ``rows.FEATURES``),
+        loading the ``fit`` stage on first use; e.g. for a model's class counts."""
+        if "train" not in self.datasets:
+            self.setup("fit")
+        return self.datasets["train"]
 
     def train_steps_per_epoch(self, world_size: int = 1, accumulate_grad_batches: int = 1) -> int:
         """Optimiser steps in one training epoch on each of ``world_size`` ranks (loads the train split)."""

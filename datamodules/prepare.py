@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datamodules.checksums import sha256_bytes, sha256_file
-from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, get_spec
+from datamodules.corpora import resolve
+from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
 from errors import BionerError, CorpusFormatError, report_user_error
 
 GROUPS = {"all": tuple(CORPORA), "biomedical": BIOMEDICAL}
@@ -134,15 +135,15 @@ def fetch_file(
     return "fetched"
 
 
-def expand_names(names: Sequence[str]) -> list[str]:
-    """Corpus names with ``all`` / ``biomedical`` expanded, in order, without duplicates."""
-    out: list[str] = []
+def expand_corpora(names: Sequence[str]) -> list[CorpusSpec]:
+    """The specs of ``names`` with ``all`` / ``biomedical`` expanded, in order, without duplicates; an
+    unknown name is a ``MissingCorpusError`` listing the registered ones."""
+    out: dict[str, CorpusSpec] = {}
     for name in names:
         for n in GROUPS.get(name, (name,)):
-            get_spec(n)  # unknown name -> MissingCorpusError listing the registered ones
-            if n not in out:
-                out.append(n)
-    return out
+            spec = resolve(n)
+            out.setdefault(spec.name, spec)
+    return list(out.values())
 
 
 def prepare(
@@ -155,10 +156,10 @@ def prepare(
 ) -> None:
     """Fetch and verify every file (splits and extra files) of the named corpora."""
     root = Path(root)
-    for name in expand_names(names):
-        for cfile in get_spec(name).all_files():
-            status = fetch_file(root, name, cfile, mirror=mirror, force=force)
-            log(f"{status:8s} {root / name / cfile.name}")
+    for spec in expand_corpora(names):
+        for cfile in spec.all_files():
+            status = fetch_file(root, spec.name, cfile, mirror=mirror, force=force)
+            log(f"{status:8s} {root / spec.name / cfile.name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,8 @@
 """Corpus readers: ``token<TAB>tag`` IOB files and SpERT JSON, both into :class:`Sentence` lists.
 
+Pure file parsers: each takes a path and what it needs to read it (corpus name, scheme, reading, type
+renames) as arguments and knows nothing of the registered corpora (``datamodules/corpora.py`` does).
+
 IOB files (:func:`read_iob`)
 ----------------------------
 - One ``token<TAB>tag`` per line (exactly two TAB-separated columns), a blank line after each sentence.
@@ -18,7 +21,8 @@ IOB files (:func:`read_iob`)
   least one sentence (sentences before the first one form document 0). In a file without any, the
   order of sentences says nothing reliable about documents (e.g. BC2GM), so every sentence is its own
   document and ``k`` is the sentence index.
-- Types are kept exactly as written (renaming happens in the registry/label space).
+- Types are kept as written unless ``rename`` maps them (a registered corpus's documented renames, e.g.
+  JNLPBA ``protein`` -> ``Gene_or_protein``, passed in by ``datamodules.corpora.read_split``).
 
 Tagging schemes (``scheme=``)
 -----------------------------
@@ -48,10 +52,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from datamodules.registry import corpus_file, get_spec
 from datamodules.sentence import Relation, Sentence, Span
 from errors import CorpusFormatError
 
@@ -89,6 +94,13 @@ class ReadNotes:
         if self.stripped_tags:
             parts.append(f"{_plural(self.stripped_tags, 'tag')} with trailing whitespace stripped")
         return ", ".join(parts)
+
+
+class ReadResult(NamedTuple):
+    """The sentences of one file and, for an IOB file, its :class:`ReadNotes` (None for SpERT JSON)."""
+
+    sentences: list[Sentence]
+    notes: ReadNotes | None
 
 
 def _plural(count: int, noun: str) -> str:
@@ -299,20 +311,10 @@ def read_iob(
     reading: str = "full",
     scheme: str = "auto",
     doc_prefix: str | None = None,
-) -> list[Sentence]:
-    """Read a ``token<TAB>tag`` file; see the module docstring for schemes, readings and doc ids."""
-    return read_iob_with_notes(path, corpus, reading=reading, scheme=scheme, doc_prefix=doc_prefix)[0]
-
-
-def read_iob_with_notes(
-    path: str | os.PathLike,
-    corpus: str,
-    *,
-    reading: str = "full",
-    scheme: str = "auto",
-    doc_prefix: str | None = None,
-) -> tuple[list[Sentence], ReadNotes]:
-    """:func:`read_iob` and the :class:`ReadNotes` of the file (scheme used, lines and tags tolerated)."""
+    rename: Mapping[str, str] | None = None,
+) -> ReadResult:
+    """Read a ``token<TAB>tag`` file: its sentences (types renamed by ``rename``) and its
+    :class:`ReadNotes` (scheme used, lines and tags tolerated); see the module docstring."""
     _check_choice("reading", reading, READINGS)
     _check_choice("scheme", scheme, SCHEMES)
     path = Path(path)
@@ -344,8 +346,14 @@ def read_iob_with_notes(
         if reading == "paper":
             spans = _paper_drops(spans, len(tokens))
         doc_id = f"{prefix}-{doc if has_docstart else k}"
-        sentences.append(Sentence(tuple(tokens), tuple(spans), corpus, doc_id))
-    return sentences, notes
+        sentences.append(Sentence(tuple(tokens), _renamed(spans, rename), corpus, doc_id))
+    return ReadResult(sentences, notes)
+
+
+def _renamed(spans: list[Span], rename: Mapping[str, str] | None) -> tuple[Span, ...]:
+    if not rename:
+        return tuple(spans)
+    return tuple(Span(s.start, s.end, rename.get(s.type, s.type)) for s in spans)
 
 
 def _spert_int(value: object, what: str, path: Path, i: int) -> int:
@@ -371,8 +379,11 @@ def _spert_list(doc: dict, key: str, path: Path, i: int, required: bool = True) 
     return value
 
 
-def read_spert_json(path: str | os.PathLike, corpus: str) -> list[Sentence]:
-    """Read a SpERT JSON file (list of ``{"tokens", "entities", "relations", "orig_id"?}``).
+def read_spert_json(
+    path: str | os.PathLike, corpus: str, *, rename: Mapping[str, str] | None = None
+) -> list[Sentence]:
+    """Read a SpERT JSON file (list of ``{"tokens", "entities", "relations", "orig_id"?}``); entity types
+    are renamed by ``rename``.
 
     Entity ``end`` is exclusive, as in SpERT. ``relations`` may be absent (no relations). Errors carry no
     line number (JSON parse errors excepted); the problem text names the 0-based document index.
@@ -418,32 +429,5 @@ def read_spert_json(path: str | os.PathLike, corpus: str) -> list[Sentence]:
             rtype = _spert_str(rel["type"], f"relation {j} type", path, i)
             relations.append(Relation(ends[0], ends[1], rtype))
         doc_id = str(doc["orig_id"]) if "orig_id" in doc else f"{path.stem}-{i}"
-        sentences.append(Sentence(tokens, tuple(spans), corpus, doc_id, tuple(relations)))
+        sentences.append(Sentence(tokens, _renamed(spans, rename), corpus, doc_id, tuple(relations)))
     return sentences
-
-
-def read_corpus(
-    root: str | os.PathLike, name: str, split: str, *, reading: str = "full", fold: int | None = None
-) -> list[Sentence]:
-    """One split of a registered corpus under ``root`` (MissingCorpusError says how to fetch it), or of
-    the user corpus at path ``name`` (``root`` unused); ``fold`` picks a cross-validation fold of a corpus
-    that has them (ADE).
-
-    ``reading="paper"`` only affects IOB corpora (the reference converter never saw SpERT files).
-    """
-    return read_corpus_with_notes(root, name, split, reading=reading, fold=fold)[0]
-
-
-def read_corpus_with_notes(
-    root: str | os.PathLike, name: str, split: str, *, reading: str = "full", fold: int | None = None
-) -> tuple[list[Sentence], ReadNotes | None]:
-    """:func:`read_corpus` and, for an IOB corpus, the file's :class:`ReadNotes` (None for SpERT JSON)."""
-    _check_choice("reading", reading, READINGS)
-    spec = get_spec(name)
-    path = corpus_file(root, name, split, fold)
-    if spec.format == "iob":
-        prefix = f"{spec.name}/{split}"
-        return read_iob_with_notes(path, spec.name, reading=reading, scheme=spec.scheme, doc_prefix=prefix)
-    if spec.format == "spert":
-        return read_spert_json(path, spec.name), None
-    raise ValueError(f"corpus {spec.name}: unknown format {spec.format!r} in the registry")

@@ -1,17 +1,16 @@
-"""The corpora this project knows: where their files live, where to fetch them, how to verify them.
+"""The corpora this project knows (``CORPORA``): their files, where to fetch them, how to verify them,
+and the :class:`CorpusSpec` record that describes any corpus, registered or a user's own.
 
 Layout under a data root: ``<root>/<Corpus>/<file>``, with the corpus directory names used in
 ``../shared/data`` (they are also the registry names). The IOB corpora use ``{train,dev,test}.tsv``;
 the SpERT corpora keep their published JSON file names.
 
-A corpus of your own is named by its path (an entry with a ``/``, or starting with ``.`` or ``~``):
-:func:`get_spec` reads it with ``datamodules.user_corpus`` and keeps its spec in ``USER_CORPORA`` under
-its directory name, so later look-ups by that name find it.
+This module is data only. ``datamodules/corpora.py`` resolves a ``data.corpora`` entry (a name here, or
+the path of a user corpus) to its spec and finds its split files.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,54 +280,3 @@ CORPORA: dict[str, CorpusSpec] = {
 }
 
 BIOMEDICAL = ("BC2GM", "BC4CHEMD", "BC5CDR", "JNLPBA", "Linnaeus", "NCBI-disease")
-
-
-USER_CORPORA: dict[str, CorpusSpec] = {}  # user corpora read so far in this process, by directory name
-
-
-def is_corpus_path(entry: str) -> bool:
-    """Whether a ``data.corpora`` entry names a directory (a user corpus) rather than a registered corpus."""
-    return "/" in entry or os.sep in entry or entry.startswith((".", "~"))
-
-
-def get_spec(name: str) -> CorpusSpec:
-    """The spec of a registered corpus, of a user corpus read before (by name), or of the user corpus at
-    path ``name`` (read and validated now when its files changed since the last time)."""
-    if name in CORPORA:
-        return CORPORA[name]
-    if is_corpus_path(name):
-        from datamodules.user_corpus import load_user_corpus
-
-        spec = load_user_corpus(name)
-        USER_CORPORA[spec.name] = spec
-        return spec
-    if name in USER_CORPORA:
-        return USER_CORPORA[name]
-    known = ", ".join(CORPORA)
-    hint = f" (your own corpus? name it by path, e.g. ./{name})" if Path(name).is_dir() else ""
-    raise MissingCorpusError(f"unknown corpus {name!r}; registered corpora: {known}{hint}")
-
-
-def fetch_command(name: str, root: str | os.PathLike) -> str:
-    return f"python -m datamodules.prepare --data-root {root} {name}"
-
-
-def corpus_file(root: str | os.PathLike, name: str, split: str, fold: int | None = None) -> Path:
-    """The path of one split (of cross-validation fold ``fold``), or a MissingCorpusError that prints the
-    command which fetches it. ``name`` may be a user corpus's path (its files are not under ``root``)."""
-    spec = get_spec(name)
-    name = spec.name
-    splits = spec.fold_splits(fold)
-    if split not in splits:
-        raise MissingCorpusError(f"corpus {name} has no {split!r} split (it has: {', '.join(splits)})")
-    directory = spec.directory if spec.directory is not None else Path(root) / name
-    path = directory / splits[split].name
-    if path.exists() and not path.is_file():
-        raise MissingCorpusError(f"corpus {name} ({split}): {path} is not a file")
-    if not path.is_file():
-        if spec.directory is not None:
-            raise MissingCorpusError(f"corpus {name} ({split}) not found: no file {path}")
-        raise MissingCorpusError(
-            f"corpus {name} ({split}) not found at {path}. Fetch it with:\n    {fetch_command(name, root)}"
-        )
-    return path

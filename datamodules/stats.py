@@ -26,18 +26,18 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from datamodules.readers import READINGS, ReadNotes, read_corpus_with_notes
-from datamodules.registry import CORPORA, get_spec, is_corpus_path
+from datamodules.corpora import is_corpus_path, read_split, resolve
+from datamodules.readers import READINGS, ReadNotes
+from datamodules.registry import CORPORA, CorpusSpec
 from datamodules.user_corpus import CONFIG_FILE
 from errors import BionerError, report_user_error
 
 Stats = dict[str, dict[str, dict[str, object]]]
 
 
-def present_splits(root: str | os.PathLike, name: str) -> list[str]:
-    """The splits of registered corpus ``name`` with anything (a file or not) at their path under ``root``."""
-    spec = get_spec(name)
-    return [s for s, f in spec.splits.items() if (Path(root) / name / f.name).exists()]
+def present_splits(root: str | os.PathLike, spec: CorpusSpec) -> list[str]:
+    """The splits of registered corpus ``spec`` with anything (a file or not) at their path under ``root``."""
+    return [s for s, f in spec.splits.items() if (Path(root) / spec.name / f.name).exists()]
 
 
 def _notes_counts(notes: ReadNotes | None) -> dict[str, object]:
@@ -66,18 +66,19 @@ def corpus_stats(
     if needs_root and not root.is_dir():
         raise BionerError(f"data root {root} is not a directory")
     if entries is None:
-        entries = [n for n in CORPORA if present_splits(root, n)]
-        if not entries:
+        specs = [spec for spec in CORPORA.values() if present_splits(root, spec)]
+        if not specs:
             raise BionerError(f"no registered corpus found under {root} (known: {', '.join(CORPORA)})")
+    else:
+        specs = [resolve(entry) for entry in entries]
     result: Stats = {}
-    for entry in entries:
-        spec = get_spec(entry)
+    for spec in specs:
         if spec.name in result:
             raise BionerError(f"two corpora named {spec.name} in --corpora")
         result[spec.name] = {}
         for split in spec.splits:
             # MissingCorpusError for a split that is absent (with the fetch command) or not a file
-            sentences, notes = read_corpus_with_notes(root, entry, split, reading=reading)
+            sentences, notes = read_split(spec, root, split, reading=reading, rename_types=False)
             mentions = Counter(span.type for s in sentences for span in s.spans)
             result[spec.name][split] = {
                 "sentences": len(sentences),

@@ -10,9 +10,9 @@ and the corpus is named after it (``MyCorpus``; its types are ``MyCorpus/<type>`
 - Its entity types are the types found in its three files, kept as written (no renaming).
 - An optional ``corpus.yaml`` in the directory sets ``scheme:`` (``auto``, the default, ``iob2``,
   ``iob1`` or ``iobes``; see the readers' module docstring). Any other key is an error.
-- Every file is read and validated when the corpus is first named (config validation in ``train.py``),
-  so a malformed file stops a run before training. Reading again is skipped until a file's size or
-  modification time changes. IOB1 auto-detection, whitespace-only lines and stripped tags are logged.
+- Every file is read and validated when the entry is resolved (``datamodules.corpora.resolve``, first
+  by config validation in ``train.py``), so a malformed file stops a run before training. IOB1
+  auto-detection, whitespace-only lines and stripped tags are logged.
 - The directory's name must differ from the registered corpora's names.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from datamodules.readers import SCHEMES, read_iob_with_notes
+from datamodules.readers import SCHEMES, read_iob
 from datamodules.registry import CORPORA, SPLITS, CorpusFile, CorpusSpec
 from errors import CorpusFormatError, MissingCorpusError
 
@@ -33,24 +33,10 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "corpus.yaml"
 FILE_NAMES = {split: f"{split}.tsv" for split in SPLITS}
 
-# directory -> (file sizes and mtimes when read, spec)
-_loaded: dict[Path, tuple[tuple, CorpusSpec]] = {}
-
 
 def corpus_directory(entry: str) -> Path:
     """The absolute directory of a ``data.corpora`` path entry (symlinks kept: the name is the one given)."""
     return Path(os.path.abspath(os.path.expanduser(entry)))
-
-
-def _fingerprint(directory: Path) -> tuple:
-    stamps = []
-    for name in (*FILE_NAMES.values(), CONFIG_FILE):
-        try:
-            st = (directory / name).stat()
-            stamps.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
-        except OSError:
-            stamps.append((name, None))
-    return tuple(stamps)
 
 
 def read_scheme(directory: Path) -> str:
@@ -87,9 +73,6 @@ def load_user_corpus(entry: str) -> CorpusSpec:
         raise MissingCorpusError(
             f"corpus directory {directory} is named like the registered corpus {name}: rename the directory"
         )
-    stamp = _fingerprint(directory)
-    if directory in _loaded and _loaded[directory][0] == stamp:
-        return _loaded[directory][1]
     scheme = read_scheme(directory)
     types: set[str] = set()
     for split, file_name in FILE_NAMES.items():
@@ -97,13 +80,13 @@ def load_user_corpus(entry: str) -> CorpusSpec:
         if not path.is_file():
             what = "is not a file" if path.exists() else "not found"
             raise MissingCorpusError(f"corpus {name} ({split}): {path} {what}")
-        sentences, notes = read_iob_with_notes(path, name, scheme=scheme, doc_prefix=f"{name}/{split}")
+        sentences, notes = read_iob(path, name, scheme=scheme, doc_prefix=f"{name}/{split}")
         types.update(span.type for sentence in sentences for span in sentence.spans)
         if notes.tolerated:
             log.warning("%s: %s", path, notes.describe())
     if not types:
         raise CorpusFormatError(directory, None, f"no entity mentions in {', '.join(FILE_NAMES.values())}")
-    spec = CorpusSpec(
+    return CorpusSpec(
         name,
         "iob",
         {split: CorpusFile(file_name, url="", sha256="") for split, file_name in FILE_NAMES.items()},
@@ -112,5 +95,3 @@ def load_user_corpus(entry: str) -> CorpusSpec:
         directory=directory,
         scheme=scheme,
     )
-    _loaded[directory] = (stamp, spec)
-    return spec

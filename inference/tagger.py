@@ -26,7 +26,7 @@ import torch
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
 from datamodules.sentence import Sentence
-from datamodules.tokenization import window_rows
+from datamodules.splitting import window_rows
 from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
 from inference.text import sentences, words

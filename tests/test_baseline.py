@@ -119,10 +119,10 @@ def test_loss_is_the_cross_entropy_of_the_own_head_and_leaves_other_heads_withou
 FILLERS = ["the", "of", "and", "in", "a", "was", "with", "levels", "binds", "to", "induced", "by"]
 MENTIONS = [
     (["human", "gene", "receptor"], "DNA"),
-    (["alpha", "kinase"], "protein"),
-    (["mouse", "cell", "line"], "cell_line"),
-    (["cancer", "cell"], "cell_type"),
-    (["beta", "protein"], "protein"),
+    (["alpha", "kinase"], "Gene_or_protein"),
+    (["mouse", "cell", "line"], "Cell_Line"),
+    (["cancer", "cell"], "Cell_Type"),
+    (["beta", "protein"], "Gene_or_protein"),
 ]
 
 

@@ -10,11 +10,13 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
-from datamodules import multi_corpus, tokenization
+from datamodules import cache, multi_corpus
+from datamodules.cache import load_or_tokenize
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator, CorpusRows, MultiCorpusDataModule
+from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
-from datamodules.tokenization import load_or_tokenize, split_long_sentence, tokenize_corpus
+from datamodules.splitting import split_long_sentence
 from errors import MissingCorpusError
 
 VOCAB = [
@@ -168,7 +170,7 @@ def test_unsplittable_sentence_is_reported_not_lost(tokenizer, caplog):
         # one 6-subword mention does not fit a budget of 5 (cap 7)
         sent("aspirin hypertension cisplatin and the", [(0, 3, "Chemical"), (4, 5, "Chemical")]),
     ]
-    with caplog.at_level(logging.WARNING, logger="datamodules.tokenization"):
+    with caplog.at_level(logging.WARNING, logger="datamodules.rows"):
         rows, report = tokenize_corpus(sentences, tokenizer, ls, "BC5CDR", max_subwords=7, split="train")
     assert rows["sentence_index"] == [0]  # left out of training...
     assert len(report.dropped) == 1  # ...but counted: index, words, subwords
@@ -213,7 +215,7 @@ def test_load_or_tokenize_cache_hit_reads_nothing(tokenizer, tmp_path, monkeypat
     def boom(*a, **k):
         raise AssertionError("tokenized on a cache hit")
 
-    monkeypatch.setattr(tokenization, "tokenize_corpus", boom)
+    monkeypatch.setattr(cache, "tokenize_corpus", boom)
     again, report = load_or_tokenize(f, boom, tokenizer, ls, **kw)
     assert again.to_dict() == first.to_dict() and report.rows == 1
     with pytest.raises(AssertionError, match="cache hit"):  # another cap is another key
@@ -267,18 +269,18 @@ def make_dm(data_root, tokenizer_dir, tmp_path, **kw) -> MultiCorpusDataModule:
 class CountingTokenize:
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
-        self.real = tokenization.tokenize_corpus
+        self.real = cache.tokenize_corpus
 
-    def __call__(self, sentences, tokenizer, label_space, corpus, max_subwords=405, *, split="train"):
+    def __call__(self, sentences, tokenizer, label_space, corpus, max_subwords=405, *, split="train", **kw):
         self.calls.append((corpus, split))
-        return self.real(sentences, tokenizer, label_space, corpus, max_subwords, split=split)
+        return self.real(sentences, tokenizer, label_space, corpus, max_subwords, split=split, **kw)
 
 
 def test_cache_second_setup_does_no_tokenization_and_invalidates(
     data_root, tokenizer_dir, tmp_path, monkeypatch
 ):
     counter = CountingTokenize()
-    monkeypatch.setattr(tokenization, "tokenize_corpus", counter)
+    monkeypatch.setattr(cache, "tokenize_corpus", counter)
     dm = make_dm(data_root, tokenizer_dir, tmp_path)
     dm.setup("fit")
     expected = [("BC5CDR", "dev"), ("BC5CDR", "train"), ("NCBI-disease", "dev"), ("NCBI-disease", "train")]
@@ -289,7 +291,7 @@ def test_cache_second_setup_does_no_tokenization_and_invalidates(
         raise AssertionError("corpus parsed on a cache hit")
 
     counter.calls.clear()
-    monkeypatch.setattr(multi_corpus, "read_corpus", no_read)
+    monkeypatch.setattr(multi_corpus, "read_split", no_read)
     again = make_dm(data_root, tokenizer_dir, tmp_path)
     again.setup("fit")
     assert counter.calls == []  # second construction: nothing read, nothing tokenized
@@ -301,7 +303,7 @@ def test_cache_second_setup_does_no_tokenization_and_invalidates(
     assert "dropped sentences: 1" in again.summary()
 
     monkeypatch.undo()
-    monkeypatch.setattr(tokenization, "tokenize_corpus", counter)
+    monkeypatch.setattr(cache, "tokenize_corpus", counter)
     write_tsv(data_root / "BC5CDR" / "train.tsv", TRAIN_BC5 + [[("a", "O")]])  # the file changes
     changed = make_dm(data_root, tokenizer_dir, tmp_path)
     changed.setup("fit")
@@ -377,3 +379,57 @@ def test_train_loader_resumes_mid_epoch_in_a_fresh_datamodule(
     assert first + [_key(b) for b in rest] == expected
     assert all(torch.equal(b["length"], b["attention_mask"].sum(1)) for b in rest)
     assert resumed.sampler.state_dict() == {"epoch": 0, "yielded": 30}
+
+
+def _truncate_an_arrow_file(entry: Path) -> Path:
+    (arrow,) = entry.glob("*.arrow")
+    data = arrow.read_bytes()
+    arrow.write_bytes(data[: len(data) // 2])
+    return arrow
+
+
+def test_an_unreadable_cache_entry_is_named_rebuilt_and_the_run_goes_on(
+    data_root, tokenizer_dir, tmp_path, capsys
+):
+    first = make_dm(data_root, tokenizer_dir, tmp_path)
+    first.setup("fit")
+    expected = {c: first.datasets["train"][c].to_dict() for c in first.corpora}
+    (entry,) = (tmp_path / "cache" / "BC5CDR").glob("train-*")
+    _truncate_an_arrow_file(entry)
+    capsys.readouterr()
+
+    again = make_dm(data_root, tokenizer_dir, tmp_path, samples_per_epoch=8)
+    again.setup("fit")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(entry) in warnings[0] and "rebuilding it" in warnings[0], warnings
+    assert {c: again.datasets["train"][c].to_dict() for c in again.corpora} == expected
+    assert again.summary() == first.summary()
+    assert sum(len(b["corpus_id"]) for b in again.train_dataloader()) == 8  # the run goes on
+    leftovers = [p.name for p in entry.parent.iterdir() if p.name.startswith((".tmp-", ".broken-"))]
+    assert leftovers == []  # no temporary or broken copies beside the entries
+
+    third = make_dm(data_root, tokenizer_dir, tmp_path)
+    third.setup("fit")  # the rebuilt entry is a plain cache hit
+    assert "warning:" not in capsys.readouterr().err
+    assert third.datasets["train"]["BC5CDR"].to_dict() == expected["BC5CDR"]
+
+
+def test_concurrent_rebuilds_of_one_entry_warn_once_and_agree(tokenizer, tmp_path, capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ls = LabelSpace.from_corpora(["BC5CDR"])
+    f = tmp_path / "train.tsv"
+    f.write_text("whatever\tO\n")
+    sentences = [sent("the cancer", [(1, 2, "Disease")]), sent("aspirin induced hypertension")] * 50
+    kw = dict(corpus="BC5CDR", split="train", cache_dir=tmp_path / "cache")
+    original, _ = load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)
+    expected = original.to_dict()
+    (entry,) = (tmp_path / "cache" / "BC5CDR").glob("train-*")
+    _truncate_an_arrow_file(entry)
+    capsys.readouterr()
+    with ThreadPoolExecutor(3) as pool:  # as DDP ranks sharing the cache directory would
+        results = list(
+            pool.map(lambda _: load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)[0], range(3))
+        )
+    assert all(rows.to_dict() == expected for rows in results)
+    assert capsys.readouterr().err.count("warning:") == 1

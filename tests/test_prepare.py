@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from datamodules import prepare as prep
-from datamodules.readers import read_corpus
+from datamodules.corpora import read_split
 from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
 from errors import BionerError, MissingCorpusError
 
@@ -54,7 +54,7 @@ def test_fetch_from_file_mirror_writes_verified_files(tmp_path, toy):
     assert (root / "Toy" / "types.json").read_bytes() == TOY_TYPES
     assert log == [f"fetched  {root / 'Toy' / 'train.tsv'}", f"fetched  {root / 'Toy' / 'types.json'}"]
     assert sorted(p.name for p in (root / "Toy").iterdir()) == ["train.tsv", "types.json"]  # no temp files
-    assert [s.tokens for s in read_corpus(root, "Toy", "train")] == [("IL-2", "gene", ".")]
+    assert [s.tokens for s in read_split(CORPORA["Toy"], root, "train").sentences] == [("IL-2", "gene", ".")]
 
     # present with the right hash -> skipped (even once the mirror is gone); --force fetches again
     shutil.rmtree(toy / "Toy")
@@ -93,8 +93,9 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, toy, capsys):
 
 
 def test_groups_expand_in_order_without_duplicates():
-    assert prep.expand_names(["biomedical", "BC2GM"]) == list(BIOMEDICAL)
-    assert prep.expand_names(["CoNLL04", "all"]) == ["CoNLL04"] + [n for n in CORPORA if n != "CoNLL04"]
+    assert [spec.name for spec in prep.expand_corpora(["biomedical", "BC2GM"])] == list(BIOMEDICAL)
+    expanded = [spec.name for spec in prep.expand_corpora(["CoNLL04", "all"])]
+    assert expanded == ["CoNLL04"] + [n for n in CORPORA if n != "CoNLL04"]
 
 
 def test_mirror_urls():
@@ -113,7 +114,7 @@ def test_mirror_urls():
 
 def test_missing_corpus_error_names_the_fetch_command(tmp_path):
     with pytest.raises(MissingCorpusError) as err:
-        read_corpus(tmp_path, "BC5CDR", "train")
+        read_split(CORPORA["BC5CDR"], tmp_path, "train")
     assert f"python -m datamodules.prepare --data-root {tmp_path} BC5CDR" in str(err.value)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.readers import ReadNotes, read_corpus, read_iob, read_iob_with_notes, read_spert_json
+from datamodules.corpora import read_split
+from datamodules.readers import ReadNotes, read_iob, read_spert_json
 from datamodules.registry import CORPORA
 from datamodules.sentence import Relation, Span
 from errors import CorpusFormatError, MissingCorpusError
@@ -39,7 +40,7 @@ IOB2 = (
 
 def test_iob2_exact_spans_and_per_sentence_doc_ids(tmp_path):
     path = write(tmp_path, IOB2.replace("here\tI-x", "here\tB-x"))
-    sents = read_iob(path, "Toy")
+    sents = read_iob(path, "Toy").sentences
     assert [s.tokens for s in sents] == [
         ("Mutations", "in", "BRCA1", "gene", "cause", "breast", "cancer", "."),
         ("p53", "MDM2", "bind"),
@@ -52,15 +53,19 @@ def test_iob2_exact_spans_and_per_sentence_doc_ids(tmp_path):
     ]
     assert [s.corpus for s in sents] == ["Toy"] * 3
     assert [s.doc_id for s in sents] == ["train-0", "train-1", "train-2"]  # no -DOCSTART-: one doc each
-    assert [s.doc_id for s in read_iob(path, "Toy", doc_prefix="T/dev")] == ["T/dev-0", "T/dev-1", "T/dev-2"]
+    assert [s.doc_id for s in read_iob(path, "Toy", doc_prefix="T/dev").sentences] == [
+        "T/dev-0",
+        "T/dev-1",
+        "T/dev-2",
+    ]
 
 
 def test_iobes_spans(tmp_path):
     text = "a\tS-X\nb\tB-Y\nc\tI-Y\nd\tE-Y\ne\tO\nf\tB-X\ng\tE-X\n\nh\tS-X\ni\tS-X\n"
     expected = [[(0, 1, "X"), (1, 4, "Y"), (5, 7, "X")], [(0, 1, "X"), (1, 2, "X")]]
     path = write(tmp_path, text)
-    assert spans_of(read_iob(path, "Toy")) == expected
-    assert spans_of(read_iob(path, "Toy", scheme="iobes")) == expected
+    assert spans_of(read_iob(path, "Toy").sentences) == expected
+    assert spans_of(read_iob(path, "Toy", scheme="iobes").sentences) == expected
 
 
 def test_iob1_auto_detected_and_explicit(tmp_path):
@@ -68,8 +73,8 @@ def test_iob1_auto_detected_and_explicit(tmp_path):
     text = "a\tI-X\nb\tI-X\nc\tB-X\nd\tO\ne\tI-Y\nf\tI-X\n\ng\tI-Y\n"
     expected = [[(0, 2, "X"), (2, 3, "X"), (4, 5, "Y"), (5, 6, "X")], [(0, 1, "Y")]]
     path = write(tmp_path, text)
-    assert spans_of(read_iob(path, "Toy")) == expected
-    assert spans_of(read_iob(path, "Toy", scheme="iob1")) == expected
+    assert spans_of(read_iob(path, "Toy").sentences) == expected
+    assert spans_of(read_iob(path, "Toy", scheme="iob1").sentences) == expected
     with pytest.raises(CorpusFormatError) as err:
         read_iob(path, "Toy", scheme="iob2")
     assert str(err.value).startswith(f"{path}:1: I-X at sentence start")
@@ -77,7 +82,7 @@ def test_iob1_auto_detected_and_explicit(tmp_path):
 
 def test_iob1_explicit_accepts_b_after_o(tmp_path):
     path = write(tmp_path, "a\tO\nb\tB-X\nc\tI-X\nd\tI-Y\n")
-    assert spans_of(read_iob(path, "Toy", scheme="iob1")) == [[(1, 3, "X"), (3, 4, "Y")]]
+    assert spans_of(read_iob(path, "Toy", scheme="iob1").sentences) == [[(1, 3, "X"), (3, 4, "Y")]]
 
 
 def test_docstart_blocks_are_documents_not_sentences(tmp_path):
@@ -90,23 +95,25 @@ def test_docstart_blocks_are_documents_not_sentences(tmp_path):
         "-DOCSTART-\tO\n"  # blank line after it is optional
         "v\tO\n"
     )
-    sents = read_iob(write(tmp_path, text), "Toy", doc_prefix="J")
+    sents = read_iob(write(tmp_path, text), "Toy", doc_prefix="J").sentences
     assert [s.tokens for s in sents] == [("pre",), ("x",), ("y",), ("z", "w"), ("v",)]
     assert [s.doc_id for s in sents] == ["J-0", "J-1", "J-1", "J-2", "J-3"]
     assert spans_of(sents) == [[], [(0, 1, "DNA")], [], [(0, 2, "RNA")], []]
-    starting = read_iob(write(tmp_path, "-DOCSTART-\tO\n\na\tO\n\n-DOCSTART-\tO\n\nb\tO\n\n", "d.tsv"), "T")
+    starting = read_iob(
+        write(tmp_path, "-DOCSTART-\tO\n\na\tO\n\n-DOCSTART-\tO\n\nb\tO\n\n", "d.tsv"), "T"
+    ).sentences
     assert [s.doc_id for s in starting] == ["d-0", "d-1"]
 
 
 def test_crlf_and_bom_read_like_lf(tmp_path):
-    plain = read_iob(write(tmp_path, IOB2, "lf.tsv"), "Toy", scheme="iob1", doc_prefix="p")
+    plain = read_iob(write(tmp_path, IOB2, "lf.tsv"), "Toy", scheme="iob1", doc_prefix="p").sentences
     crlf = IOB2.replace("\n", "\r\n").encode("utf-8")
     for name, data in [
         ("crlf.tsv", crlf),
         ("bom.tsv", b"\xef\xbb\xbf" + IOB2.encode()),
         ("both.tsv", b"\xef\xbb\xbf" + crlf),
     ]:
-        assert read_iob(write(tmp_path, data, name), "Toy", scheme="iob1", doc_prefix="p") == plain
+        assert read_iob(write(tmp_path, data, name), "Toy", scheme="iob1", doc_prefix="p").sentences == plain
     assert plain[0].tokens[0] == "Mutations"  # the BOM does not stick to the first token
 
 
@@ -120,12 +127,12 @@ def test_paper_reading_drops_sentence_final_and_followed_mentions(tmp_path):
         "j\tO\nk\tB-Z\n"
     )
     path = write(tmp_path, text)
-    assert spans_of(read_iob(path, "Toy")) == [
+    assert spans_of(read_iob(path, "Toy").sentences) == [
         [(0, 1, "A"), (2, 4, "B"), (4, 6, "B")],
         [(0, 1, "X"), (1, 2, "Y")],
         [(1, 2, "Z")],
     ]
-    paper = read_iob(path, "Toy", reading="paper")
+    paper = read_iob(path, "Toy", reading="paper").sentences
     assert spans_of(paper) == [[(0, 1, "A")], [(1, 2, "Y")], []]
     assert len(paper) == 3  # the last sentence (no trailing blank line) is kept
 
@@ -184,7 +191,7 @@ def test_whitespace_only_lines_break_sentences_and_tag_whitespace_is_stripped(tm
         "-DOCSTART-\tO  \n"  # a -DOCSTART- tag with trailing spaces: stripped and counted too
         "d\tB-Y\u3000\n"  # an ideographic space is whitespace as well
     )
-    sents, notes = read_iob_with_notes(write(tmp_path, text), "Toy")
+    sents, notes = read_iob(write(tmp_path, text), "Toy")
     assert [s.tokens for s in sents] == [("a", "b"), ("c",), ("d",)]
     assert spans_of(sents) == [[(0, 2, "X")], [], [(0, 1, "Y")]]
     assert notes == ReadNotes("iob2", detected=False, whitespace_lines=2, stripped_tags=4)
@@ -193,18 +200,21 @@ def test_whitespace_only_lines_break_sentences_and_tag_whitespace_is_stripped(tm
         "2 whitespace-only lines read as sentence breaks, 4 tags with trailing whitespace stripped"
     )
     clean = write(tmp_path, "a\tB-X\nb\tI-X\n\nc\tO\n\n-DOCSTART-\tO\nd\tB-Y\n", "clean.tsv")
-    assert read_iob(clean, "Toy") == read_iob(tmp_path / "train.tsv", "Toy", doc_prefix="clean")
-    assert read_iob_with_notes(clean, "Toy")[1] == ReadNotes("iob2")
+    assert (
+        read_iob(clean, "Toy").sentences
+        == read_iob(tmp_path / "train.tsv", "Toy", doc_prefix="clean").sentences
+    )
+    assert read_iob(clean, "Toy").notes == ReadNotes("iob2")
     assert not ReadNotes("iob2").tolerated and ReadNotes("iob2").describe() == ""
 
 
 def test_notes_say_when_iob1_was_detected(tmp_path):
     path = write(tmp_path, "a\tI-X\nb\tB-X\n")
-    assert read_iob_with_notes(path, "Toy")[1] == ReadNotes("iob1", detected=True)
-    assert read_iob_with_notes(path, "Toy")[1].describe() == "read as IOB1 (auto-detected)"
-    assert read_iob_with_notes(path, "Toy", scheme="iob1")[1] == ReadNotes("iob1", detected=False)
+    assert read_iob(path, "Toy").notes == ReadNotes("iob1", detected=True)
+    assert read_iob(path, "Toy").notes.describe() == "read as IOB1 (auto-detected)"
+    assert read_iob(path, "Toy", scheme="iob1").notes == ReadNotes("iob1", detected=False)
     iobes = write(tmp_path, "a\tS-X\n", "e.tsv")
-    assert read_iob_with_notes(iobes, "Toy")[1] == ReadNotes("iobes", detected=True)
+    assert read_iob(iobes, "Toy").notes == ReadNotes("iobes", detected=True)
 
 
 @pytest.mark.parametrize("data", ["", "\n\n", "-DOCSTART-\tO\n\n"])
@@ -311,13 +321,40 @@ def test_read_corpus_dispatches_on_registry_format(tmp_path):
     write(tmp_path / "NCBI-disease", "Fanconi\tB-Disease\nanemia\tI-Disease\n.\tO\n\n", "dev.tsv")
     (tmp_path / "CoNLL04").mkdir()
     write(tmp_path / "CoNLL04", json.dumps(SPERT), "conll04_test.json")
-    ncbi = read_corpus(tmp_path, "NCBI-disease", "dev")
+    ncbi = read_split(CORPORA["NCBI-disease"], tmp_path, "dev").sentences
     assert spans_of(ncbi) == [[(0, 2, "Disease")]] and ncbi[0].doc_id == "NCBI-disease/dev-0"
-    assert spans_of(read_corpus(tmp_path, "NCBI-disease", "dev", reading="paper")) == [[(0, 2, "Disease")]]
-    conll = read_corpus(tmp_path, "CoNLL04", "test", reading="paper")  # SpERT files: reading has no effect
+    paper = read_split(CORPORA["NCBI-disease"], tmp_path, "dev", reading="paper").sentences
+    assert spans_of(paper) == [[(0, 2, "Disease")]]
+    conll = read_split(CORPORA["CoNLL04"], tmp_path, "test", reading="paper").sentences  # SpERT: no effect
     assert conll[0].relations == (Relation(0, 1, "Work_For"),) and conll[0].corpus == "CoNLL04"
     with pytest.raises(MissingCorpusError, match="python -m datamodules.prepare"):
-        read_corpus(tmp_path, "NCBI-disease", "train")
+        read_split(CORPORA["NCBI-disease"], tmp_path, "train")
+
+
+def test_types_are_renamed_by_the_map_the_reader_is_given(tmp_path):
+    path = write(tmp_path, "IL-2\tB-protein\nT\tB-cell_type\ncells\tI-cell_type\n\nDNA\tB-DNA\n")
+    rename = CORPORA["JNLPBA"].rename
+    assert spans_of(read_iob(path, "JNLPBA").sentences) == [
+        [(0, 1, "protein"), (1, 3, "cell_type")],
+        [(0, 1, "DNA")],
+    ]
+    renamed = read_iob(path, "JNLPBA", rename=rename).sentences
+    assert spans_of(renamed) == [[(0, 1, "Gene_or_protein"), (1, 3, "Cell_Type")], [(0, 1, "DNA")]]
+    spert = write(
+        tmp_path,
+        json.dumps([{"tokens": ["a"], "entities": [{"type": "GENE", "start": 0, "end": 1}]}]),
+        "x.json",
+    )
+    assert (
+        read_spert_json(spert, "X", rename={"GENE": "Gene_or_protein"})[0].spans[0].type == "Gene_or_protein"
+    )
+    (tmp_path / "JNLPBA").mkdir()
+    (tmp_path / "JNLPBA" / "dev.tsv").write_bytes(path.read_bytes())
+    assert spans_of(read_split(CORPORA["JNLPBA"], tmp_path, "dev").sentences) == spans_of(
+        renamed
+    )  # the spec's
+    as_written = read_split(CORPORA["JNLPBA"], tmp_path, "dev", rename_types=False).sentences
+    assert spans_of(as_written) == spans_of(read_iob(path, "JNLPBA").sentences)
 
 
 REDISTRIBUTABLE = ["BC2GM", "BC5CDR", "JNLPBA", "Linnaeus", "NCBI-disease"]
@@ -332,6 +369,9 @@ def test_samples_cover_exactly_the_redistributable_corpora():
 @pytest.mark.parametrize("name", REDISTRIBUTABLE)
 def test_bundled_samples_read_and_have_every_type_in_every_split(name):
     for split, least in [("train", 240), ("dev", 80), ("test", 80)]:
-        sents = read_corpus(SAMPLES, name, split)
+        sents = read_split(CORPORA[name], SAMPLES, split).sentences
         assert least <= len(sents) <= least + 20
-        assert {s.type for sent in sents for s in sent.spans} == set(CORPORA[name].types), (name, split)
+        assert {s.type for sent in sents for s in sent.spans} == set(CORPORA[name].unified_types), (
+            name,
+            split,
+        )

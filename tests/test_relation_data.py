@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from tiny_models import tiny_tokenizer
 
+from datamodules.corpora import read_split, split_path
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
-from datamodules.registry import corpus_file, get_spec
+from datamodules.registry import CORPORA
+from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Relation, Sentence, Span
-from datamodules.tokenization import tokenize_corpus
 from errors import MissingCorpusError
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -72,10 +73,10 @@ def test_an_unknown_relation_type_names_the_sentence(tmp_path):
 
 
 def test_ade_folds_name_their_files_and_bad_folds_are_errors(tmp_path):
-    spec = get_spec("ADE")
+    spec = CORPORA["ADE"]
     assert sorted(spec.folds) == list(range(10)) and spec.fold_splits(None) == spec.folds[0]
     assert (
-        corpus_file(SHARED, "ADE", "test", 7).name == "ade_split_7_test.json"
+        split_path(spec, SHARED, "test", 7).name == "ade_split_7_test.json"
         if (SHARED / "ADE").is_dir()
         else True
     )
@@ -83,22 +84,20 @@ def test_ade_folds_name_their_files_and_bad_folds_are_errors(tmp_path):
     with pytest.raises(MissingCorpusError, match="has folds 0..9, not 10"):
         spec.fold_splits(10)
     with pytest.raises(MissingCorpusError, match="no cross-validation folds"):
-        get_spec("BC5CDR").fold_splits(1)
+        CORPORA["BC5CDR"].fold_splits(1)
     with pytest.raises(MissingCorpusError, match="Fetch it with"):
-        corpus_file(tmp_path, "ADE", "train", 3)
+        split_path(spec, tmp_path, "train", 3)
 
 
 @needs_shared
 def test_full_relation_corpora_read_with_every_relation_kept():
-    from datamodules.readers import read_corpus
-
     for name, split, fold in (("CoNLL04", "train", None), ("ADE", "test", 4)):
-        sentences = read_corpus(SHARED, name, split, fold=fold)
+        sentences = read_split(CORPORA[name], SHARED, split, fold=fold).sentences
         ls = LabelSpace.from_corpora([name])
         for s in sentences:
             for r in s.relations:
                 ls.relation_id(name, r.type)  # every type is registered
         assert sum(len(s.relations) for s in sentences) > 100
-    fold3 = read_corpus(SHARED, "ADE", "train", fold=3)
-    fold4 = read_corpus(SHARED, "ADE", "train", fold=4)
+    fold3 = read_split(CORPORA["ADE"], SHARED, "train", fold=3).sentences
+    fold4 = read_split(CORPORA["ADE"], SHARED, "train", fold=4).sentences
     assert {s.tokens for s in fold3} != {s.tokens for s in fold4}

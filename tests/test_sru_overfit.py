@@ -8,8 +8,8 @@ from tiny_models import tiny_bert_config, tiny_tokenizer
 
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
+from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
-from datamodules.tokenization import tokenize_corpus
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
 from lightning_modules.sru_ner.network import SRUHeadConfig, SRUNERNetwork
@@ -20,11 +20,11 @@ from metrics.span_f1 import SpanF1
 FILLERS = ["the", "of", "and", "in", "a", "was", "with", "levels", "binds", "to", "induced", "by"]
 # (words, spans relative to the pattern start): nested, same start, same end, same-type nesting
 PATTERNS = [
-    (["human", "gene", "receptor"], [(0, 3, "DNA"), (1, 2, "protein")]),
-    (["alpha", "kinase"], [(0, 2, "protein"), (0, 1, "protein")]),
-    (["mouse", "cell", "line"], [(0, 3, "cell_line"), (1, 3, "cell_type")]),
-    (["beta", "protein", "gene"], [(0, 3, "DNA"), (0, 2, "protein"), (1, 2, "protein")]),
-    (["cancer", "cell"], [(0, 2, "cell_type")]),
+    (["human", "gene", "receptor"], [(0, 3, "DNA"), (1, 2, "Gene_or_protein")]),
+    (["alpha", "kinase"], [(0, 2, "Gene_or_protein"), (0, 1, "Gene_or_protein")]),
+    (["mouse", "cell", "line"], [(0, 3, "Cell_Line"), (1, 3, "Cell_Type")]),
+    (["beta", "protein", "gene"], [(0, 3, "DNA"), (0, 2, "Gene_or_protein"), (1, 2, "Gene_or_protein")]),
+    (["cancer", "cell"], [(0, 2, "Cell_Type")]),
 ]
 
 

@@ -16,8 +16,8 @@ from tiny_models import collate_sentences, tiny_bert_config
 
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
+from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Relation, Sentence, Span
-from datamodules.tokenization import tokenize_corpus
 from lightning_modules.registry import build_module
 from lightning_modules.tabert_cnn.network import TableCNN, TableCNNConfig
 from lightning_modules.tabert_cnn.tables import (
@@ -336,12 +336,13 @@ def test_paper_mode_fits_32_conll04_sentences(tmp_path):
     from transformers import AutoTokenizer
 
     from configs.compose import _minilm_path
-    from datamodules.readers import read_corpus
+    from datamodules.corpora import read_split
+    from datamodules.registry import CORPORA
 
     torch.manual_seed(0)
     # the first 32 training sentences of at most 25 words that hold a relation (13 words on average, 45
     # relations): 100/100 after 130 steps, about 2.5 min on 2 CPU cores
-    train = read_corpus(SHARED, "CoNLL04", "train")
+    train = read_split(CORPORA["CoNLL04"], SHARED, "train").sentences
     sentences = [s for s in train if s.relations and len(s.tokens) <= 25][:32]
     ls = LabelSpace.from_corpora(["CoNLL04"])
     cfg = {
@@ -382,7 +383,7 @@ def test_span_mode_fits_32_nested_mention_sentences(tmp_path):
             start = len(tokens)
             tokens += ["human", rng.choice(["gene", "protein"]), "receptor"]
             spans.append(Span(start, start + 3, "DNA"))  # outer mention
-            spans.append(Span(start + 1, start + 2, "protein"))  # nested inner mention
+            spans.append(Span(start + 1, start + 2, "Gene_or_protein"))  # nested inner mention
         sentences.append(Sentence(tuple(tokens), tuple(spans), "JNLPBA"))
     module = _module(ls, channels=32, pair_dim=16)
     batch = _batch(tmp_path, sentences, ls, module)

@@ -14,10 +14,10 @@ import torch
 from train_runner import run_train, tiny_encoder_dir, tiny_run_args
 
 import train
+from datamodules.corpora import read_split, resolve
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import MultiCorpusDataModule
-from datamodules.readers import read_corpus, read_iob, read_iob_with_notes
-from datamodules.registry import get_spec
+from datamodules.readers import read_iob
 from datamodules.stats import corpus_stats
 from errors import BionerError, CorpusFormatError, MissingCorpusError
 
@@ -84,12 +84,14 @@ def to_iob1(text: str) -> str:
 # --- reading ---------------------------------------------------------------------------------------
 def test_a_path_is_a_corpus_named_after_its_directory(tmp_path):
     directory = make_corpus(tmp_path / "sub" / "ToyADE", TOY)
-    spec = get_spec(str(directory))
+    spec = resolve(str(directory))
     assert spec.name == "ToyADE" and spec.types == ("Drug", "Harm") and spec.directory == directory
-    assert get_spec("ToyADE") is spec  # later look-ups by name find it
+    assert resolve(str(directory)) == spec  # read again: no process-wide table of user corpora
+    with pytest.raises(MissingCorpusError, match="unknown corpus 'ToyADE'"):  # a user corpus is named by path
+        resolve("ToyADE")
     relative = os.path.relpath(directory)
-    assert get_spec(relative).name == "ToyADE" and get_spec(f"{directory}/").name == "ToyADE"
-    sentences = read_corpus("unused-root", str(directory), "train")
+    assert resolve(relative).name == "ToyADE" and resolve(f"{directory}/").name == "ToyADE"
+    sentences = read_split(spec, "unused-root", "train").sentences
     assert [s.tokens for s in sentences] == [("Aspirin", "causes", "ulcers"), ("Nothing",)]
     assert [[(m.start, m.end, m.type) for m in s.spans] for s in sentences] == [
         [(0, 1, "Drug"), (2, 3, "Harm")],
@@ -133,7 +135,7 @@ USER_CORPUS_ERRORS = [
 def test_malformed_user_corpus_is_a_file_line_error(tmp_path, files, yaml_text, where, line, problem):
     directory = make_corpus(tmp_path / "Bad", files, yaml_text)
     with pytest.raises(CorpusFormatError) as err:
-        get_spec(str(directory))
+        resolve(str(directory))
     path = directory if where is None else directory / (where if "." in where else f"{where}.tsv")
     assert (err.value.path, err.value.line) == (str(path), line)
     assert problem in err.value.problem
@@ -148,25 +150,25 @@ def test_every_split_must_be_a_file(tmp_path, how):
     with pytest.raises(
         MissingCorpusError, match=f"corpus Partial \\(dev\\): {directory / 'dev.tsv'} {expected}"
     ):
-        get_spec(str(directory))
+        resolve(str(directory))
 
 
 def test_names_and_paths_that_are_not_user_corpora(tmp_path, monkeypatch):
     with pytest.raises(MissingCorpusError, match="not found"):
-        get_spec(str(tmp_path / "Nowhere"))
+        resolve(str(tmp_path / "Nowhere"))
     (tmp_path / "file").write_text("")
     with pytest.raises(MissingCorpusError, match="is not a directory"):
-        get_spec(str(tmp_path / "file"))
+        resolve(str(tmp_path / "file"))
     clash = make_corpus(tmp_path / "BC5CDR", TOY)
     with pytest.raises(
         MissingCorpusError, match="named like the registered corpus BC5CDR: rename the directory"
     ):
-        get_spec(str(clash))
+        resolve(str(clash))
     make_corpus(tmp_path / "MyOwn", TOY)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(MissingCorpusError, match=r"your own corpus\? name it by path, e\.g\. \./MyOwn"):
-        get_spec("MyOwn")
-    assert get_spec("./MyOwn").name == "MyOwn"
+        resolve("MyOwn")
+    assert resolve("./MyOwn").name == "MyOwn"
     with pytest.raises(BionerError, match="two corpora named MyOwn"):
         MultiCorpusDataModule(["./MyOwn", str(make_corpus(tmp_path / "x" / "MyOwn", TOY))], SAMPLES, "unused")
 
@@ -175,17 +177,23 @@ def test_iob1_is_detected_and_reported_or_set_in_corpus_yaml(tmp_path, caplog):
     iob1 = {**TOY, "train": "Aspirin\tI-Drug\ncauses\tO\nulcers\tI-Harm\nsores\tB-Harm\n"}
     directory = make_corpus(tmp_path / "Old", iob1)
     with caplog.at_level(logging.WARNING, logger="datamodules.user_corpus"):
-        get_spec(str(directory))
+        resolve(str(directory))
     assert f"{directory / 'train.tsv'}: read as IOB1 (auto-detected)" in caplog.text
-    spans = [[(m.start, m.end, m.type) for m in s.spans] for s in read_corpus("", str(directory), "train")]
+    spans = [
+        [(m.start, m.end, m.type) for m in s.spans]
+        for s in read_split(resolve(str(directory)), "", "train").sentences
+    ]
     assert spans == [[(0, 1, "Drug"), (2, 3, "Harm"), (3, 4, "Harm")]]
     # A file mixing both conventions is an error under "auto"; corpus.yaml can say it is IOB1.
     mixed = {**TOY, "dev": "a\tO\nb\tB-Drug\nc\tI-Drug\n\nd\tI-Harm\n"}
     with pytest.raises(CorpusFormatError, match="I-Harm at sentence start"):
-        get_spec(str(make_corpus(tmp_path / "Mixed", mixed)))
+        resolve(str(make_corpus(tmp_path / "Mixed", mixed)))
     declared = make_corpus(tmp_path / "Declared", mixed, "scheme: iob1\n")
-    assert get_spec(str(declared)).scheme == "iob1"
-    spans = [[(m.start, m.end, m.type) for m in s.spans] for s in read_corpus("", str(declared), "dev")]
+    assert resolve(str(declared)).scheme == "iob1"
+    spans = [
+        [(m.start, m.end, m.type) for m in s.spans]
+        for s in read_split(resolve(str(declared)), "", "dev").sentences
+    ]
     assert spans == [[(1, 3, "Drug")], [(0, 1, "Harm")]]
     dev = corpus_stats(tmp_path, [str(declared)])["Declared"]["dev"]
     assert (dev["scheme"], dev["scheme_detected"]) == ("iob1", False)
@@ -208,11 +216,11 @@ def test_iob1_copy_gives_the_same_mentions_as_its_iob2_original(tmp_path, corpus
     iob1.write_text(converted, encoding="utf-8")
     with pytest.raises(CorpusFormatError):
         read_iob(iob1, corpus, scheme="iob2")
-    expected = read_iob(original, corpus, scheme="iob2")
-    detected, notes = read_iob_with_notes(iob1, corpus)
+    expected = read_iob(original, corpus, scheme="iob2").sentences
+    detected, notes = read_iob(iob1, corpus)
     assert (notes.scheme, notes.detected) == ("iob1", True)
     assert detected == expected
-    assert read_iob(iob1, corpus, scheme="iob1") == expected
+    assert read_iob(iob1, corpus, scheme="iob1").sentences == expected
 
 
 # --- cache -----------------------------------------------------------------------------------------

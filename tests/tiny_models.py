@@ -39,7 +39,7 @@ def tiny_bert_config(vocab_size: int = len(SPECIALS) + len(WORDS), hidden: int =
 def collate_sentences(directory: Path, sentences: list, label_space, batch_transform=None) -> dict:
     """One batch of ``sentences`` (any corpora of ``label_space``), tokenized with ``tiny_tokenizer``."""
     from datamodules.multi_corpus import Collator
-    from datamodules.tokenization import tokenize_corpus
+    from datamodules.rows import tokenize_corpus
 
     tokenizer = tiny_tokenizer(directory / "tok")
     rows = []
