@@ -433,3 +433,25 @@ def test_concurrent_rebuilds_of_one_entry_warn_once_and_agree(tokenizer, tmp_pat
         )
     assert all(rows.to_dict() == expected for rows in results)
     assert capsys.readouterr().err.count("warning:") == 1
+
+
+def test_training_rows_load_the_fit_stage_and_the_label_space_comes_from_the_resolved_specs(
+    data_root, tokenizer_dir, tmp_path
+):
+    cfg = {
+        "seed": 0,
+        "encoder": {"name": str(tokenizer_dir)},
+        "data": {
+            "corpora": ["NCBI-disease", "BC5CDR"], "root": str(data_root), "reading": "full",
+            "max_subwords": 10, "batch_size": 4, "eval_batch_size": 2, "num_workers": 0,
+            "samples_per_epoch": None, "weighting": "inverse_size", "cache_dir": str(tmp_path / "cache"),
+            "val_subsample": None,
+        },
+    }  # fmt: skip
+    dm = MultiCorpusDataModule.from_config(cfg)
+    assert dm.label_space == LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
+    assert dm.label_space == LabelSpace.from_specs(dm.specs.values())
+    rows = dm.training_rows()
+    assert rows is dm.datasets["train"] and set(rows) == {"BC5CDR", "NCBI-disease"}
+    assert len(rows["BC5CDR"]) == 4  # 5 sentences, one too long to split without cutting a mention
+    assert "dev" in dm.datasets  # the whole fit stage
