@@ -208,11 +208,11 @@ def _log_wandb(module: Any, metrics: dict[str, float], split: str, out: Path, ch
     import wandb
 
     from metrics.charts import f1_table_rows
-    from train import _wandb_api_key
+    from training.logger import wandb_api_key
 
     cfg = module.cfg
     settings = cfg.get("wandb") or {}
-    mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_api_key() else "offline")
+    mode = os.environ.get("WANDB_MODE") or ("online" if wandb_api_key() else "offline")
     run = wandb.init(
         project=settings.get("project", "bioner-mtl"),
         entity=settings.get("entity"),

@@ -15,6 +15,7 @@ the closest valid one.
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from configs.schema import RunCfg
 from errors import BionerError
+from metrics.names import RENAMED
 
 CONFIG_DIR = Path(__file__).resolve().parent
 GROUPS = {
@@ -166,6 +168,10 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:
         raise ConfigError(_explain(err, structure)) from None
+    if cfg.callbacks.monitor in RENAMED:
+        new = RENAMED[cfg.callbacks.monitor]
+        print(f"warning: callbacks.monitor={cfg.callbacks.monitor} is now called {new}", file=sys.stderr)
+        cfg.callbacks.monitor = new
     if cfg.model.name != model:  # a YAML layer set model.name: the model section would not fit it
         raise ConfigError(f"model.name={cfg.model.name} in a config file: choose models with model=NAME")
     if experiment is not None:

@@ -9,7 +9,14 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from configs.compose import ConfigError
+from datamodules.corpora import resolve
+from datamodules.label_space import LabelSpace
+from datamodules.readers import READINGS
+from datamodules.registry import CorpusSpec
+from datamodules.sampler import WEIGHTINGS
 from errors import BionerError
+from lightning_modules.registry import get_model
 
 LOGGERS = ("wandb", "csv", "none")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -30,10 +37,11 @@ def _at_least(problems: list[str], key: str, value: Any, low: int, *, optional: 
 
 def config_problems(cfg: Any) -> list[str]:
     """Every problem of the run config ``cfg`` (a composed DictConfig), one short sentence each."""
-    from datamodules.corpora import resolve
-    from datamodules.readers import READINGS
-    from datamodules.sampler import WEIGHTINGS
-    from lightning_modules.registry import get_model
+    return _problems_and_specs(cfg)[0]
+
+
+def _problems_and_specs(cfg: Any) -> tuple[list[str], dict[str, Any]]:
+    """The problems of ``cfg`` and the corpus specs its ``data.corpora`` entries resolved to."""
 
     problems: list[str] = []
     data = cfg.data
@@ -91,19 +99,18 @@ def config_problems(cfg: Any) -> list[str]:
         problems.append(str(err))
     else:
         if corpora and len(specs) == len(set(corpora)) == len(entries_of):  # every entry, distinct names
-            from datamodules.label_space import LabelSpace
-
             label_space = LabelSpace.from_specs(specs.values())
             problem = entry.module_class.label_space_problem(model_config, label_space)
             if problem:
                 problems.append(problem)
-    return problems
+    return problems, specs
 
 
-def check_config(cfg: Any) -> None:
-    """Raise a ``ConfigError`` listing every problem of ``cfg`` on one line."""
-    from configs.compose import ConfigError
+def check_config(cfg: Any) -> tuple[CorpusSpec, ...]:
+    """Raise a ``ConfigError`` listing every problem of ``cfg`` on one line; else return the specs of
+    ``data.corpora`` (resolved once, here: a user corpus is read and validated now)."""
 
-    problems = config_problems(cfg)
+    problems, specs = _problems_and_specs(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
+    return tuple(specs.values())

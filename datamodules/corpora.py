@@ -27,9 +27,12 @@ def is_corpus_path(entry: str) -> bool:
     return "/" in entry or os.sep in entry or entry.startswith((".", "~"))
 
 
-def resolve(entry: str) -> CorpusSpec:
+def resolve(entry: str | CorpusSpec) -> CorpusSpec:
     """The spec of registered corpus ``entry``, or of the user corpus at path ``entry`` (its three files
-    read and validated now); an unknown name is a ``MissingCorpusError`` listing the registered ones."""
+    read and validated now); an unknown name is a ``MissingCorpusError`` listing the registered ones. A
+    spec (an entry resolved before) is its own answer."""
+    if isinstance(entry, CorpusSpec):
+        return entry
     if entry in CORPORA:
         return CORPORA[entry]
     if is_corpus_path(entry):
@@ -39,7 +42,7 @@ def resolve(entry: str) -> CorpusSpec:
     raise MissingCorpusError(f"unknown corpus {entry!r}; registered corpora: {known}{hint}")
 
 
-def resolve_all(entries: Iterable[str]) -> tuple[CorpusSpec, ...]:
+def resolve_all(entries: Iterable[str | CorpusSpec]) -> tuple[CorpusSpec, ...]:
     """The specs of ``entries`` in their order; two entries that resolve to one name are an error."""
     specs: dict[str, CorpusSpec] = {}
     given: dict[str, str] = {}

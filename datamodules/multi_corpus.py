@@ -132,7 +132,7 @@ _STAGE_SPLITS = {
 class MultiCorpusDataModule(pl.LightningDataModule):
     def __init__(
         self,
-        corpora: Sequence[str],
+        corpora: Sequence[str | CorpusSpec],
         data_root: str | os.PathLike,
         tokenizer_name_or_path: str | os.PathLike,
         reading: str = "full",
@@ -188,13 +188,15 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         cfg: Any,
         batch_transform: Callable[[dict], dict] | None = None,
         label_space: LabelSpace | None = None,
+        specs: Sequence[CorpusSpec] | None = None,
     ) -> MultiCorpusDataModule:
         """From a run config (``configs.schema.RunCfg``, as a DictConfig or a plain dict). Without
         ``label_space`` the data module builds it from the specs it resolved (``datamodule.label_space``);
-        a given one must have the same corpora."""
+        a given one must have the same corpora. ``specs``: ``data.corpora`` already resolved (by
+        ``configs.validation.check_config``), so that nothing is resolved twice."""
         data = cfg["data"]
         return cls(
-            corpora=list(data["corpora"]),
+            corpora=list(specs) if specs is not None else list(data["corpora"]),
             data_root=data["root"],
             tokenizer_name_or_path=cfg["encoder"]["name"],
             reading=data["reading"],

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from metrics.names import DEFAULT_MONITOR, best_value_summaries
+from metrics.names import DEFAULT_MONITOR, RENAMED, best_value_summaries
 
 
 class WandbSummaries(pl.Callback):
@@ -30,6 +30,25 @@ class WandbSummaries(pl.Callback):
             if isinstance(logger, WandbLogger):
                 for name, summary in self.summaries.items():
                     logger.experiment.define_metric(name, summary=summary)
+
+
+class RenamedMetrics(pl.Callback):
+    """Resume checkpoints written before a metric was renamed (``metrics.names.RENAMED``): the state of a
+    ``ModelCheckpoint`` or ``EarlyStopping`` that monitored the old name is filed under the new one, so the
+    resumed run keeps its best score instead of starting its selection afresh."""
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        states = checkpoint.get("callbacks") or {}
+        for key in list(states):
+            new_key = key
+            for old, new in RENAMED.items():
+                new_key = new_key.replace(repr(old), repr(new))
+            state = states.pop(key)
+            if isinstance(state, dict) and state.get("monitor") in RENAMED:
+                state = {**state, "monitor": RENAMED[state["monitor"]]}
+            states[new_key] = state
 
 
 class RNGStateCheckpoint(pl.Callback):

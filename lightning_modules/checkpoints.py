@@ -6,6 +6,7 @@ error for a truncated file); this names the file and what does not fit.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -79,3 +80,26 @@ def check_checkpoint(
                 "(a different encoder.name or model size?)",
             )
     return checkpoint
+
+
+def newest_good_checkpoint(run_dir: Path) -> str | None:
+    """The readable checkpoint of ``run_dir`` with the most optimiser steps (ties: the newest file).
+
+    Candidates: ``checkpoints/*.ckpt`` and SLURM's ``hpc_ckpt_*.ckpt``. An unreadable checkpoint newer
+    than the chosen one gets a one-line warning that names it.
+    """
+    candidates = [*run_dir.glob("checkpoints/*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")]
+    good: list[tuple[int, float, Path]] = []
+    bad: list[tuple[float, str]] = []
+    for path in candidates:
+        mtime = path.stat().st_mtime
+        try:
+            good.append((int(read_checkpoint(path).get("global_step", 0)), mtime, path))
+        except CheckpointError as err:
+            bad.append((mtime, str(err)))
+    chosen = max(good, default=None)
+    for mtime, problem in sorted(bad, reverse=True):
+        if chosen is None or mtime >= chosen[1]:
+            fallback = f"resuming from {chosen[2]}" if chosen else "starting from scratch"
+            print(f"warning: resume=auto skips {problem}; {fallback}", file=sys.stderr, flush=True)
+    return str(chosen[2]) if chosen else None

@@ -76,3 +76,24 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypat
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     assert torch.load(path, weights_only=False)["global_step"] == 1
+
+
+def test_a_checkpoint_selected_under_the_old_metric_name_keeps_its_best_score(tmp_path):
+    """A run from before metrics.names (``val/f1_merged_macro``), resumed, keeps selecting its best.ckpt."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from lightning_modules.callbacks import RenamedMetrics
+
+    def states(monitor: str) -> dict:
+        best = ModelCheckpoint(dirpath=str(tmp_path), filename="best", monitor=monitor, mode="max")
+        best.best_model_score = torch.tensor(61.5)
+        stop = EarlyStopping(monitor=monitor, mode="max", patience=3)
+        return {best.state_key: best.state_dict(), stop.state_key: stop.state_dict(), "Other": {"x": 1}}
+
+    old, new = states("val/f1_merged_macro"), states("val/merged/macro_f1")
+    checkpoint = {"callbacks": old}
+    RenamedMetrics().on_load_checkpoint(None, None, checkpoint)
+    assert checkpoint["callbacks"].keys() == new.keys()
+    best_key = next(k for k in new if k.startswith("ModelCheckpoint"))
+    assert checkpoint["callbacks"][best_key]["monitor"] == "val/merged/macro_f1"
+    assert float(checkpoint["callbacks"][best_key]["best_model_score"]) == 61.5

@@ -13,6 +13,7 @@ from train_runner import ROOT, run_train, tiny_encoder_dir
 
 import train
 from configs.compose import compose
+from training.logger import wandb_online_problem
 
 SAMPLES = ROOT / "datamodules" / "samples"
 
@@ -189,7 +190,7 @@ def test_a_malformed_wandb_key_falls_back_to_offline(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_API_KEY", "short")
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{free_port()}")  # never the real server
-    assert train._wandb_online_problem("short", timeout=1.0) == "API key must have 40+ characters, has 5"
+    assert wandb_online_problem("short", timeout=1.0) == "API key must have 40+ characters, has 5"
 
 
 @pytest.mark.slow

@@ -132,3 +132,81 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
     assert mt6.trainer.precision == "bf16-mixed" and len(mt6.data.corpora) == 6
     assert (mt6.encoder.lr, mt6.model.lr, mt6.data.batch_size) == (2e-5, 3e-4, 16)
     assert (mt6.model.half_context, mt6.model.dropout_latents) == (150, 0.2)  # the paper's, by default
+
+
+CONLL04_SENTENCES = [
+    {
+        "tokens": ["John", "Smith", "works", "for", "Acme", "Corp", "in", "Boston", "."],
+        "entities": [
+            {"type": "Peop", "start": 0, "end": 2},
+            {"type": "Org", "start": 4, "end": 6},
+            {"type": "Loc", "start": 7, "end": 8},
+        ],
+        "relations": [
+            {"type": "Work_For", "head": 0, "tail": 1},
+            {"type": "OrgBased_In", "head": 1, "tail": 2},
+        ],
+    },
+    {
+        "tokens": ["Mary", "lives", "in", "Paris", "."],
+        "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Loc", "start": 3, "end": 4}],
+        "relations": [{"type": "Live_In", "head": 0, "tail": 1}],
+    },
+]
+
+
+def _wandb_best_summaries(run_file: Path) -> dict[str, str]:
+    """Metric name -> the best-value summary W&B was told to keep for it (``define_metric``)."""
+    from wandb_offline import read_wandb_records
+
+    declared = {}
+    for record in read_wandb_records(run_file):
+        if record.WhichOneof("record_type") == "metric":
+            kinds = [k for k in ("max", "min") if getattr(record.metric.summary, k)]
+            declared[record.metric.name] = kinds[0] if kinds else ""
+    return declared
+
+
+@pytest.mark.slow
+def test_conll04_keeps_its_own_selection_metric_as_the_wandb_best_value(tmp_path):
+    """experiment=conll04 selects on val/re_plus/micro_f1: W&B keeps its maximum, as for checkpoints."""
+    root = tmp_path / "data"
+    (root / "CoNLL04").mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        (root / "CoNLL04" / f"conll04_{split}.json").write_text(json.dumps(CONLL04_SENTENCES))
+    run_dir = tmp_path / "run"
+    encoder = tiny_encoder_dir(tmp_path / "encoder")
+    proc = _train(
+        [
+            "experiment=conll04",
+            "trainer=cpu",
+            f"encoder.name={encoder}",
+            f"data.root={root}",
+            f"run_dir={run_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.num_workers=0",
+            "model.channels=16",
+            "trainer.max_epochs=2",
+            "callbacks.rich_progress=false",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_file = wait_for_run_file(run_dir / "wandb")
+    declared = _wandb_best_summaries(run_file)
+    assert declared["val/re_plus/micro_f1"] == "max"
+    assert declared["val/merged/macro_f1"] == "max" and declared["train/loss"] == "min"
+    best = summary(run_file)["val/re_plus/micro_f1"]
+    assert isinstance(best, dict) and set(best) >= {"max"}, best
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "val/re_plus/micro_f1" in metrics  # the run's own selection metric names its best score
+    rows = [r["val/re_plus/micro_f1"] for r in history_rows(run_file) if "val/re_plus/micro_f1" in r]
+    assert len(rows) == 2 and best["max"] == pytest.approx(max(rows))
+
+
+def test_the_old_name_of_the_selection_metric_still_selects_it(capsys):
+    assert compose(["callbacks.monitor=val/f1_merged_macro"]).callbacks.monitor == "val/merged/macro_f1"
+    assert (
+        "callbacks.monitor=val/f1_merged_macro is now called val/merged/macro_f1" in capsys.readouterr().err
+    )
+    assert compose([]).callbacks.monitor == "val/merged/macro_f1"

@@ -1,0 +1,132 @@
+"""The shape of the code that docs/design.md promises: no import cycle between the project's modules
+(function-level imports included), ``train.py`` as orchestration, no private names of an entry point."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("configs", "datamodules", "inference", "lightning_modules", "losses", "metrics", "training")
+ENTRY_POINTS = ("train", "predict", "evaluate", "export")
+TOP_LEVEL = (*ENTRY_POINTS, "errors")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    files = [ROOT / f"{name}.py" for name in TOP_LEVEL]
+    for package in PACKAGES:
+        files += sorted((ROOT / package).rglob("*.py"))
+    return {_module_name(f): f for f in files}
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The project modules ``path`` imports anywhere in its body (``from a.b import c`` counts as ``a.b.c``
+    when that is a module, else ``a.b``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of two or more modules (Tarjan), each as a sorted list."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in graph.get(node, ()):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def _package_inits(module: str) -> set[str]:
+    """Importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` first: not arrows of their own."""
+    parts = module.split(".")
+    return {".".join(parts[:k]) for k in range(1, len(parts))}
+
+
+def project_import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    known = set(modules)
+    return {m: imported_modules(p, known) - {m} - _package_inits(m) for m, p in modules.items()}
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_project_modules():
+    assert import_cycles(project_import_graph()) == []
+
+
+def test_train_py_is_orchestration():
+    source = (ROOT / "train.py").read_text()
+    assert len(source.splitlines()) <= 150
+    tree = ast.parse(source)
+    nested = [
+        node.lineno
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef)
+        for node in ast.walk(function)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    assert nested == []  # every dependency of train.py is in view at the top
+
+
+def test_no_module_uses_a_private_name_of_an_entry_point():
+    offenders = []
+    for path in [*ROOT.glob("*.py"), *ROOT.glob("*/**/*.py")]:
+        if ".venv" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in ENTRY_POINTS:
+                offenders += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ENTRY_POINTS
+                and node.attr.startswith("_")
+                and path.stem != node.value.id
+            ):
+                offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
+    assert offenders == []

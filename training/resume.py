@@ -1,0 +1,72 @@
+"""What ``resume=`` means: the checkpoint a run continues from, the model a resumed run rebuilds, and the
+command that resumes an interrupted run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from configs.compose import ConfigError
+from errors import CheckpointError
+from lightning_modules.checkpoints import checkpoint_model_name, newest_good_checkpoint, read_checkpoint
+from training.run_dir import RunDir, cluster_job_id
+
+
+def resume_checkpoint(resume: str | None, run: RunDir) -> str | None:
+    """The checkpoint ``resume`` names: ``last`` (``checkpoints/last.ckpt``), ``auto`` (the newest good
+    checkpoint of the run directory), a path, or None. ``last`` and ``auto`` start fresh when there is none
+    yet, so the same command line serves the first start and every requeue."""
+    if resume is None:
+        return None
+    if resume in ("last", "auto"):
+        if not run.explicit and not cluster_job_id():
+            raise ConfigError(
+                f"resume={resume} needs the run to continue: add run_dir=outputs/<experiment>/<run name>"
+            )
+        if resume == "auto":
+            found = newest_good_checkpoint(run.path)
+            if found is None:
+                print(f"resume=auto: no checkpoint in {run.path} yet, starting from scratch", flush=True)
+            return found
+        last = run.checkpoints / "last.ckpt"
+        if last.is_file():
+            return str(last)
+        print(f"resume=last: no {last} yet, starting from scratch", flush=True)
+        return None
+    if not Path(resume).is_file():
+        raise ConfigError(f"resume={resume}: no such checkpoint file")
+    return resume
+
+
+def with_checkpoint_model(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``model=NAME`` of the checkpoint it resumes, when it resumes one and names no model:
+    a resumed run rebuilds the model it was trained with, whatever the default."""
+    argv = list(argv)
+    if any(a.startswith("model=") for a in argv):
+        return argv
+    values = dict(a.split("=", 1) for a in argv if "=" in a)
+    resume, run_dir = values.get("resume"), values.get("run_dir")
+    if not run_dir and values.get("run_name"):
+        run_dir = str(Path("outputs") / values.get("experiment", "default") / values["run_name"])
+    if resume in ("last", "auto") and run_dir:
+        config = Path(run_dir) / "config.yaml"  # written by the run at its start
+        if not config.is_file():
+            return argv
+        name = OmegaConf.select(OmegaConf.load(config), "model.name")
+        return [f"model={name}", *argv] if name else argv
+    if not resume or not Path(resume).is_file():
+        return argv  # nothing to resume (yet), or an error that train.py reports later
+    try:
+        checkpoint = read_checkpoint(resume)
+    except CheckpointError:  # unreadable: check_checkpoint names the problem once the run is composed
+        return argv
+    name = checkpoint_model_name(checkpoint)
+    return [f"model={name}", *argv] if name else argv
+
+
+def resume_command(argv: Sequence[str], run: RunDir) -> str:
+    """The command line that continues ``run``: the same arguments, its directory and ``resume=auto``."""
+    kept = [a for a in argv if not a.startswith(("run_dir=", "resume="))]
+    return " ".join(["python train.py", *kept, f"run_dir={run.path}", "resume=auto"])

@@ -1,0 +1,93 @@
+"""The Lightning ``Trainer`` of a run: the ``trainer.*`` config, the checkpoint callbacks and the job-control
+callbacks, the logger, atomic checkpoint writes."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightning.pytorch as pl
+import wandb
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+)
+
+from configs.compose import ConfigError
+from datamodules.label_space import LabelSpace
+from lightning_modules.callbacks import (
+    AgreedSigterm,
+    F1Chart,
+    FinalCheckpoint,
+    RenamedMetrics,
+    RNGStateCheckpoint,
+    WandbPredictions,
+    WandbSummaries,
+)
+from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from training.logger import build_logger
+from training.run_dir import RunDir
+
+# by design: SpanNERModule.transfer_batch_to_device moves only the network's inputs
+warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
+
+
+def build_trainer(
+    cfg: Any, plain: dict, run: RunDir, label_space: LabelSpace, *, resuming: bool
+) -> pl.Trainer:
+    """The Trainer for ``cfg``; a ``trainer.*`` value Lightning refuses is a ``ConfigError``."""
+    try:
+        return pl.Trainer(
+            **plain["trainer"],
+            callbacks=build_callbacks(cfg, run, with_logger=cfg.logger != "none"),
+            logger=build_logger(cfg, plain, run, label_space, resuming=resuming),
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=str(run.path),
+            use_distributed_sampler=False,  # the sampler is rank-aware itself
+        )
+    except ValueError as err:  # e.g. trainer.accelerator=tpux, trainer.precision=bogus
+        if wandb.run is not None:  # an online run was already started: close it as failed
+            wandb.finish(exit_code=2)
+        raise ConfigError(f"trainer: {err}") from None
+
+
+def build_callbacks(cfg: Any, run: RunDir, *, with_logger: bool) -> list[Callback]:
+    """``best.ckpt`` (the best ``callbacks.monitor``), ``last.ckpt`` (the latest state), the job-control
+    callbacks, and what the logger and the progress bar need."""
+    monitor, checkpoints = cfg.callbacks.monitor, str(run.checkpoints)
+    # Lightning's save_last only refreshes last.ckpt when the monitored score improves, which would make
+    # a resume restart from the best step, not the latest; a second, unmonitored checkpoint is the
+    # latest state. It is also written when training stops on an exception, SIGTERM or Ctrl-C.
+    # Both save when validation ends, never in on_train_epoch_end: Lightning restores an epoch-end
+    # checkpoint as an unfinished epoch and then counts that epoch twice when it trains by max_steps
+    # (the sampler would run one epoch ahead of an uninterrupted run).
+    named = dict(
+        dirpath=checkpoints, save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False
+    )
+    best = ModelCheckpoint(
+        filename="best", monitor=monitor, mode="max", save_on_train_epoch_end=False, **named
+    )
+    last = ModelCheckpoint(filename="last", save_on_exception=True, save_on_train_epoch_end=False, **named)
+    callbacks: list[Callback] = [best, last]
+    if cfg.callbacks.last_every_n_steps:  # in addition: every_n_train_steps disables the save at validation
+        callbacks.append(
+            ModelCheckpoint(filename="last", every_n_train_steps=cfg.callbacks.last_every_n_steps, **named)
+        )
+    callbacks += [RenamedMetrics(), FinalCheckpoint(last), RNGStateCheckpoint(), AgreedSigterm()]
+    callbacks.append(F1Chart(str(run.path), run.name))
+    if with_logger:
+        callbacks += [
+            LearningRateMonitor(logging_interval="step"),
+            WandbSummaries(monitor),
+            WandbPredictions(),
+        ]
+    if cfg.callbacks.early_stopping_patience is not None:
+        callbacks.append(
+            EarlyStopping(monitor=monitor, mode="max", patience=cfg.callbacks.early_stopping_patience)
+        )
+    if cfg.callbacks.rich_progress and cfg.trainer.enable_progress_bar is not False:
+        callbacks.append(RichProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps or 1)))
+    return callbacks
