@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     _reset_peak()
     network.eval()
     with torch.no_grad():
-        module.predict_spans(batch)
+        module.predict(batch)
     results["longest_eval_batch"] = {
         "sentences": len(batch["num_words"]),
         "subwords": int(batch["input_ids"].shape[1]),

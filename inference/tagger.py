@@ -93,7 +93,7 @@ class Tagger:
                 batch = self.collate([rows[r] for r in batch_rows])
                 inputs = self.module.transfer_batch_to_device(batch, self.device, 0)
                 prediction = self.module.predict(inputs)
-                scores = getattr(prediction, "scores", None)
+                scores = prediction.scores  # None: the model reports no scores
                 for k, r in enumerate(batch_rows):
                     unit, offset = units[rows[r]["sentence_index"]], rows[r]["first_word"]
                     for j, (start, end, type_id) in enumerate(prediction.spans[k]):
@@ -212,7 +212,7 @@ def _load_export(directory: Path) -> Any:
         raise CheckpointError(directory, f"not an exported model (no {EXPORT_FILE}; see export.py)")
     try:
         meta = json.loads(meta_path.read_text())
-        module = get_model(meta["model"]).module_class(
+        module = get_model(meta["model"]).module_class.build(
             meta["cfg"], meta["label_space"], meta["encoder_config"]
         )
         module.load_state_dict(load_file(str(directory / EXPORT_WEIGHTS)))

@@ -1,14 +1,26 @@
-"""``SpanNERModule``: the training logic every span-NER model here shares.
+"""``SpanNERModule``: the model contract, and the training logic every span-NER model here shares.
 
-A model subclasses it and supplies four things (see "How to add a model" in ``docs/design.md``):
+A model is a plain network (an ``nn.Module`` built, tested and benchmarked without Lightning, holding the
+shared ``WordEncoder`` as ``network.encoder``) inside a ``SpanNERModule`` subclass. It is created by one
+call, ``registry.build_module(cfg, label_space)`` (``Model.build(...)`` when the class is at hand): the
+model config is parsed, the encoder built, then the subclass's ``build_network(config, label_space,
+encoder)`` builds the network, and the module receives it (``Model(network, cfg, label_space)``). A
+checkpoint is rebuilt the same way from its ``hyper_parameters`` (``registry.load_module``).
 
-- ``build_network(encoder)``: its plain ``nn.Module`` (built, tested and benchmarked without Lightning),
-  holding the shared ``WordEncoder`` as ``network.encoder``;
+The subclass supplies (abstract methods; see "How to add a model" in ``docs/design.md``):
+
+- ``build_network(config, label_space, encoder)`` (a classmethod): its plain network;
 - ``target_encoder()``: a picklable collate-time transform that adds the model's targets to a batch
   (it runs in the loader workers);
 - ``training_loss(batch)``: the scalar loss of a training batch;
-- ``predict_spans(batch)``: per sentence, the predicted ``(start, end, type_id)`` spans, on the host
-  (a model that also extracts relations overrides ``predict`` instead, returning spans and relations).
+- ``predict(batch)``: a ``Prediction`` (``lightning_modules.outputs``) on the host: per sentence the
+  ``(start, end, type_id)`` spans, and where the model has them relations and span scores, from one
+  decode function per model.
+
+and may declare ``uses_training_rows = True`` and implement ``learn_from_training_rows(rows_by_corpus)``
+when it needs something counted over the training split (TabERT-CNN's class weights): the orchestrating
+code calls it with the data module's training rows before fitting; what it learns lives in buffers, so
+checkpoints carry it.
 
 Everything else is here: moving only the network's inputs to the device, validation/test span metrics in
 both views and their logging, ``predict_step``, one AdamW with an encoder and a head parameter group, and
@@ -19,10 +31,11 @@ module. When the label space has relation types (CoNLL04, ADE), validation and t
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Self
 
 import lightning.pytorch as pl
 import torch
@@ -30,20 +43,10 @@ from torch import nn
 
 from datamodules.label_space import LabelSpace
 from lightning_modules.encoder import WordEncoder
+from lightning_modules.outputs import Prediction
 from metrics import names
-from metrics.relation_f1 import RelationF1, RelationTuple, gold_relation_tuples
+from metrics.relation_f1 import RelationF1, gold_relation_tuples
 from metrics.span_f1 import SpanF1
-
-SpanTuple = tuple[int, int, int]  # (start, end, type_id) over words, exclusive end
-
-
-class Prediction(NamedTuple):
-    """Per sentence of a batch: predicted spans, (models that extract them) predicted relations, and
-    (models that report one) each span's confidence in [0, 1], aligned with ``spans``."""
-
-    spans: list[list[SpanTuple]]
-    relations: list[list[RelationTuple]] | None = None
-    scores: list[list[float]] | None = None
 
 
 @dataclass
@@ -64,20 +67,38 @@ class ModelConfig:
         """Raise ``ValueError`` naming the ``model.<key>`` whose value this model cannot use."""
 
 
-class SpanNERModule(pl.LightningModule):
-    """Base LightningModule: ``cfg`` is the plain-dict run config (``encoder``, ``model``, ``optim``,
-    ``data`` sections), ``label_space`` a ``LabelSpace`` (or its ``to_dict()`` form, as checkpoints hold it).
+class SpanNERModule(pl.LightningModule, abc.ABC):
+    """Base LightningModule around ``network`` (built by ``build_network``). ``cfg`` is the plain-dict run
+    config (``encoder``, ``model``, ``optim``, ``data`` sections), ``label_space`` a ``LabelSpace`` (or its
+    ``to_dict()`` form, as checkpoints hold it).
 
     ``encoder_config`` (a transformers config dict) builds the encoder without weights, for tests and for
-    reloading a checkpoint whose weights come from the checkpoint itself.
+    reloading a checkpoint whose weights come from the checkpoint itself; it is only recorded here.
     """
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     # batch keys the network reads; everything else (spans, ids, lengths) stays on the host
     input_keys: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask", "word_index", "word_mask")
+    # True: call learn_from_training_rows(datamodule's training rows) before fitting
+    uses_training_rows: ClassVar[bool] = False
+
+    @classmethod
+    def build(
+        cls,
+        cfg: Mapping[str, Any],
+        label_space: LabelSpace | Mapping[str, Any],
+        encoder_config: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """The model of this run config: encoder, then network (this order fixes the initial weights),
+        then the module. ``cls.build(**checkpoint["hyper_parameters"])`` rebuilds a checkpoint's model."""
+        label_space = LabelSpace.coerce(label_space)
+        config = cls.config_class(**cfg["model"])
+        encoder = _build_encoder(cfg["encoder"]["name"], encoder_config)
+        return cls(cls.build_network(config, label_space, encoder), cfg, label_space, encoder_config)
 
     def __init__(
         self,
+        network: nn.Module,
         cfg: Mapping[str, Any],
         label_space: LabelSpace | Mapping[str, Any],
         encoder_config: Mapping[str, Any] | None = None,
@@ -90,7 +111,7 @@ class SpanNERModule(pl.LightningModule):
         )
         self.cfg = cfg
         self.model_cfg = self.config_class(**cfg["model"])
-        self.network = self.build_network(_build_encoder(cfg["encoder"]["name"], encoder_config))
+        self.network = network
         self.val_metric = SpanF1(self.label_space)
         self.test_metric = SpanF1(self.label_space)
         with_relations = bool(self.label_space.relation_types)
@@ -105,24 +126,28 @@ class SpanNERModule(pl.LightningModule):
         return None
 
     # --- what a model supplies --------------------------------------------------------------------
-    def build_network(self, encoder: WordEncoder) -> nn.Module:
+    @classmethod
+    @abc.abstractmethod
+    def build_network(cls, config: ModelConfig, label_space: LabelSpace, encoder: WordEncoder) -> nn.Module:
         """The plain network; it must keep the encoder as ``.encoder`` (its own optimiser group)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def target_encoder(self) -> Callable[[dict], dict]:
         """A picklable ``batch -> batch`` transform adding the training targets (runs in loader workers)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def training_loss(self, batch: dict) -> torch.Tensor:
-        raise NotImplementedError
+        """The scalar loss of a training batch (its targets added by ``target_encoder``)."""
 
-    def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
-        """Per sentence, the predicted spans (global type ids), computed with one device-to-host copy."""
-        raise NotImplementedError
-
+    @abc.abstractmethod
     def predict(self, batch: dict) -> Prediction:
-        """Spans (and relations, for a model that extracts them) of every sentence of the batch."""
-        return Prediction(self.predict_spans(batch))
+        """Per sentence, the predicted spans (global type ids), and relations and span scores where the
+        model has them, computed with one device-to-host copy."""
+
+    def learn_from_training_rows(self, rows_by_corpus: Mapping[str, Any]) -> None:
+        """Take what the model needs from the training split before fitting (only called when the class
+        sets ``uses_training_rows``). ``rows_by_corpus``: corpus -> its training rows (columns
+        ``num_words``, ``spans``, ``relations``, ...). Keep the result in buffers: checkpoints carry it."""
 
     # --- steps ------------------------------------------------------------------------------------
     def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:

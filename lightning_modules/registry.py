@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import inspect
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ def register_model(name: str, *, description: str) -> Callable[[type[SpanNERModu
             raise TypeError(f"{module_class.__name__} is not a SpanNERModule")
         if not issubclass(module_class.config_class, ModelConfig):
             raise TypeError(f"{module_class.__name__}.config_class must extend ModelConfig")
+        if inspect.isabstract(module_class):
+            missing = ", ".join(sorted(module_class.__abstractmethods__))
+            raise TypeError(f"{module_class.__name__} does not implement {missing}")
         known = _MODELS.get(name)
         if known is not None and known.module_class.__qualname__ != module_class.__qualname__:
             raise ValueError(f"model {name!r} is already registered by {known.module_class.__qualname__}")
@@ -95,8 +99,9 @@ def build_module(
     label_space: LabelSpace | Mapping[str, Any],
     encoder_config: Mapping[str, Any] | None = None,
 ) -> SpanNERModule:
-    """The LightningModule of ``cfg["model"]["name"]`` for a plain-dict run config."""
-    return get_model(cfg["model"]["name"]).module_class(cfg, label_space, encoder_config)
+    """The LightningModule of ``cfg["model"]["name"]`` for a plain-dict run config (its network built
+    by the model's ``build_network``; ``SpanNERModule.build``)."""
+    return get_model(cfg["model"]["name"]).module_class.build(cfg, label_space, encoder_config)
 
 
 def load_module(path: str | Path, *, map_location: str = "cpu") -> SpanNERModule:
@@ -109,7 +114,7 @@ def load_module(path: str | Path, *, map_location: str = "cpu") -> SpanNERModule
         raise CheckpointError(path, "no model name in its hyper_parameters (not written by train.py?)")
     hparams = checkpoint["hyper_parameters"]
     try:
-        module = get_model(name).module_class(**hparams)
+        module = get_model(name).module_class.build(**hparams)
     except OSError as err:  # the encoder named in the run config cannot be found
         raise CheckpointError(
             path, f"cannot build its encoder {hparams['cfg']['encoder']['name']!r} ({err})"

@@ -32,14 +32,16 @@ VIEWS = ("disjoint", "merged")
 COUNTS = ("tp", "fp", "fn")
 SCORES = ("precision", "recall", "f1")
 
-Spans = Tensor | Sequence[Sequence[int]]
+# a mention: (start, end, type_id) over the words of a sentence, exclusive end, global type id
+SpanTuple = tuple[int, int, int]
+Spans = Tensor | Sequence[Sequence[int]]  # one sentence's spans: a (S, 3) tensor or SpanTuple-like rows
 
 
 def _state_name(view: str, count: str) -> str:
     return f"{view}_{count}"
 
 
-def _spans(x: Spans) -> set[tuple[int, int, int]]:
+def _spans(x: Spans) -> set[SpanTuple]:
     rows = x.tolist() if isinstance(x, Tensor) else x
     return {(int(r[0]), int(r[1]), int(r[2])) for r in rows}
 

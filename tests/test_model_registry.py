@@ -17,6 +17,7 @@ from train_runner import tiny_encoder_dir, tiny_run_args
 import train
 from configs.compose import ConfigError, compose
 from lightning_modules.base import ModelConfig, SpanNERModule, linear_warmup_decay
+from lightning_modules.outputs import Prediction
 from lightning_modules.registry import get_model, load_module, register_model
 
 
@@ -59,8 +60,9 @@ class OneWordModule(SpanNERModule):
     config_class = OneWordConfig
     input_keys = (*SpanNERModule.input_keys, "one_word")
 
-    def build_network(self, encoder):
-        return OneWordNetwork(encoder, len(self.label_space))
+    @classmethod
+    def build_network(cls, config, label_space, encoder):
+        return OneWordNetwork(encoder, len(label_space))
 
     def target_encoder(self):
         return OneWordTargets(len(self.label_space))
@@ -68,13 +70,13 @@ class OneWordModule(SpanNERModule):
     def training_loss(self, batch):
         return F.binary_cross_entropy_with_logits(self.network(batch), batch["one_word"])
 
-    def predict_spans(self, batch):
+    def predict(self, batch):
         hits = (self.network(batch).sigmoid() > self.model_cfg.threshold).cpu()
         out = [[] for _ in batch["spans"]]
         for b, i, t in hits.nonzero().tolist():
             if i < int(batch["num_words"][b]):
                 out[b].append((i, i + 1, t))
-        return out
+        return Prediction(out)
 
 
 def _args(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> list[str]:

@@ -17,7 +17,7 @@ from errors import BionerError
 from inference.documents import Document, InputFormatError, Passage, read_documents, write_documents
 from inference.tagger import Tagger, _resolve_merged
 from inference.text import sentences, words
-from lightning_modules.base import Prediction
+from lightning_modules.outputs import Prediction
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PUBTATOR = SHARED / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
@@ -262,7 +262,7 @@ def test_documents_from_other_formats_are_written_as_pubtator(tagger):
 
 
 def test_sru_span_score_is_the_lower_of_its_tr_and_re_probabilities():
-    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch_scored
+    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
 
     vocab = ActionVocabulary(1)  # EOA 0, SH 1, TR 2, RE 3
     probs = torch.tensor(
@@ -272,7 +272,7 @@ def test_sru_span_score_is_the_lower_of_its_tr_and_re_probabilities():
           [0.1, 0.2, 0.1, 0.6],  # RE (p .6) at word 2: the span [0, 2)
           [0.9, 0.0, 0.0, 0.0]]]  # EOA
     )  # fmt: skip
-    assert decode_batch_scored(probs, [3], vocab) == ([[(0, 2, 0)]], [[pytest.approx(0.6)]])
+    assert decode_batch(probs, [3], vocab) == ([[(0, 2, 0)]], [[pytest.approx(0.6)]])
 
 
 @pytest.mark.parametrize("model", ["baseline", "tabert_cnn"])
@@ -375,7 +375,7 @@ def test_predict_cli_user_errors_are_one_line(tmp_path, capsys):
 
 
 def test_sru_scores_stay_with_their_spans():
-    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch_scored
+    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
 
     vocab = ActionVocabulary(2)  # EOA 0, SH 1, TR(0) 2, RE(0) 3, TR(1) 4, RE(1) 5
     rows = [
@@ -386,6 +386,6 @@ def test_sru_scores_stay_with_their_spans():
         [0, 0, 0, 0, 0, 0.6],  # RE(1) .6: type 1 [0, 2), score .6
         [0.9, 0, 0, 0, 0, 0],  # EOA
     ]
-    spans, scores = decode_batch_scored(torch.tensor([rows]), [2], vocab)
+    spans, scores = decode_batch(torch.tensor([rows]), [2], vocab)
     assert spans == [[(0, 2, 1), (0, 1, 0)]]
     assert scores == [[pytest.approx(0.6), pytest.approx(0.8)]]

@@ -71,7 +71,7 @@ def test_tiny_sru_ner_fits_nested_mentions_exactly(tmp_path):
         if step % 20 == 19:
             network.eval()
             metric = SpanF1(label_space)
-            predicted = decode_batch(network.generate(batch), batch["num_words"], vocab)
+            predicted, _ = decode_batch(network.generate(batch), batch["num_words"], vocab)
             metric.update(batch["corpus_id"], batch["spans"], predicted)
             best = float(metric.compute()["disjoint/micro_f1"])
             if best == 100.0:

@@ -174,7 +174,7 @@ def test_span_table_round_trip_with_nested_mentions():
             if not crossing:
                 spans.add((s, e, t))
         cells = span_cells([torch.tensor(sorted(spans), dtype=torch.long).view(-1, 3)]).numpy()
-        decoded = decode_span_table(cells, np.ones(len(cells)), 1)
+        decoded, _ = decode_span_table(cells, np.ones(len(cells)), 1)
         assert decoded == [sorted(spans)]
 
 
@@ -182,7 +182,7 @@ def test_span_decoding_resolves_same_type_crossings_by_score():
     # cells (i, j inclusive, type): A = words 0..2 (0.9), B = 1..3 type 0 (0.7) crosses A, C = 1..3 type 1
     cells = np.array([[0, 0, 2, 0], [0, 1, 3, 0], [0, 1, 3, 1], [0, 1, 1, 0]])
     scores = np.array([0.9, 0.7, 0.6, 0.8])
-    assert decode_span_table(cells, scores, 1) == [[(0, 3, 0), (1, 2, 0), (1, 4, 1)]]
+    assert decode_span_table(cells, scores, 1) == ([[(0, 3, 0), (1, 2, 0), (1, 4, 1)]], [[0.9, 0.8, 0.6]])
 
 
 # --- losses ------------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def test_span_mode_fits_32_nested_mention_sentences(tmp_path):
 
     def score() -> tuple[float, float]:
         metric = SpanF1(ls)
-        metric.update(batch["corpus_id"], batch["spans"], module.predict_spans(batch))
+        metric.update(batch["corpus_id"], batch["spans"], module.predict(batch).spans)
         f1 = float(metric.compute()["disjoint/micro_f1"])
         return f1, f1
 

@@ -58,7 +58,7 @@ def _single_process_test(checkpoint: Path) -> dict[str, float]:
     from lightning_modules.sru_ner.module import SRUNERModule
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    module = SRUNERModule(**state["hyper_parameters"])
+    module = SRUNERModule.build(**state["hyper_parameters"])
     module.load_state_dict(state["state_dict"])
     datamodule = MultiCorpusDataModule.from_config(
         state["hyper_parameters"]["cfg"], batch_transform=module.target_encoder()

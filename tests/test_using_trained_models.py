@@ -154,7 +154,7 @@ class GoldEchoModule(torch.nn.Module):
         return batch
 
     def predict(self, batch):
-        from lightning_modules.base import Prediction
+        from lightning_modules.outputs import Prediction
 
         ncbi = self.label_space.type_id("NCBI-disease", "Disease")
         out = []

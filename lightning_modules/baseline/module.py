@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from lightning_modules.base import ModelConfig, Prediction, SpanNERModule, SpanTuple
+from datamodules.label_space import LabelSpace
+from lightning_modules.base import ModelConfig, SpanNERModule
 from lightning_modules.baseline.network import PerCorpusTaggerNetwork
 from lightning_modules.baseline.tagging import BIOLayout, decode_tags
 from lightning_modules.baseline.targets import BIOTargetEncoder
 from lightning_modules.encoder import WordEncoder
+from lightning_modules.outputs import Prediction
 from lightning_modules.registry import register_model
 
 
@@ -36,18 +40,27 @@ class PerCorpusTaggerModule(SpanNERModule):
         "input_ids", "attention_mask", "word_index", "word_mask", "tags", "head_columns", "head_valid",
     )  # fmt: skip
 
-    def build_network(self, encoder: WordEncoder) -> PerCorpusTaggerNetwork:
+    @classmethod
+    def build_network(
+        cls, config: BaselineConfig, label_space: LabelSpace, encoder: WordEncoder
+    ) -> PerCorpusTaggerNetwork:
+        return PerCorpusTaggerNetwork(encoder, BIOLayout(label_space), dropout=config.dropout)
+
+    def __init__(
+        self,
+        network: PerCorpusTaggerNetwork,
+        cfg: Mapping[str, Any],
+        label_space: LabelSpace | Mapping[str, Any],
+        encoder_config: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(network, cfg, label_space, encoder_config)
         self.layout = BIOLayout(self.label_space)
-        return PerCorpusTaggerNetwork(encoder, self.layout, dropout=self.model_cfg.dropout)
 
     def target_encoder(self) -> BIOTargetEncoder:
         return BIOTargetEncoder(self.label_space)
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         return self.network(batch)
-
-    def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
-        return self.predict(batch).spans
 
     def predict(self, batch: dict) -> Prediction:
         """Spans of every head; a span's score is the lowest probability of its words' tags."""

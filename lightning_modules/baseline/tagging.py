@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from datamodules.label_space import LabelSpace
+from metrics.span_f1 import SpanTuple
 
-SpanTuple = tuple[int, int, int]
 IGNORE = -100  # cross-entropy ignore index for padding words
 
 

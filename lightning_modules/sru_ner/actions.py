@@ -59,10 +59,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from metrics.span_f1 import SpanTuple
+
 if TYPE_CHECKING:
     from datamodules.label_space import LabelSpace
-
-SpanTuple = tuple[int, int, int]  # (start, end, type_id), exclusive end
 
 EOA = 0
 SHIFT = 1
@@ -336,23 +336,14 @@ def _sorted(found: dict[SpanTuple, float]) -> list[SpanTuple]:
     return sorted(found, key=lambda x: (x[0], -x[1], x[2]))
 
 
-def decode_actions(
-    probs: np.ndarray | torch.Tensor, num_words: int, vocab: ActionVocabulary, threshold: float = 0.5
-) -> list[SpanTuple]:
-    """Greedy decoding of one sentence's ``(T, A)`` action probabilities into spans (spec A5, ``<= N``)."""
-    arr = _to_numpy(probs)
-    if arr.ndim != 2:
-        raise ValueError(f"expected (T, A) probabilities, got shape {arr.shape}")
-    return _sorted(_decode(arr[None], np.asarray([num_words]), vocab, threshold)[0])
-
-
 def decode_batch(
     probs: np.ndarray | torch.Tensor,
     num_words: Sequence[int] | np.ndarray | torch.Tensor,
     vocab: ActionVocabulary,
     threshold: float = 0.5,
-) -> list[list[SpanTuple]]:
-    """Decode a ``(B, T, A)`` batch (CPU tensor or array; one host transfer per batch) into span lists.
+) -> tuple[list[list[SpanTuple]], list[list[float]]]:
+    """Decode a ``(B, T, A)`` batch (CPU tensor or array; one host transfer per batch): per sentence its
+    spans, and aligned with them each span's score, min(p TR, p RE).
 
     Rows after a sentence's own sequence may hold anything: decoding stops at its first EOA argmax.
     """
@@ -360,18 +351,6 @@ def decode_batch(
     n = _to_numpy(num_words) if isinstance(num_words, torch.Tensor) else np.asarray(num_words)
     if arr.ndim != 3 or len(n) != arr.shape[0]:
         raise ValueError(f"expected (B, T, A) probabilities and B word counts, got {arr.shape}, {len(n)}")
-    return [_sorted(found) for found in _decode(arr, n, vocab, threshold)]
-
-
-def decode_batch_scored(
-    probs: np.ndarray | torch.Tensor,
-    num_words: Sequence[int] | np.ndarray | torch.Tensor,
-    vocab: ActionVocabulary,
-    threshold: float = 0.5,
-) -> tuple[list[list[SpanTuple]], list[list[float]]]:
-    """``decode_batch`` and, aligned with its spans, each span's score: min(p TR, p RE)."""
-    arr = _to_numpy(probs)
-    n = _to_numpy(num_words) if isinstance(num_words, torch.Tensor) else np.asarray(num_words)
     decoded = _decode(arr, n, vocab, threshold)
     spans = [_sorted(found) for found in decoded]
     return spans, [[found[s] for s in ordered] for found, ordered in zip(decoded, spans)]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from lightning_modules.base import Prediction, SpanNERModule, SpanTuple
+from datamodules.label_space import LabelSpace
+from lightning_modules.base import SpanNERModule
 from lightning_modules.encoder import WordEncoder
+from lightning_modules.outputs import Prediction
 from lightning_modules.registry import register_model
-from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch, decode_batch_scored
-from lightning_modules.sru_ner.config import HEAD_KEYS, SRUNERConfig
-from lightning_modules.sru_ner.network import SRUHeadConfig, SRUNERNetwork
+from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
+from lightning_modules.sru_ner.config import SRUNERConfig
+from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder
 from losses import multi_hot_bce
 
@@ -24,13 +27,22 @@ class SRUNERModule(SpanNERModule):
     config_class = SRUNERConfig
     input_keys = ("input_ids", "attention_mask", "word_index", "word_mask", "gold_rows", "other_mask")
 
-    def build_network(self, encoder: WordEncoder) -> SRUNERNetwork:
+    @classmethod
+    def build_network(
+        cls, config: SRUNERConfig, label_space: LabelSpace, encoder: WordEncoder
+    ) -> SRUNERNetwork:
+        num_actions = ActionVocabulary(len(label_space)).size
+        return SRUNERNetwork(encoder, config.head_config(num_actions, encoder.hidden_size))
+
+    def __init__(
+        self,
+        network: SRUNERNetwork,
+        cfg: Mapping[str, Any],
+        label_space: LabelSpace | Mapping[str, Any],
+        encoder_config: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(network, cfg, label_space, encoder_config)
         self.vocab = ActionVocabulary(len(self.label_space))
-        settings = dataclasses.asdict(self.model_cfg)
-        head = SRUHeadConfig(
-            num_actions=self.vocab.size, hidden=encoder.hidden_size, **{k: settings[k] for k in HEAD_KEYS}
-        )
-        return SRUNERNetwork(encoder, head)
 
     def target_encoder(self) -> SRUTargetEncoder:
         return SRUTargetEncoder(self.label_space)
@@ -41,12 +53,8 @@ class SRUNERModule(SpanNERModule):
             out.logits, out.targets, out.row_mask, normalization=self.model_cfg.loss_normalization
         )
 
-    def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
-        probs = self.network.generate(batch).cpu()  # the one host transfer per batch
-        return decode_batch(probs, batch["num_words"], self.vocab)
-
     def predict(self, batch: dict) -> Prediction:
         """Spans with scores: the lower of the probabilities of the span's TR and RE actions."""
-        probs = self.network.generate(batch).cpu()
-        spans, scores = decode_batch_scored(probs, batch["num_words"], self.vocab)
+        probs = self.network.generate(batch).cpu()  # the one host transfer per batch
+        spans, scores = decode_batch(probs, batch["num_words"], self.vocab)
         return Prediction(spans, scores=scores)

@@ -13,15 +13,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from datamodules.label_space import LabelSpace
-from lightning_modules.base import ModelConfig, Prediction, SpanNERModule, SpanTuple
+from lightning_modules.base import ModelConfig, SpanNERModule
 from lightning_modules.encoder import WordEncoder
+from lightning_modules.outputs import Prediction
 from lightning_modules.registry import register_model
 from lightning_modules.tabert_cnn.network import FIRST_LAYERS, TabERTCNNNetwork, TableCNNConfig
 from lightning_modules.tabert_cnn.tables import (
@@ -29,7 +32,7 @@ from lightning_modules.tabert_cnn.tables import (
     BILOULayout,
     decode_bilou,
     decode_relations,
-    decode_span_table_scored,
+    decode_span_table,
     encode_paper_targets,
 )
 from lightning_modules.tabert_cnn.targets import PaperTargetEncoder, SpanTargetEncoder
@@ -102,6 +105,8 @@ class TabERTCNNModule(SpanNERModule):
         "ner_labels", "rel_labels", "span_cells", "supervised_types",
     )  # fmt: skip
 
+    uses_training_rows = True  # WeLT class weights (model.class_weighting=welt) count the training cells
+
     # --- construction ------------------------------------------------------------------------------
     @classmethod
     def label_space_problem(cls, model_config: TabERTCNNConfig, label_space: LabelSpace) -> str | None:
@@ -113,60 +118,81 @@ class TabERTCNNModule(SpanNERModule):
             )
         return None
 
-    def resolved_mode(self) -> str:
-        problem = self.label_space_problem(self.model_cfg, self.label_space)
+    @classmethod
+    def resolved_mode(cls, config: TabERTCNNConfig, label_space: LabelSpace) -> str:
+        problem = cls.label_space_problem(config, label_space)
         if problem:
             raise ValueError(problem)
-        if self.model_cfg.mode == "auto":
-            single_relation_corpus = len(self.label_space.corpora) == 1 and bool(
-                self.label_space.relation_types
-            )
+        if config.mode == "auto":
+            single_relation_corpus = len(label_space.corpora) == 1 and bool(label_space.relation_types)
             return "paper" if single_relation_corpus else "span"
-        return self.model_cfg.mode
+        return config.mode
 
-    def build_network(self, encoder: WordEncoder) -> TabERTCNNNetwork:
-        self.mode = self.resolved_mode()
+    @classmethod
+    def build_network(
+        cls, config: TabERTCNNConfig, label_space: LabelSpace, encoder: WordEncoder
+    ) -> TabERTCNNNetwork:
+        if cls.resolved_mode(config, label_space) == "paper":
+            layout = BILOULayout(len(label_space), len(label_space.relation_types))
+            return TabERTCNNNetwork(
+                encoder,
+                config.table_config(layout.num_relation_labels),
+                num_entity_labels=layout.num_entity_labels,
+            )
+        network = TabERTCNNNetwork(encoder, config.table_config(len(label_space)))
+        with torch.no_grad():
+            network.table.convs[-1].bias.fill_(-math.log((1 - SPAN_PRIOR) / SPAN_PRIOR))
+        return network
+
+    def __init__(
+        self,
+        network: TabERTCNNNetwork,
+        cfg: Mapping[str, Any],
+        label_space: LabelSpace | Mapping[str, Any],
+        encoder_config: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(network, cfg, label_space, encoder_config)
         ls = self.label_space
+        self.mode = self.resolved_mode(self.model_cfg, ls)
+        # class weights: ones until learn_from_training_rows (WeLT); buffers, so checkpoints carry them
         if self.mode == "paper":
             self.layout = BILOULayout(len(ls), len(ls.relation_types))
-            network = TabERTCNNNetwork(
-                encoder,
-                self.model_cfg.table_config(self.layout.num_relation_labels),
-                num_entity_labels=self.layout.num_entity_labels,
-            )
             self.register_buffer("entity_class_weights", torch.ones(self.layout.num_entity_labels))
             self.register_buffer("relation_class_weights", torch.ones(self.layout.num_relation_labels))
         else:
-            network = TabERTCNNNetwork(encoder, self.model_cfg.table_config(len(ls)))
-            with torch.no_grad():
-                network.table.convs[-1].bias.fill_(-math.log((1 - SPAN_PRIOR) / SPAN_PRIOR))
             self.register_buffer("span_pos_weight", torch.ones(len(ls)))
             self.register_buffer("span_neg_weight", torch.ones(len(ls)))
-        return network
+        self._learned_from_training_rows = False
 
     def target_encoder(self) -> PaperTargetEncoder | SpanTargetEncoder:
         if self.mode == "paper":
             return PaperTargetEncoder()
         return SpanTargetEncoder(self.label_space.corpus_id_per_type())
 
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self.model_cfg.class_weighting == "welt":
-            datamodule = self.trainer.datamodule
-            if "train" not in datamodule.datasets:
-                datamodule.setup("fit")
-            self.set_class_weights(datamodule.datasets["train"])
-
-    def set_class_weights(self, train: dict) -> None:
-        """WeLT weights (``losses.class_weights``) from the training rows of every corpus."""
+    def learn_from_training_rows(self, rows_by_corpus: Mapping[str, Any]) -> None:
+        """With ``model.class_weighting=welt``: WeLT weights (``losses.class_weights``) from the training
+        rows of every corpus; otherwise nothing."""
+        self._learned_from_training_rows = True
+        if self.model_cfg.class_weighting != "welt":
+            return
         if self.mode == "paper":
-            ner, rel = class_counts_paper(train, self.layout)
+            ner, rel = class_counts_paper(rows_by_corpus, self.layout)
             self.entity_class_weights.copy_(welt_class_weights(ner))
             self.relation_class_weights.copy_(welt_class_weights(rel))
         else:
-            pos, neg = class_counts_span(train, self.label_space)
+            pos, neg = class_counts_span(rows_by_corpus, self.label_space)
             w_pos, w_neg = welt_binary_weights(pos, neg)
             self.span_pos_weight.copy_(w_pos)
             self.span_neg_weight.copy_(w_neg)
+
+    def setup(self, stage: str) -> None:
+        # TODO(#17 train.py): remove this fallback once train.py calls learn_from_training_rows before fit
+        if (
+            stage == "fit"
+            and self.model_cfg.class_weighting == "welt"
+            and not self._learned_from_training_rows
+        ):
+            self.learn_from_training_rows(self.trainer.datamodule.training_rows())
 
     # --- training ----------------------------------------------------------------------------------
     def training_loss(self, batch: dict) -> torch.Tensor:
@@ -228,21 +254,20 @@ class TabERTCNNModule(SpanNERModule):
         probs = probs * self.cell_mask(batch)[..., None]
         cells = torch.nonzero(probs > self.model_cfg.threshold)  # (M, 4)
         scores = probs[cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3]]
-        spans, span_scores = decode_span_table_scored(
+        spans, span_scores = decode_span_table(
             cells.cpu().numpy(), scores.detach().cpu().numpy(), len(num_words)
         )
         return Prediction(spans, scores=span_scores)
 
-    def predict_spans(self, batch: dict) -> list[list[SpanTuple]]:
-        return self.predict(batch).spans
-
 
 # --- class counts for WeLT -------------------------------------------------------------------------
-def class_counts_paper(train: dict, layout: BILOULayout) -> tuple[np.ndarray, np.ndarray]:
+def class_counts_paper(
+    rows_by_corpus: Mapping[str, Any], layout: BILOULayout
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts of every entity label over words and every relation label over strict-upper cells."""
     ner = np.zeros(layout.num_entity_labels, dtype=np.int64)
     rel = np.zeros(layout.num_relation_labels, dtype=np.int64)
-    for rows in train.values():
+    for rows in rows_by_corpus.values():
         for n, spans, relations in zip(rows["num_words"], rows["spans"], rows["relations"]):
             spans = [tuple(spans[i : i + 3]) for i in range(0, len(spans), 3)]
             relations = [tuple(relations[i : i + 3]) for i in range(0, len(relations), 3)]
@@ -252,11 +277,13 @@ def class_counts_paper(train: dict, layout: BILOULayout) -> tuple[np.ndarray, np
     return ner, rel
 
 
-def class_counts_span(train: dict, label_space: LabelSpace) -> tuple[np.ndarray, np.ndarray]:
+def class_counts_span(
+    rows_by_corpus: Mapping[str, Any], label_space: LabelSpace
+) -> tuple[np.ndarray, np.ndarray]:
     """Per type: gold mention cells (positives) and the other valid cells of its corpus's sentences."""
     pos = np.zeros(len(label_space), dtype=np.int64)
     neg = np.zeros(len(label_space), dtype=np.int64)
-    for corpus, rows in train.items():
+    for corpus, rows in rows_by_corpus.items():
         num_words = np.asarray(rows["num_words"], dtype=np.int64)
         cells = int((num_words * (num_words + 1) // 2).sum())
         own = label_space.type_ids_of(corpus)

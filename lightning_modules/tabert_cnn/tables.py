@@ -36,8 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lightning_modules.base import SpanTuple
 from metrics.relation_f1 import RelationTuple
+from metrics.span_f1 import SpanTuple
 
 IGNORE = -100  # cross-entropy ignore_index: padding, the diagonal and the lower triangle of the RE table
 TAGS = "BILU"
@@ -162,16 +162,12 @@ def span_cells(spans: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat(rows) if rows else torch.zeros(0, 4, dtype=torch.long)
 
 
-def decode_span_table(cells: np.ndarray, scores: np.ndarray, batch_size: int) -> list[list[SpanTuple]]:
-    """Candidate cells ``(M, 4)`` ``(sentence, i, j, type)`` above the threshold with their ``(M,)``
-    scores -> per sentence the mentions, same-type crossing candidates resolved greedily by score."""
-    return decode_span_table_scored(cells, scores, batch_size)[0]
-
-
-def decode_span_table_scored(
+def decode_span_table(
     cells: np.ndarray, scores: np.ndarray, batch_size: int
 ) -> tuple[list[list[SpanTuple]], list[list[float]]]:
-    """``decode_span_table`` and, aligned with its mentions, their cells' probabilities."""
+    """Candidate cells ``(M, 4)`` ``(sentence, i, j, type)`` above the threshold with their ``(M,)``
+    scores -> per sentence the mentions, same-type crossing candidates resolved greedily by score, and
+    aligned with them their cells' probabilities."""
     out: list[list[SpanTuple]] = [[] for _ in range(batch_size)]
     score_of: dict[tuple[int, SpanTuple], float] = {}
     order = np.lexsort((-scores, cells[:, 3], cells[:, 0]))  # by sentence, type, then best first

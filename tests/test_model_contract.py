@@ -1,0 +1,150 @@
+"""The model contract (``lightning_modules/base.py``): checkpoints of the earlier format still load (same
+state_dict keys and shapes for every model), a model class that misses an abstract method is refused at
+registration, ``SRUNERConfig`` lists exactly the SRU head's settings, and TabERT-CNN's class weights come
+from the declared training-rows hook and survive a resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import tiny_bert_config
+from train_runner import tiny_encoder_dir, tiny_run_args
+
+import train
+from datamodules.label_space import LabelSpace
+from lightning_modules.base import ModelConfig, SpanNERModule
+from lightning_modules.registry import build_module, get_model, register_model
+
+KEYS = json.loads((Path(__file__).parent / "checkpoint_keys.json").read_text())["state_dict"]
+TWO_CORPORA = ["BC5CDR", "NCBI-disease"]
+TABERT = {"name": "tabert_cnn", "channels": 16, "pair_dim": 8}
+# the model configurations whose state_dict keys checkpoint_keys.json recorded
+CASES = {
+    "sru_ner": (TWO_CORPORA, {"name": "sru_ner"}),
+    "sru_ner_dense": (TWO_CORPORA, {"name": "sru_ner", "memory": "dense", "train_token_multiplier": True}),
+    "baseline": (TWO_CORPORA, {"name": "baseline"}),
+    "tabert_cnn_span": (TWO_CORPORA, TABERT),
+    "tabert_cnn_paper": (["CoNLL04"], {**TABERT, "class_weighting": "welt"}),
+    "tabert_cnn_straight": (
+        ["CoNLL04"],
+        {**TABERT, "mode": "span", "pair_dim": 0, "first_layer": "straightforward"},
+    ),
+}
+
+
+def _build(corpora: list[str], model: dict) -> SpanNERModule:
+    cfg = {"encoder": {"name": "tiny"}, "model": model}
+    return build_module(cfg, LabelSpace.from_corpora(corpora), tiny_bert_config().to_dict())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_state_dict_keys_are_those_of_existing_checkpoints(case):
+    module = _build(*CASES[case])
+    assert [[k, list(v.shape)] for k, v in module.state_dict().items()] == KEYS[case]
+
+
+def test_a_model_missing_part_of_the_contract_is_refused_at_registration():
+    class NoPredict(SpanNERModule):
+        @classmethod
+        def build_network(cls, config, label_space, encoder):
+            return torch.nn.Linear(1, 1)
+
+        def target_encoder(self):
+            return lambda batch: batch
+
+        def training_loss(self, batch):
+            return torch.zeros(())
+
+    with pytest.raises(TypeError, match="NoPredict does not implement predict"):
+        register_model("no_predict_test", description="x")(NoPredict)
+
+
+def test_sru_config_covers_exactly_the_head_config():
+    """Every SRU head setting the user sets, with the head's type and default; nothing else."""
+    from lightning_modules.sru_ner.config import SRUNERConfig
+    from lightning_modules.sru_ner.network import SRUHeadConfig
+
+    def fields(cls: type) -> dict[str, tuple[object, object]]:
+        hints = typing.get_type_hints(cls)
+        return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(cls)}
+
+    derived = {"num_actions", "hidden"}  # from the label space and the encoder
+    head = {k: v for k, v in fields(SRUHeadConfig).items() if k not in derived}
+    own = {"loss_normalization": (str, "rows")}
+    assert fields(SRUNERConfig) == {**fields(ModelConfig), **own, **head}
+    settings = SRUNERConfig(name="sru_ner", omega="logits", sync_every=3)
+    assert dataclasses.asdict(settings.head_config(num_actions=6, hidden=4)) == {
+        **{k: getattr(settings, k) for k in head}, "num_actions": 6, "hidden": 4,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="model.omega must be 'softmax' or 'logits'"):
+        SRUNERConfig(omega="other")
+
+
+def test_only_tabert_cnn_declares_it_uses_training_rows():
+    assert {
+        name
+        for name in ("sru_ner", "baseline", "tabert_cnn")
+        if get_model(name).module_class.uses_training_rows
+    } == {"tabert_cnn"}
+
+
+def test_tabert_class_weights_come_from_the_training_rows_hook():
+    from lightning_modules.tabert_cnn.module import class_counts_span
+    from losses import welt_binary_weights
+
+    rows = {
+        "BC5CDR": {"num_words": [3, 2], "spans": [[0, 1, 0, 1, 3, 1], [1, 2, 0]]},
+        "NCBI-disease": {"num_words": [4], "spans": [[]]},
+    }
+    unweighted = _build(TWO_CORPORA, TABERT)
+    unweighted.learn_from_training_rows(rows)
+    assert unweighted.span_pos_weight.tolist() == [1.0, 1.0, 1.0]
+
+    module = _build(TWO_CORPORA, {**TABERT, "class_weighting": "welt"})
+    module.learn_from_training_rows(rows)
+    w_pos, w_neg = welt_binary_weights(*class_counts_span(rows, module.label_space))
+    assert torch.equal(module.span_pos_weight, w_pos) and torch.equal(module.span_neg_weight, w_neg)
+    assert module.span_pos_weight.tolist() != [1.0, 1.0, 1.0]
+    # a checkpoint carries them: a model rebuilt from hyper_parameters gets them from its state_dict
+    rebuilt = type(module).build(**module.hparams)
+    rebuilt.load_state_dict(module.state_dict())
+    assert torch.equal(rebuilt.span_pos_weight, w_pos) and torch.equal(rebuilt.span_neg_weight, w_neg)
+
+
+def test_tabert_welt_weights_of_a_train_py_run_and_of_its_resume(tmp_path):
+    """The weights of a run are WeLT's over its training rows, and a resumed run keeps the same ones."""
+    from omegaconf import OmegaConf
+
+    from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.tabert_cnn.module import class_counts_span
+    from losses import welt_binary_weights
+
+    encoder = tiny_encoder_dir(tmp_path / "tiny")
+    run_dir = tmp_path / "run"
+    args = [
+        *tiny_run_args(tmp_path, run_dir, encoder),
+        "data.samples_per_epoch=16",
+        "test_after_fit=false",
+        "model=tabert_cnn",
+        "model.class_weighting=welt",
+        "model.channels=16",
+        "model.pair_dim=8",
+    ]
+    assert train.main([*args, "trainer.max_steps=1"]) == 0
+    first = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    cfg = OmegaConf.create(first["hyper_parameters"]["cfg"])
+    data = MultiCorpusDataModule.from_config(cfg)
+    expected = welt_binary_weights(*class_counts_span(data.training_rows(), data.label_space))
+    assert torch.equal(first["state_dict"]["span_pos_weight"], expected[0])
+    assert torch.equal(first["state_dict"]["span_neg_weight"], expected[1])
+
+    assert train.main([*args, "resume=last", "trainer.max_steps=2"]) == 0
+    resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == 2
+    for key in ("span_pos_weight", "span_neg_weight"):
+        assert torch.equal(resumed["state_dict"][key], first["state_dict"][key])
