@@ -35,7 +35,7 @@ import abc
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -47,6 +47,9 @@ from lightning_modules.outputs import Prediction
 from metrics import names
 from metrics.relation_f1 import RelationF1, gold_relation_tuples
 from metrics.span_f1 import SpanF1
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 @dataclass

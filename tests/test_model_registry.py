@@ -19,6 +19,7 @@ from configs.compose import ConfigError, compose
 from lightning_modules.base import ModelConfig, SpanNERModule, linear_warmup_decay
 from lightning_modules.outputs import Prediction
 from lightning_modules.registry import get_model, load_module, register_model
+from training.resume import with_checkpoint_model
 
 
 @dataclass
@@ -185,16 +186,14 @@ def test_help_lists_every_registered_model(capsys):
 def test_a_checkpoint_path_names_its_model(tmp_path):
     path = tmp_path / "x.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"cfg": {"model": {"name": "baseline"}}}}, path)
-    assert train._with_checkpoint_model([f"resume={path}", "a=1"]) == [
+    assert with_checkpoint_model([f"resume={path}", "a=1"]) == [
         "model=baseline",
         f"resume={path}",
         "a=1",
     ]
-    assert train._with_checkpoint_model(["model=sru_ner", f"resume={path}"]) == [
+    assert with_checkpoint_model(["model=sru_ner", f"resume={path}"]) == [
         "model=sru_ner",
         f"resume={path}",
     ]
     (tmp_path / "bad.ckpt").write_bytes(b"cut")
-    assert train._with_checkpoint_model([f"resume={tmp_path / 'bad.ckpt'}"]) == [
-        f"resume={tmp_path / 'bad.ckpt'}"
-    ]
+    assert with_checkpoint_model([f"resume={tmp_path / 'bad.ckpt'}"]) == [f"resume={tmp_path / 'bad.ckpt'}"]

@@ -162,7 +162,6 @@ class TabERTCNNModule(SpanNERModule):
         else:
             self.register_buffer("span_pos_weight", torch.ones(len(ls)))
             self.register_buffer("span_neg_weight", torch.ones(len(ls)))
-        self._learned_from_training_rows = False
 
     def target_encoder(self) -> PaperTargetEncoder | SpanTargetEncoder:
         if self.mode == "paper":
@@ -172,7 +171,6 @@ class TabERTCNNModule(SpanNERModule):
     def learn_from_training_rows(self, rows_by_corpus: Mapping[str, Any]) -> None:
         """With ``model.class_weighting=welt``: WeLT weights (``losses.class_weights``) from the training
         rows of every corpus; otherwise nothing."""
-        self._learned_from_training_rows = True
         if self.model_cfg.class_weighting != "welt":
             return
         if self.mode == "paper":
@@ -184,15 +182,6 @@ class TabERTCNNModule(SpanNERModule):
             w_pos, w_neg = welt_binary_weights(pos, neg)
             self.span_pos_weight.copy_(w_pos)
             self.span_neg_weight.copy_(w_neg)
-
-    def setup(self, stage: str) -> None:
-        # TODO(#17 train.py): remove this fallback once train.py calls learn_from_training_rows before fit
-        if (
-            stage == "fit"
-            and self.model_cfg.class_weighting == "welt"
-            and not self._learned_from_training_rows
-        ):
-            self.learn_from_training_rows(self.trainer.datamodule.training_rows())
 
     # --- training ----------------------------------------------------------------------------------
     def training_loss(self, batch: dict) -> torch.Tensor:
