@@ -77,13 +77,14 @@ def _batch(slots: int, batch: int, num_types: int, num_corpora: int, seed: int):
 def measure_one(memory: str, slots: int, repeats: int, batch: int, hidden: int, seed: int) -> dict:
     import torch
 
-    from lightning_modules.sru_ner.network import SRUHead, SRUHeadConfig
+    from lightning_modules.sru_ner.config import SRUNERConfig
+    from lightning_modules.sru_ner.network import SRUHead
     from losses import multi_hot_bce
 
     torch.manual_seed(seed)
     num_types, num_corpora = 11, 6
     vocab, gold, other_mask = _batch(slots, batch, num_types, num_corpora, seed)
-    head = SRUHead(SRUHeadConfig(num_actions=vocab.size, hidden=hidden, memory=memory)).train()
+    head = SRUHead(SRUNERConfig(memory=memory), vocab.size, hidden).train()
     word_mask = torch.ones(batch, slots, dtype=torch.bool)
     slot_embeddings = torch.randn(batch, slots, hidden)
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning.pytorch as pl
@@ -43,6 +42,7 @@ from torch import nn
 
 from datamodules.label_space import LabelSpace
 from lightning_modules.encoder import WordEncoder
+from lightning_modules.model_config import ModelConfig
 from lightning_modules.outputs import Prediction
 from metrics import names
 from metrics.relation_f1 import RelationF1, gold_relation_tuples
@@ -50,24 +50,6 @@ from metrics.span_f1 import SpanF1
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
-
-
-@dataclass
-class ModelConfig:
-    """The ``model`` config section every model has; a model's own config dataclass extends it."""
-
-    name: str = ""  # the registry name, set by ``model=NAME``
-    lr: float = 3e-4  # learning rate of every parameter outside the encoder
-    weight_decay: float = 1e-3
-    warmup_epochs: float = 0.5  # linear warmup of the head group, in epochs, then linear decay to 0
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("model.lr must be > 0, model.weight_decay and model.warmup_epochs >= 0")
-        self.check()
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the ``model.<key>`` whose value this model cannot use."""
 
 
 class SpanNERModule(pl.LightningModule, abc.ABC):

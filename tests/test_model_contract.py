@@ -5,9 +5,7 @@ from the declared training-rows hook and survive a resume."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from train_runner import tiny_encoder_dir, tiny_run_args
 
 import train
 from datamodules.label_space import LabelSpace
-from lightning_modules.base import ModelConfig, SpanNERModule
+from lightning_modules.base import SpanNERModule
 from lightning_modules.registry import build_module, get_model, register_model
 
 KEYS = json.loads((Path(__file__).parent / "checkpoint_keys.json").read_text())["state_dict"]
@@ -64,25 +62,21 @@ def test_a_model_missing_part_of_the_contract_is_refused_at_registration():
         register_model("no_predict_test", description="x")(NoPredict)
 
 
-def test_sru_config_covers_exactly_the_head_config():
-    """Every SRU head setting the user sets, with the head's type and default; nothing else."""
+def test_the_sru_network_is_built_from_its_model_config():
+    """One list of the head's settings: the network reads SRUNERConfig itself."""
     from lightning_modules.sru_ner.config import SRUNERConfig
-    from lightning_modules.sru_ner.network import SRUHeadConfig
+    from lightning_modules.sru_ner.network import SRUHead
 
-    def fields(cls: type) -> dict[str, tuple[object, object]]:
-        hints = typing.get_type_hints(cls)
-        return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(cls)}
-
-    derived = {"num_actions", "hidden"}  # from the label space and the encoder
-    head = {k: v for k, v in fields(SRUHeadConfig).items() if k not in derived}
-    own = {"loss_normalization": (str, "rows")}
-    assert fields(SRUNERConfig) == {**fields(ModelConfig), **own, **head}
-    settings = SRUNERConfig(name="sru_ner", omega="logits", sync_every=3)
-    assert dataclasses.asdict(settings.head_config(num_actions=6, hidden=4)) == {
-        **{k: getattr(settings, k) for k in head}, "num_actions": 6, "hidden": 4,
-    }  # fmt: skip
+    config = SRUNERConfig(name="sru_ner", half_context=7, action_space_dim=3, dropout_mlp=0.25)
+    head = SRUHead(config, num_actions=6, hidden=4)
+    assert head.cfg is config
+    assert head.read_params.positions.num_embeddings == 2 * 7 + 4  # offsets -7..7, padding, 2 ends
+    assert head.read_params.latents.shape[0] == 3 * 6  # J = action_space_dim x actions
+    assert head.mlp[0].p == 0.25 and head.mlp[-1].out_features == 6
     with pytest.raises(ValueError, match="model.omega must be 'softmax' or 'logits'"):
         SRUNERConfig(omega="other")
+    with pytest.raises(ValueError, match="model.loop must be 'fused' or 'autograd'"):
+        SRUNERConfig(loop="other")
 
 
 def test_only_tabert_cnn_declares_it_uses_training_rows():

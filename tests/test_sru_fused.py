@@ -16,8 +16,9 @@ import torch
 
 from lightning_modules.sru_ner import network as sru_network
 from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.fused import FusedTeacherForcing, LoopInputs
-from lightning_modules.sru_ner.network import SRUHead, SRUHeadConfig
+from lightning_modules.sru_ner.network import SRUHead
 from losses import multi_hot_bce
 
 BATCH, SLOTS, HIDDEN, ACTIONS, GOLD_STEPS = 4, 12, 16, 14, 20
@@ -26,13 +27,13 @@ BATCH, SLOTS, HIDDEN, ACTIONS, GOLD_STEPS = 4, 12, 16, 14, 20
 def _heads(
     omega: str = "softmax", dropout: float = 0.0, dtype: torch.dtype = torch.float32
 ) -> tuple[SRUHead, SRUHead]:
-    cfg = SRUHeadConfig(
-        num_actions=ACTIONS, hidden=HIDDEN, half_context=3, omega=omega, loop="autograd",
+    cfg = SRUNERConfig(
+        half_context=3, omega=omega, loop="autograd",
         dropout_positions=dropout, dropout_latents=dropout, dropout_mlp=dropout,
         token_multiplier=1.3, train_token_multiplier=True,
     )  # fmt: skip
     torch.manual_seed(0)
-    plain = SRUHead(cfg).train()
+    plain = SRUHead(cfg, ACTIONS, HIDDEN).train()
     with torch.no_grad():  # non-trivial values everywhere (the reference initialises L to zero)
         plain.read_params.latents.normal_()
         plain.read_params.latent_diag.uniform_(0.5, 1.5)

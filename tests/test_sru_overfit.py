@@ -12,7 +12,8 @@ from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
-from lightning_modules.sru_ner.network import SRUHeadConfig, SRUNERNetwork
+from lightning_modules.sru_ner.config import SRUNERConfig
+from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder
 from losses import multi_hot_bce
 from metrics.span_f1 import SpanF1
@@ -57,8 +58,7 @@ def test_tiny_sru_ner_fits_nested_mentions_exactly(tmp_path):
     assert sum(len(s) for s in batch["spans"]) == sum(len(s.spans) for s in sentences)
 
     vocab = ActionVocabulary(len(label_space))
-    head = SRUHeadConfig(num_actions=vocab.size, hidden=64, half_context=20)
-    network = SRUNERNetwork(WordEncoder(config=tiny_bert_config()), head)
+    network = SRUNERNetwork(WordEncoder(config=tiny_bert_config()), SRUNERConfig(half_context=20), vocab.size)
     optimizer = torch.optim.AdamW(network.parameters(), lr=3e-3)
     best = 0.0
     for step in range(400):

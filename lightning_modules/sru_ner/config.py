@@ -1,14 +1,17 @@
-"""``model=sru_ner`` hyperparameters: the shared optimiser keys, the loss normalisation, and every SRU head
-hyperparameter with the head's own type and default (``SRUHeadConfig``; ``tests/test_model_contract.py``
-checks that the two list the same fields, types and defaults)."""
+"""``model=sru_ner`` hyperparameters: the shared optimiser keys, the loss normalisation and the SRU head's
+settings. The network takes this dataclass itself (``SRUNERNetwork(encoder, config, num_actions)``), so
+there is no second list of the head's settings to drift from it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lightning_modules.base import ModelConfig
-from lightning_modules.sru_ner.network import SRUHeadConfig
+from lightning_modules.model_config import ModelConfig
 from losses.dynamic_multi_hot import NORMALIZATIONS
+
+OMEGAS = ("softmax", "logits")
+MEMORIES = ("decomposed", "dense")
+LOOPS = ("fused", "autograd")
 
 
 @dataclass
@@ -16,7 +19,7 @@ class SRUNERConfig(ModelConfig):
     """``model=sru_ner``: the action generator with a slot memory (spec ``sru-ner.md``)."""
 
     loss_normalization: str = "rows"  # "rows" (reference) or "sentences" (paper)
-    # --- the SRU head (SRUHeadConfig), less what the label space and the encoder set
+    # --- the SRU head (network.SRUHead)
     action_space_dim: int = 2  # J = action_space_dim * num_actions latents
     half_context: int = 150
     dropout_positions: float = 0.2
@@ -45,28 +48,13 @@ class SRUNERConfig(ModelConfig):
         for key in ("dropout_positions", "dropout_latents", "dropout_mlp"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"model.{key}={getattr(self, key)}: must be in [0, 1)")
-        try:
-            self.head_config(num_actions=2, hidden=1)
-        except ValueError as err:  # the head's own checks, e.g. "omega must be 'softmax' or 'logits'"
-            raise ValueError(f"model.{err}") from None
+        for key, allowed in (("omega", OMEGAS), ("memory", MEMORIES), ("loop", LOOPS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(
+                    f"model.{key} must be {' or '.join(map(repr, allowed))}, got {getattr(self, key)!r}"
+                )
 
-    def head_config(self, num_actions: int, hidden: int) -> SRUHeadConfig:
-        """The head's config: these settings plus the action count (label space) and the encoder width."""
-        return SRUHeadConfig(
-            num_actions=num_actions,
-            hidden=hidden,
-            action_space_dim=self.action_space_dim,
-            half_context=self.half_context,
-            dropout_positions=self.dropout_positions,
-            dropout_latents=self.dropout_latents,
-            dropout_mlp=self.dropout_mlp,
-            token_multiplier=self.token_multiplier,
-            train_token_multiplier=self.train_token_multiplier,
-            omega=self.omega,
-            memory=self.memory,
-            loop=self.loop,
-            train_step_factor=self.train_step_factor,
-            infer_step_factor=self.infer_step_factor,
-            sync_every=self.sync_every,
-            project_coeff=self.project_coeff,
-        )
+    @property
+    def fused(self) -> bool:
+        """The fused teacher-forced loop (``fused.py``) runs: it needs the decomposed memory."""
+        return self.loop == "fused" and self.memory == "decomposed"

@@ -32,7 +32,7 @@ class SRUNERModule(SpanNERModule):
         cls, config: SRUNERConfig, label_space: LabelSpace, encoder: WordEncoder
     ) -> SRUNERNetwork:
         num_actions = ActionVocabulary(len(label_space)).size
-        return SRUNERNetwork(encoder, config.head_config(num_actions, encoder.hidden_size))
+        return SRUNERNetwork(encoder, config, num_actions)
 
     def __init__(
         self,

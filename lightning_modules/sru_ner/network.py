@@ -19,44 +19,13 @@ from torch import nn
 
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.fused import SlotMemory, Workspace, fused_teacher_forcing
 from lightning_modules.sru_ner.memory import DecomposedMemory, DenseMemory, SlotReadParameters
 from losses import dynamic_multi_hot_target
 
 
-@dataclass
-class SRUHeadConfig:
-    num_actions: int
-    hidden: int
-    action_space_dim: int = 2  # J = action_space_dim * num_actions latents
-    half_context: int = 150
-    dropout_positions: float = 0.2
-    dropout_latents: float = 0.2
-    dropout_mlp: float = 0.1
-    token_multiplier: float = 1.0
-    train_token_multiplier: bool = False
-    omega: str = "softmax"  # "softmax" (reference) or "logits" (paper)
-    memory: str = "decomposed"  # or "dense" (the straightforward A3 form; for tests and benchmarks)
-    loop: str = "fused"  # "fused" (hand-written backward, fused.py) or "autograd"; dense memory is autograd
-    train_step_factor: float = 2.0  # cap on training steps, x T_gold
-    infer_step_factor: float = 1.5  # cap on inference steps, x Q
-    sync_every: int = 8
-    project_coeff: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.omega not in ("softmax", "logits"):
-            raise ValueError(f"omega must be 'softmax' or 'logits', got {self.omega!r}")
-        if self.memory not in ("decomposed", "dense"):
-            raise ValueError(f"memory must be 'decomposed' or 'dense', got {self.memory!r}")
-        if self.loop not in ("fused", "autograd"):
-            raise ValueError(f"loop must be 'fused' or 'autograd', got {self.loop!r}")
-
-    @property
-    def fused(self) -> bool:
-        return self.loop == "fused" and self.memory == "decomposed"
-
-
-def steps_between_checks(cfg: SRUHeadConfig, device: torch.device) -> int:
+def steps_between_checks(cfg: SRUNERConfig, device: torch.device) -> int:
     """How often a loop reads its stop condition on the host: every step on CPU (free there), else
     ``sync_every`` (each read waits for the accelerator)."""
     return 1 if device.type == "cpu" else cfg.sync_every
@@ -70,10 +39,10 @@ class TrainingOutput:
 
 
 class SRUHead(nn.Module):
-    def __init__(self, cfg: SRUHeadConfig):
+    def __init__(self, cfg: SRUNERConfig, num_actions: int, hidden: int):
         super().__init__()
         self.cfg = cfg
-        d, a = cfg.hidden, cfg.num_actions
+        d, a = hidden, num_actions
         self.action_embeddings = nn.Embedding(a, d)  # A-bar, N(0, 1)
         self.begin_of_actions = nn.Parameter(torch.zeros(d))  # BOA
         self.read_params = SlotReadParameters(
@@ -211,10 +180,10 @@ class SRUHead(nn.Module):
 class SRUNERNetwork(nn.Module):
     """Encoder + SRU head; buildable and testable without Lightning."""
 
-    def __init__(self, encoder: WordEncoder, head_cfg: SRUHeadConfig):
+    def __init__(self, encoder: WordEncoder, cfg: SRUNERConfig, num_actions: int):
         super().__init__()
         self.encoder = encoder
-        self.head = SRUHead(head_cfg)
+        self.head = SRUHead(cfg, num_actions, encoder.hidden_size)
 
     def slots(self, batch: dict) -> torch.Tensor:  # (B, Q, d) in fp32 (the loop stays fp32 under autocast)
         num_slots = batch["word_mask"].shape[1]
