@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -46,15 +45,9 @@ class PerCorpusTaggerModule(SpanNERModule):
     ) -> PerCorpusTaggerNetwork:
         return PerCorpusTaggerNetwork(encoder, BIOLayout(label_space), dropout=config.dropout)
 
-    def __init__(
-        self,
-        network: PerCorpusTaggerNetwork,
-        cfg: Mapping[str, Any],
-        label_space: LabelSpace | Mapping[str, Any],
-        encoder_config: Mapping[str, Any] | None = None,
-    ):
-        super().__init__(network, cfg, label_space, encoder_config)
-        self.layout = BIOLayout(self.label_space)
+    @functools.cached_property
+    def layout(self) -> BIOLayout:
+        return BIOLayout(self.label_space)
 
     def target_encoder(self) -> BIOTargetEncoder:
         return BIOTargetEncoder(self.label_space)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
 
 import torch
 
@@ -34,15 +33,9 @@ class SRUNERModule(SpanNERModule):
         num_actions = ActionVocabulary(len(label_space)).size
         return SRUNERNetwork(encoder, config, num_actions)
 
-    def __init__(
-        self,
-        network: SRUNERNetwork,
-        cfg: Mapping[str, Any],
-        label_space: LabelSpace | Mapping[str, Any],
-        encoder_config: Mapping[str, Any] | None = None,
-    ):
-        super().__init__(network, cfg, label_space, encoder_config)
-        self.vocab = ActionVocabulary(len(self.label_space))
+    @functools.cached_property
+    def vocab(self) -> ActionVocabulary:
+        return ActionVocabulary(len(self.label_space))
 
     def target_encoder(self) -> SRUTargetEncoder:
         return SRUTargetEncoder(self.label_space)
