@@ -45,6 +45,18 @@ class Document:
     passages: list[Passage]
     source: Any = None  # what the writer of the same format needs to reproduce the input
 
+    def to_bioc(self) -> Any:
+        """A ``bioc.BioCDocument`` with this document's id and passages (offsets, texts), no annotations."""
+        import bioc  # only the BioC formats need it
+
+        document = bioc.BioCDocument()
+        document.id = self.id
+        for passage in self.passages:
+            bioc_passage = bioc.BioCPassage()
+            bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
+            document.add_passage(bioc_passage)
+        return document
+
 
 @dataclass(frozen=True)
 class Entity:
@@ -346,15 +358,7 @@ def _write_bioc(documents: Sequence[Document], entities: Sequence[Sequence[Entit
         collection = bioc.BioCCollection()
         collection.source = "bioner-mtl"
     for document, found in zip(documents, entities):
-        if isinstance(document.source, tuple):
-            bioc_document = document.source[1]
-        else:
-            bioc_document = bioc.BioCDocument()
-            bioc_document.id = document.id
-            for passage in document.passages:
-                bioc_passage = bioc.BioCPassage()
-                bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
-                bioc_document.add_passage(bioc_passage)
+        bioc_document = document.source[1] if isinstance(document.source, tuple) else document.to_bioc()
         if not single:
             collection.add_document(bioc_document)
         _add_bioc_annotations(bioc_document, found)

@@ -154,13 +154,7 @@ def test_bioc_in_bioc_out_keeps_ids_and_texts(tagger, tmp_path, kind):
 
     collection = bioc.BioCCollection()
     for document in read_documents(PUBTATOR, "pubtator")[:20]:
-        bioc_document = bioc.BioCDocument()
-        bioc_document.id = document.id
-        for passage in document.passages:
-            bioc_passage = bioc.BioCPassage()
-            bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
-            bioc_document.add_passage(bioc_passage)
-        collection.add_document(bioc_document)
+        collection.add_document(document.to_bioc())
     source = tmp_path / f"in.{kind}"
     source.write_text((biocxml if kind == "xml" else biocjson).dumps(collection))
     documents = read_documents(source, "bioc")
