@@ -130,3 +130,30 @@ def test_no_module_uses_a_private_name_of_an_entry_point():
             ):
                 offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
     assert offenders == []
+
+
+# lower layers never import higher ones; the same layer may import itself
+LAYERS = {
+    "errors": 0,
+    "datamodules": 1,
+    "losses": 1,
+    "metrics": 2,
+    "lightning_modules": 3,
+    "inference": 4,
+    "configs": 4,
+    "training": 5,
+    **dict.fromkeys(ENTRY_POINTS, 6),
+}
+
+
+def test_imports_point_down_the_layers():
+    def package(module: str) -> str:
+        return module.split(".")[0]
+
+    upward = sorted(
+        f"{module} -> {imported}"
+        for module, imports in project_import_graph().items()
+        for imported in imports
+        if package(imported) != package(module) and LAYERS[package(imported)] >= LAYERS[package(module)]
+    )
+    assert upward == []
