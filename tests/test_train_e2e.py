@@ -210,3 +210,23 @@ def test_the_old_name_of_the_selection_metric_still_selects_it(capsys):
         "callbacks.monitor=val/f1_merged_macro is now called val/merged/macro_f1" in capsys.readouterr().err
     )
     assert compose([]).callbacks.monitor == "val/merged/macro_f1"
+
+
+@pytest.mark.slow
+def test_a_run_over_a_truncated_cache_entry_warns_once_rebuilds_it_and_finishes(tmp_path, capsys):
+    from train_runner import tiny_run_args
+
+    import train
+
+    encoder = tiny_encoder_dir(tmp_path / "tiny")
+    args = [*tiny_run_args(tmp_path, tmp_path / "first", encoder), "model=baseline", "trainer.max_steps=1"]
+    assert train.main([*args, "data.samples_per_epoch=16", "trainer.limit_test_batches=1"]) == 0
+    (arrow,) = (tmp_path / "cache" / "BC5CDR").glob("train-*/*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])  # a copy cut short
+    capsys.readouterr()
+
+    args = [*tiny_run_args(tmp_path, tmp_path / "second", encoder), "model=baseline", "trainer.max_steps=1"]
+    assert train.main([*args, "data.samples_per_epoch=16", "trainer.limit_test_batches=1"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(arrow.parent) in warnings[0] and "rebuilding" in warnings[0], warnings
+    assert (tmp_path / "second" / "metrics.json").is_file()
