@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on corpora: per corpus and per type P/R/F1 in both views, as Markdown and JSON.
 
     python evaluate.py CKPT [--corpus NAME_OR_DIR ...] [--split test|dev] [--reading full|paper]
-        [--data-root DIR] [-o OUT_DIR] [--wandb]
+        [--data-root DIR] [-o OUT_DIR] [--wandb] [--trust-checkpoint]
 
 Without ``--corpus`` it scores the model's own corpora exactly as training's final test does (same rows,
 batches and metric), so ``metrics.json`` reproduces the run's ``test/...`` numbers. A corpus the model never
@@ -71,6 +71,7 @@ def evaluate(
     reading: str | None = None,
     data_root: str | None = None,
     device: str | None = None,
+    trust_checkpoint: bool = False,
 ) -> tuple[dict[str, float], Any]:
     """``({"<split>/<key>": value}, module)``: ``checkpoint`` scored on ``corpora`` (default: its own).
 
@@ -85,7 +86,7 @@ def evaluate(
 
     if split not in ("test", "dev"):
         raise BionerError(f"--split {split}: test or dev")
-    module = load_module(checkpoint)
+    module = load_module(checkpoint, trust=trust_checkpoint)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_float32_matmul_precision("high")  # as train.py
     module.eval().to(target)
@@ -170,6 +171,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", help="where the registered corpora are (default: the run's data.root)")
     parser.add_argument("-o", "--out-dir")
     parser.add_argument("--device")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a checkpoint that needs more than plain data; it may run code: "
+                        "only a file you trust")  # fmt: skip
     wandb_help = "log a job_type=eval run in the training run's W&B group (default: when it logged to W&B)"
     parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None, help=wandb_help)
     return parser.parse_args(argv)
@@ -182,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     metrics, module = evaluate(
         checkpoint, args.corpora, split=args.split, reading=args.reading,
-        data_root=args.data_root, device=args.device,
+        data_root=args.data_root, device=args.device, trust_checkpoint=args.trust_checkpoint,
     )  # fmt: skip
     out = Path(args.out_dir) if args.out_dir else _default_out_dir(checkpoint, args.split)
     out.mkdir(parents=True, exist_ok=True)

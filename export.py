@@ -1,10 +1,11 @@
 """Export a trained checkpoint as a self-contained model directory.
 
-    python export.py CKPT OUT_DIR
+    python export.py CKPT OUT_DIR [--trust-checkpoint]
 
 ``OUT_DIR`` holds the weights (``model.safetensors``), the encoder's config and tokenizer, the label space,
-the model and run config (``bioner_model.json``) and the run's model card (``README.md``). ``predict.py
-OUT_DIR ...`` and ``inference.load(OUT_DIR)`` use it offline, without the original encoder name or files.
+the model and run config (``bioner_model.json``) and the run's model card (``README.md``); no pickle.
+``predict.py OUT_DIR ...`` and ``inference.load(OUT_DIR)`` use it offline, without the original encoder name
+or files. The checkpoint is read as plain data only (``--trust-checkpoint``: a file that needs more).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("out_dir")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a checkpoint that needs more than plain data; it may run code: "
+                        "only a file you trust")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         from inference.tagger import export
 
-        out = export(args.checkpoint, args.out_dir)
+        out = export(args.checkpoint, args.out_dir, trust_checkpoint=args.trust_checkpoint)
     except BionerError as err:
         return report_user_error(err)
     files = ", ".join(sorted(p.name for p in out.iterdir()))

@@ -2,12 +2,15 @@
 
     python predict.py CKPT_OR_EXPORT_DIR INPUT... [--in-format text|jsonl|pubtator|bioc]
         [--out-format jsonl|pubtator|bioc] [--types merged|disjoint] [--corpus NAME] [-o OUT]
+        [--trust-checkpoint]
 
 ``INPUT`` is a file or ``-`` (stdin). Raw text is one document per file (``--text-unit line``: one per
 non-empty line). Every mention carries character offsets into the original text:
 ``{"doc_id", "start", "end", "text", "type", "corpus_type", "score"}`` with ``text == doc[start:end]``.
 PubTator and BioC outputs keep the input documents as they were and add the predicted annotations.
 The same from Python: ``from inference import load; load(CKPT).predict(["text", ...])``.
+A checkpoint is read as plain data only; one that needs more (it could run code) is refused with exit 2
+unless ``--trust-checkpoint`` says the file is trusted.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a checkpoint that needs more than plain data; it may run code: "
+                        "only a file you trust")  # fmt: skip
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="a progress bar on stderr (default: when stderr is a terminal)")  # fmt: skip
     return parser.parse_args(argv)
@@ -65,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as err:
         raise BionerError(f"-o {args.output}: cannot write ({err.strerror})") from None
-    tagger = load(args.model, device=args.device, batch_size=args.batch_size)
+    tagger = load(
+        args.model, device=args.device, batch_size=args.batch_size, trust_checkpoint=args.trust_checkpoint
+    )
     started = time.perf_counter()
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     entities = tagger.annotate(documents, types=args.types, corpus=args.corpus, progress=progress)

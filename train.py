@@ -9,8 +9,9 @@ checkpoint -> publish its scores.
 Outputs go to ``outputs/<experiment>/<run_name>`` (``run_dir=...``): ``checkpoints/{best,last}.ckpt``,
 ``metrics.json``, ``config.yaml`` and the W&B files. Exit status: 0 done, 1 interrupted (SIGTERM, SLURM's
 pre-emption signal or Ctrl-C: a resumable checkpoint was written and the resume command printed; the same
-command line with ``resume=auto`` continues it), 2 a user error (bad config, missing corpus, bad checkpoint),
-found before training starts.
+command line with ``resume=auto`` continues it), 2 a user error (bad config, missing corpus, bad checkpoint, a
+checkpoint refused by the restricted loader: ``trust_checkpoint=true`` for a file one trusts), found before
+training starts.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def run(cfg: Any, argv: list[str]) -> int:
     if cfg.trainer.deterministic:  # cuBLAS needs this before CUDA starts to pick deterministic kernels
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     run_dir = resolve_run_dir(cfg)
-    ckpt_path = resume_checkpoint(cfg.resume, run_dir)
+    ckpt_path = resume_checkpoint(cfg.resume, run_dir, trust=cfg.trust_checkpoint)
     plain = {
         **OmegaConf.to_container(cfg, resolve=True),
         "run_name": run_dir.name,
@@ -82,7 +83,7 @@ def run(cfg: Any, argv: list[str]) -> int:
     if model.uses_training_rows:  # what a model counts over the training split (TabERT-CNN's class weights)
         model.learn_from_training_rows(datamodule.training_rows())
     if ckpt_path is not None:
-        check_checkpoint(ckpt_path, model, label_space.to_dict())
+        check_checkpoint(ckpt_path, model, label_space.to_dict(), trust=cfg.trust_checkpoint)
     if cfg.compile:
         model = torch.compile(model)
 

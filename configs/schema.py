@@ -109,6 +109,9 @@ class RunCfg:
     seed: int = 42
     logger: str = "wandb"  # wandb | csv | none
     resume: str | None = None  # "last" (the run dir's newest resumable checkpoint) or a .ckpt path
+    # load the resumed checkpoint unrestricted (it may run code): only for a file one trusts, e.g. one's own
+    # checkpoint that the restricted loader refuses (lightning_modules/checkpoints.py)
+    trust_checkpoint: bool = False
     test_after_fit: bool = True
     compile: bool = False
     data: DataCfg = field(default_factory=DataCfg)

@@ -180,8 +180,14 @@ def _text_getter(document: Document):
 
 
 # --- loading and export ---------------------------------------------------------------------------
-def load(path: str | Path, *, device: str | None = None, batch_size: int = 32) -> Tagger:
-    """A ``Tagger`` for a training checkpoint (``.ckpt``) or a directory written by ``export.py``."""
+def load(
+    path: str | Path, *, device: str | None = None, batch_size: int = 32, trust_checkpoint: bool = False
+) -> Tagger:
+    """A ``Tagger`` for a training checkpoint (``.ckpt``) or a directory written by ``export.py``.
+
+    A checkpoint is read as plain data only: one that needs more (it could run code) is a
+    ``CheckpointError`` naming the file and what it needs; ``trust_checkpoint=True`` loads it anyway, for a
+    file one trusts. An export directory holds no pickle (safetensors and JSON)."""
     from transformers import AutoTokenizer
 
     path = Path(path)
@@ -191,7 +197,7 @@ def load(path: str | Path, *, device: str | None = None, batch_size: int = 32) -
     else:
         from lightning_modules.registry import load_module
 
-        module = load_module(path)
+        module = load_module(path, trust=trust_checkpoint)
         name = module.cfg["encoder"]["name"]
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
@@ -222,9 +228,10 @@ def _load_export(directory: Path) -> Any:
     return module
 
 
-def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
+def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: bool = False) -> Path:
     """Write a self-contained model directory: weights, encoder config, tokenizer, label space, run
-    config and model card; ``load(out_dir)`` needs nothing else (no hub access, no original encoder)."""
+    config and model card; ``load(out_dir)`` needs nothing else (no hub access, no original encoder).
+    The directory holds no pickle: safetensors and JSON only. ``trust_checkpoint``: see ``load``."""
     from safetensors.torch import save_file
     from transformers import AutoConfig, AutoTokenizer
 
@@ -232,8 +239,8 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
     from lightning_modules.registry import load_module
 
     checkpoint = Path(checkpoint)
-    module = load_module(checkpoint)
-    raw = read_checkpoint(checkpoint, map_location="cpu")
+    module = load_module(checkpoint, trust=trust_checkpoint)
+    raw = read_checkpoint(checkpoint, map_location="cpu", trust=trust_checkpoint)
     name = module.cfg["encoder"]["name"]
     try:
         encoder_config = module.hparams.get("encoder_config") or AutoConfig.from_pretrained(name).to_dict()

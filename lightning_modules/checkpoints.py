@@ -1,31 +1,118 @@
-"""Check a checkpoint against the model it is about to be loaded into, before Lightning touches it.
+"""Read checkpoints safely, and check one against the model it is about to be loaded into, before Lightning
+touches it.
+
+Every checkpoint load of the project goes through ``read_checkpoint`` (Lightning's own too, through
+``checkpoint_io.AtomicCheckpointIO``): ``torch.load(weights_only=True)`` with exactly ``CHECKPOINT_GLOBALS``
+allowed, so a file that would run code when unpickled is refused, naming the first global it needs;
+``trust=True`` (``--trust-checkpoint``, ``trust_checkpoint=true``) loads such a file the old way.
 
 Lightning would fail deep inside ``fit``/``test`` with a bare ``RuntimeError``/``ValueError`` (or a zip
-error for a truncated file); this names the file and what does not fit.
+error for a truncated file); ``check_checkpoint`` names the file and what does not fit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import pickle
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from errors import CheckpointError
 
+# What a checkpoint of this project may hold beyond torch's own weights_only set (tensors and their
+# storages, OrderedDict, dtypes, torch.Size, plain containers and numbers): nothing. Every checkpoint this
+# project writes (each model, a SIGTERM, DDP and SLURM hpc_ckpt checkpoint, and those written before the
+# safe loader; tests/test_safe_loading.py) holds only the globals collections.OrderedDict,
+# torch._utils._rebuild_tensor_v2 and torch.{Float,Long,Byte}Storage, all in torch's set: Lightning's loop,
+# callback, optimizer and scheduler states are dicts of numbers, strings and tensors, the sampler state is
+# plain numbers, the RNG states are tensors, lists and tuples of ints (callbacks.RNGStateCheckpoint), the
+# label space and the run config are plain dicts. A type added here is a type any file may then build.
+CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
 
-def read_checkpoint(path: str | Path, *, map_location: str = "cpu") -> dict:
-    """Load ``path`` (memory-mapped); a missing, truncated or non-Lightning file is a ``CheckpointError``."""
+_GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
+
+
+class UntrustedCheckpointError(CheckpointError):
+    """A checkpoint that needs more than ``CHECKPOINT_GLOBALS`` to load: refused, nothing of it was run."""
+
+    def __init__(self, path: str | Path, global_name: str):
+        self.global_name = global_name
+        super().__init__(
+            path,
+            f"refused: it needs {global_name}, which no checkpoint of this project holds, and loading it "
+            "could run code from the file; only for a file you trust: --trust-checkpoint "
+            "(train.py: trust_checkpoint=true)",
+        )
+
+
+@contextlib.contextmanager
+def _only_checkpoint_globals() -> Iterator[None]:
+    """Allow exactly ``CHECKPOINT_GLOBALS`` for the duration, whatever a library added process-wide."""
+    serialization = torch.serialization
+    before = serialization.get_safe_globals()
+    serialization.clear_safe_globals()
+    serialization.add_safe_globals(list(CHECKPOINT_GLOBALS))
     try:
-        checkpoint = torch.load(path, map_location=map_location, mmap=True, weights_only=False)
+        yield
+    finally:
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(before)
+
+
+def _disallowed_global(path: str | Path, err: pickle.UnpicklingError) -> str | None:
+    """The first global the restricted unpickler refused (from torch's message, else from the file)."""
+    found = _GLOBAL_NAME.search(str(err))
+    if found:
+        return found.group(1).rstrip(".")
+    try:
+        with _only_checkpoint_globals():
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: torch's message is all there is
+        return None
+    return unsafe[0] if unsafe else None
+
+
+def read_checkpoint(
+    path: str | Path, *, map_location: str = "cpu", trust: bool = False, mmap: bool = True
+) -> dict:
+    """Load ``path`` restricted to plain data (``CHECKPOINT_GLOBALS``; memory-mapped unless ``mmap=False``).
+
+    A file that needs anything else is an ``UntrustedCheckpointError`` naming the first such global, and
+    nothing of it ran; ``trust=True`` loads it unrestricted (a file one trusts). A missing, truncated or
+    non-Lightning file is a ``CheckpointError``."""
+    try:
+        if trust:
+            checkpoint = torch.load(path, map_location=map_location, mmap=mmap, weights_only=False)
+        else:
+            with _only_checkpoint_globals():
+                checkpoint = torch.load(path, map_location=map_location, mmap=mmap, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(path, "no such file") from None
+    except pickle.UnpicklingError as err:
+        name = None if trust else _disallowed_global(path, err)
+        if name is not None:
+            raise UntrustedCheckpointError(path, name) from None
+        raise CheckpointError(path, f"not a readable checkpoint ({_first_line(err)})") from None
     except Exception as err:  # truncated or not a torch file at all
         raise CheckpointError(path, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
     return checkpoint
+
+
+def _first_line(err: BaseException) -> str:
+    """``err`` in one line: torch's unpickler reason when it gives one, else its first line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reason = next(
+        (line for line in lines if line.startswith("WeightsUnpickler error:")), lines[0] if lines else ""
+    )
+    return f"{type(err).__name__}: {reason[:300]}"
 
 
 def checkpoint_model_name(checkpoint: dict) -> str | None:
@@ -36,14 +123,20 @@ def checkpoint_model_name(checkpoint: dict) -> str | None:
 
 
 def check_checkpoint(
-    path: str | Path, model: nn.Module, label_space: dict | None = None, *, checkpoint: dict | None = None
+    path: str | Path,
+    model: nn.Module,
+    label_space: dict | None = None,
+    *,
+    checkpoint: dict | None = None,
+    trust: bool = False,
 ) -> dict:
     """Check that the checkpoint at ``path`` can resume ``model``; returns the checkpoint dict.
 
-    ``checkpoint``: the already-read dict of ``path``, to avoid reading it twice.
+    ``checkpoint``: the already-read dict of ``path``, to avoid reading it twice; ``trust``: see
+    ``read_checkpoint``.
     """
     if checkpoint is None:
-        checkpoint = read_checkpoint(path)
+        checkpoint = read_checkpoint(path, trust=trust)
     saved_model = checkpoint_model_name(checkpoint)
     model_cfg = getattr(model, "cfg", None)
     current_model = model_cfg["model"]["name"] if isinstance(model_cfg, dict) else None
@@ -82,11 +175,12 @@ def check_checkpoint(
     return checkpoint
 
 
-def newest_good_checkpoint(run_dir: Path) -> str | None:
+def newest_good_checkpoint(run_dir: Path, *, trust: bool = False) -> str | None:
     """The readable checkpoint of ``run_dir`` with the most optimiser steps (ties: the newest file).
 
     Candidates: ``checkpoints/*.ckpt`` and SLURM's ``hpc_ckpt_*.ckpt``. An unreadable checkpoint newer
-    than the chosen one gets a one-line warning that names it.
+    than the chosen one gets a one-line warning that names it; a refused one (``UntrustedCheckpointError``)
+    is raised, not skipped: a run directory holding such a file is not resumed from an older state.
     """
     candidates = [*run_dir.glob("checkpoints/*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")]
     good: list[tuple[int, float, Path]] = []
@@ -94,7 +188,9 @@ def newest_good_checkpoint(run_dir: Path) -> str | None:
     for path in candidates:
         mtime = path.stat().st_mtime
         try:
-            good.append((int(read_checkpoint(path).get("global_step", 0)), mtime, path))
+            good.append((int(read_checkpoint(path, trust=trust).get("global_step", 0)), mtime, path))
+        except UntrustedCheckpointError:
+            raise
         except CheckpointError as err:
             bad.append((mtime, str(err)))
     chosen = max(good, default=None)

@@ -104,11 +104,14 @@ def build_module(
     return get_model(cfg["model"]["name"]).module_class.build(cfg, label_space, encoder_config)
 
 
-def load_module(path: str | Path, *, map_location: str = "cpu") -> SpanNERModule:
-    """Rebuild the trained module of a checkpoint (the right class, its weights), without any flag."""
+def load_module(path: str | Path, *, map_location: str = "cpu", trust: bool = False) -> SpanNERModule:
+    """Rebuild the trained module of a checkpoint (the right class, its weights), without any flag.
+
+    The checkpoint is read as plain data only; ``trust=True`` (``--trust-checkpoint``) loads a file that
+    needs more unrestricted (``checkpoints.read_checkpoint``)."""
     from lightning_modules.checkpoints import check_checkpoint, checkpoint_model_name, read_checkpoint
 
-    checkpoint = read_checkpoint(path, map_location=map_location)
+    checkpoint = read_checkpoint(path, map_location=map_location, trust=trust)
     name = checkpoint_model_name(checkpoint)
     if name is None:
         raise CheckpointError(path, "no model name in its hyper_parameters (not written by train.py?)")

@@ -180,7 +180,7 @@ def test_a_subset_of_the_model_corpora_is_scored_as_in_training(tmp_path, monkey
                  "data.corpora=[BC5CDR,NCBI-disease]"]),
         resolve=True,
     )  # fmt: skip
-    monkeypatch.setattr(registry, "load_module", lambda path: GoldEchoModule(cfg))
+    monkeypatch.setattr(registry, "load_module", lambda path, **_: GoldEchoModule(cfg))
     subset, _ = evaluate.evaluate("model.ckpt", ["BC5CDR"], device="cpu")
     assert subset["test/disjoint/BC5CDR/f1"] == 100.0  # the NCBI-disease predictions are not BC5CDR's
     assert subset["test/merged/BC5CDR/Disease/precision"] < 100.0  # ... but count as Disease when merged

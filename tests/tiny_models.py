@@ -23,11 +23,13 @@ def tiny_tokenizer(directory: Path) -> BertTokenizerFast:
     return tokenizer
 
 
-def tiny_bert_config(vocab_size: int = len(SPECIALS) + len(WORDS), hidden: int = 64) -> BertConfig:
+def tiny_bert_config(
+    vocab_size: int = len(SPECIALS) + len(WORDS), hidden: int = 64, layers: int = 2
+) -> BertConfig:
     return BertConfig(
         vocab_size=vocab_size,
         hidden_size=hidden,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=2 * hidden,
         max_position_embeddings=128,

@@ -53,11 +53,11 @@ def run_train(
     )
 
 
-def tiny_encoder_dir(directory: Path) -> Path:
+def tiny_encoder_dir(directory: Path, *, hidden: int = 64, layers: int = 2) -> Path:
     """A 2-layer BERT with its tokenizer saved like a hub model, for ``encoder.name=<directory>``."""
     tiny_tokenizer(directory)
     torch.manual_seed(0)
-    BertModel(tiny_bert_config()).save_pretrained(str(directory))
+    BertModel(tiny_bert_config(hidden=hidden, layers=layers)).save_pretrained(str(directory))
     return directory
 
 

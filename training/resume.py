@@ -14,10 +14,11 @@ from lightning_modules.checkpoints import checkpoint_model_name, newest_good_che
 from training.run_dir import RunDir, cluster_job_id
 
 
-def resume_checkpoint(resume: str | None, run: RunDir) -> str | None:
+def resume_checkpoint(resume: str | None, run: RunDir, *, trust: bool = False) -> str | None:
     """The checkpoint ``resume`` names: ``last`` (``checkpoints/last.ckpt``), ``auto`` (the newest good
     checkpoint of the run directory), a path, or None. ``last`` and ``auto`` start fresh when there is none
-    yet, so the same command line serves the first start and every requeue."""
+    yet, so the same command line serves the first start and every requeue. The checkpoint is read (plain
+    data only unless ``trust``): one the restricted loader refuses fails here, before anything is built."""
     if resume is None:
         return None
     if resume in ("last", "auto"):
@@ -26,17 +27,19 @@ def resume_checkpoint(resume: str | None, run: RunDir) -> str | None:
                 f"resume={resume} needs the run to continue: add run_dir=outputs/<experiment>/<run name>"
             )
         if resume == "auto":
-            found = newest_good_checkpoint(run.path)
+            found = newest_good_checkpoint(run.path, trust=trust)
             if found is None:
                 print(f"resume=auto: no checkpoint in {run.path} yet, starting from scratch", flush=True)
             return found
         last = run.checkpoints / "last.ckpt"
         if last.is_file():
+            read_checkpoint(last, trust=trust)
             return str(last)
         print(f"resume=last: no {last} yet, starting from scratch", flush=True)
         return None
     if not Path(resume).is_file():
         raise ConfigError(f"resume={resume}: no such checkpoint file")
+    read_checkpoint(resume, trust=trust)
     return resume
 
 
@@ -58,9 +61,10 @@ def with_checkpoint_model(argv: Sequence[str]) -> list[str]:
         return [f"model={name}", *argv] if name else argv
     if not resume or not Path(resume).is_file():
         return argv  # nothing to resume (yet), or an error that train.py reports later
+    trust = values.get("trust_checkpoint", "false").strip().lower() in ("true", "yes", "on", "1")
     try:
-        checkpoint = read_checkpoint(resume)
-    except CheckpointError:  # unreadable: check_checkpoint names the problem once the run is composed
+        checkpoint = read_checkpoint(resume, trust=trust)
+    except CheckpointError:  # unreadable or refused: resume_checkpoint names it once the run is composed
         return argv
     name = checkpoint_model_name(checkpoint)
     return [f"model={name}", *argv] if name else argv

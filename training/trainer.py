@@ -1,5 +1,5 @@
 """The Lightning ``Trainer`` of a run: the ``trainer.*`` config, the checkpoint callbacks and the job-control
-callbacks, the logger, atomic checkpoint writes."""
+callbacks, the logger, atomic checkpoint writes and restricted checkpoint reads."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def build_trainer(
             **plain["trainer"],
             callbacks=build_callbacks(cfg, run, with_logger=cfg.logger != "none"),
             logger=build_logger(cfg, plain, run, label_space, resuming=resuming),
-            plugins=[AtomicCheckpointIO()],
+            plugins=[AtomicCheckpointIO(trust=bool(cfg.trust_checkpoint))],
             default_root_dir=str(run.path),
             use_distributed_sampler=False,  # the sampler is rank-aware itself
         )
