@@ -14,18 +14,14 @@ Writes ``bench/results/inference-DEVICE.json`` and appends a row to ``docs/bench
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import arg_parser, command_line, machine, write_result
 
 
 class NetworkClock:
@@ -56,9 +52,7 @@ class NetworkClock:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--device", default="cpu")
@@ -114,12 +108,13 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in (("sentences", sentences), ("wall_s", wall), ("network_s", network)):
                 totals[key] += value
             totals["decode_and_metrics_s"] += decode_and_metrics
+    host = machine()
     result = {
         "benchmark": "inference",
         "checkpoint": str(Path(args.checkpoint)),
         "model": module.cfg["model"]["name"],
         "device": str(device),
-        "threads": torch.get_num_threads(),
+        "threads": host["threads"],
         "eval_batch_size": cfg["data"]["eval_batch_size"],
         "sentences": totals["sentences"],
         "wall_s": round(totals["wall_s"], 1),
@@ -131,15 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "full_dev_splits": args.limit is None,
         "corpora": corpora,
-        "torch": torch.__version__,
+        "torch": host["torch"],
         "date": time.strftime("%Y-%m-%d"),
-        "command": "python "
-        + " ".join(["bench/inference.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(__file__, argv),
     }
-    out = ROOT / "bench" / "results" / f"inference-{device.type}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(f"inference-{device.type}", result, print_without={"corpora"})
     _append_row(result)
-    print(json.dumps({k: v for k, v in result.items() if k != "corpora"}, indent=2))
     return 0
 
 
@@ -150,7 +142,7 @@ HEADER = """
 
 
 def _append_row(result: dict) -> None:
-    from bench.report import add_row
+    from report import add_row
 
     device = f"{result['device']} ({result['threads']} threads)"
     cells = [

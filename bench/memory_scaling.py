@@ -20,28 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import arg_parser, command_line, peak_mb, reset_peak, resident_mb, run_in_child, write_result
+
 LENGTHS = (64, 128, 256, 405)
-
-
-def _resident_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def _peak_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def sentences_of_length(data_root: str, tokenizer, subwords: int, count: int = 16) -> list:
@@ -67,12 +51,10 @@ def sentences_of_length(data_root: str, tokenizer, subwords: int, count: int = 1
 def measure(model: str, subwords: int, data_root: str, encoder: str, device: str) -> dict:
     """One configuration, in this process."""
     import torch
+    from omegaconf import OmegaConf
+    from train_step import SIX
     from transformers import AutoTokenizer
 
-    sys.path.insert(0, str(ROOT))
-    from omegaconf import OmegaConf
-
-    from bench.train_step import SIX
     from configs.compose import compose
     from datamodules.label_space import LabelSpace
     from datamodules.multi_corpus import Collator
@@ -108,10 +90,10 @@ def measure(model: str, subwords: int, data_root: str, encoder: str, device: str
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20 - before
     else:
-        Path("/proc/self/clear_refs").write_text("5")
-        before = _resident_mb()
+        reset_peak()
+        before = resident_mb()
         step()
-        peak = _peak_mb() - before
+        peak = peak_mb() - before
     held = sum(m.workspace.used_nbytes() for m in module.modules() if hasattr(m, "workspace")) / 2**20
     return {
         "model": model,
@@ -123,15 +105,12 @@ def measure(model: str, subwords: int, data_root: str, encoder: str, device: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--encoder", default=None, help="default: the bundled MiniLM")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "SUBWORDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from configs.compose import _minilm_path
 
     encoder = args.encoder or _minilm_path()
@@ -139,13 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.one[0], int(args.one[1]), args.data_root, encoder, args.device)))
         return 0
     results: dict[str, dict[int, dict]] = {"baseline": {}, "sru_ner": {}}
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"} if args.device == "cpu" else None
+    env = {"MALLOC_MMAP_THRESHOLD_": "65536"} if args.device == "cpu" else None
     for subwords in LENGTHS:
         for model in results:
-            command = [sys.executable, __file__, "--data-root", args.data_root, "--encoder", encoder,
+            command = [__file__, "--data-root", args.data_root, "--encoder", encoder,
                        "--device", args.device, "--one", model, str(subwords)]  # fmt: skip
-            proc = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-            results[model][subwords] = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[model][subwords] = run_in_child(command, extra_env=env)
             print(results[model][subwords], flush=True)
     excess = {
         n: round(
@@ -167,12 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         "decoder_memory_ratio_405_256": round(excess[405] / excess[256], 3) if excess[256] > 0 else None,
         "excess_405_below_baseline_peak_405": excess[405] < results["baseline"][405]["peak_over_start_mb"],
         "date": time.strftime("%Y-%m-%d"),
-        "command": "python "
-        + " ".join(["bench/memory_scaling.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(__file__, argv),
     }
-    out = ROOT / "bench" / "results" / f"memory_scaling-{args.device.split(':')[0]}.json"
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result(f"memory_scaling-{args.device.split(':')[0]}", summary)
     return 0
 
 

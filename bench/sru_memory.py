@@ -20,24 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT))
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+from common import (
+    RESULTS,
+    ChildFailed,
+    arg_parser,
+    command_line,
+    machine,
+    peak_mb,
+    resident_mb,
+    run_in_child,
+    write_result,
+)
 
 
 def _batch(slots: int, batch: int, num_types: int, num_corpora: int, seed: int):
@@ -108,9 +104,9 @@ def measure_one(memory: str, slots: int, repeats: int, batch: int, hidden: int, 
         head.zero_grad(set_to_none=True)
         return time.perf_counter() - start, sum(storages.values()) / 2**20, out.logits.shape[1]
 
-    rss_before = _status_kb("VmRSS")
+    rss_before = resident_mb()
     _, saved_mb, steps = step(count_saved=True)
-    peak_mb = (_status_kb("VmHWM") - rss_before) / 1024
+    peak_growth_mb = peak_mb() - rss_before
     times = [step(count_saved=False)[0] for _ in range(repeats)]
     return {
         "memory": memory,
@@ -120,16 +116,14 @@ def measure_one(memory: str, slots: int, repeats: int, batch: int, hidden: int, 
         "gold_steps": int(gold.shape[1]),
         "steps_run": int(steps),
         "saved_mb": round(saved_mb, 1),
-        "peak_mb": round(peak_mb, 1),
+        "peak_mb": round(peak_growth_mb, 1),
         "step_s": round(statistics.median(times), 3),
         "threads": torch.get_num_threads(),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--slots", type=int, nargs="+", default=[64, 128, 256, 405])
     parser.add_argument("--dense-max-slots", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
@@ -156,25 +150,19 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 continue
-            cmd = [sys.executable, __file__, "--one", memory, str(slots), "--repeats", str(args.repeats)]
+            cmd = [__file__, "--one", memory, str(slots), "--repeats", str(args.repeats)]
             cmd += ["--batch", str(args.batch), "--hidden", str(args.hidden), "--seed", str(args.seed)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tail = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
-                rows.append({"memory": memory, "slots": slots, "failed": tail})
-            else:
-                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            try:
+                rows.append(run_in_child(cmd))
+            except ChildFailed as failed:
+                rows.append({"memory": memory, "slots": slots, "failed": failed.last_line})
             print(json.dumps(rows[-1]), flush=True)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "command": "python bench/sru_memory.py " + " ".join(argv or sys.argv[1:]),
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
-    (RESULTS / "sru_memory.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    host = machine()
+    meta = {"command": command_line(__file__, argv), "machine": host["platform"], "cpus": host["cpus"]}
+    write_result("sru_memory", {"meta": meta, "rows": rows}, quiet=True)
     lines = [
-        f"`{meta['command'].strip()}` on {meta['machine']}, {meta['cpus']} CPUs",
+        f"`{meta['command']}` on {meta['machine']}, {meta['cpus']} CPUs",
         "",
         "| slots | memory | gold steps | steps run | saved for backward (MB) | peak RSS growth (MB) "
         "| fwd+bwd (s) |",

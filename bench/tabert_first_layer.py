@@ -17,32 +17,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import (
+    ChildFailed,
+    arg_parser,
+    command_line,
+    machine,
+    peak_mb,
+    reset_peak,
+    resident_mb,
+    run_in_child,
+    write_result,
+)
 
 LENGTHS = (40, 80, 160)
 FORMS = ("factored", "straightforward")
-
-
-def _peak_mb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) // 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _rss_mb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def measure(words: int, form: str, channels: int, pair_dim: int, steps: int) -> dict:
@@ -82,8 +74,8 @@ def measure(words: int, form: str, channels: int, pair_dim: int, steps: int) -> 
     )
     assert batch["input_ids"].shape[1] == words + 2, "every word must be one subword"
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
-    rss_before = _rss_mb()
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
+    rss_before = int(resident_mb())
+    reset_peak()
     times = []
     for step in range(1 + steps):
         start = time.perf_counter()
@@ -100,15 +92,13 @@ def measure(words: int, form: str, channels: int, pair_dim: int, steps: int) -> 
         "step_seconds": round(statistics.median(times), 3),
         "timed_steps": steps,
         "rss_before_mb": rss_before,
-        "peak_mb": _peak_mb(),
-        "peak_over_start_mb": _peak_mb() - rss_before,
+        "peak_mb": int(peak_mb()),
+        "peak_over_start_mb": int(peak_mb()) - rss_before,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--channels", type=int, default=512)
     parser.add_argument("--pair-dim", type=int, default=0, help="0: pair the encoder vectors unprojected")
     parser.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
@@ -121,19 +111,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    import torch
     import transformers
 
     results = []
     for words in args.lengths:
         for form in FORMS:
-            command = [sys.executable, __file__, "--one", str(words), form, "--channels", str(args.channels),
+            command = [__file__, "--one", str(words), form, "--channels", str(args.channels),
                        "--pair-dim", str(args.pair_dim), "--steps", str(args.steps)]  # fmt: skip
-            out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-            if out.returncode != 0:
-                print(out.stderr[-3000:], file=sys.stderr)
+            try:
+                results.append(run_in_child(command))
+            except ChildFailed as failed:
+                print(failed.stderr[-3000:], file=sys.stderr)
                 return 1
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), flush=True)
     by = {(r["words"], r["first_layer"]): r for r in results}
     summary = {
@@ -143,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         for w in args.lengths
     }
+    host = machine()
     report = {
         "benchmark": "tabert_first_layer",
-        "command": "python bench/tabert_first_layer.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform()},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "command": command_line(__file__, argv),
+        "machine": {"cpus": host["threads"], "platform": host["platform"]},  # cpus: torch's threads
+        "versions": {"torch": host["torch"], "transformers": transformers.__version__},
         "setup": {
             "batch": 16,
             "channels": args.channels,
@@ -162,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "factored_vs_straightforward": summary,
     }
-    name = "tabert_first_layer" + (f"-{args.tag}" if args.tag else "") + ".json"
-    path = ROOT / "bench" / "results" / name
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result("tabert_first_layer" + (f"-{args.tag}" if args.tag else ""), report, quiet=True)
     return 0
 
 

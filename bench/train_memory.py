@@ -17,36 +17,21 @@ Writes bench/results/train_memory[-MODEL][-TAG].json (no MODEL part for the defa
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import arg_parser, peak_mb, reset_peak, resident_mb, write_result
 
 
 def _memory_mb() -> dict[str, int]:
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            fields[line.split(":")[0]] = int(line.split()[1]) // 1024
-    return {"rss_mb": fields["VmRSS"], "peak_mb": fields["VmHWM"]}
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    return {"rss_mb": int(resident_mb()), "peak_mb": int(peak_mb())}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--experiment", default="mt6_cpu")
     parser.add_argument("--model", default=None, help="a registered model name (default: train.yaml's)")
     parser.add_argument("--data-root", required=True)
@@ -88,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     largest = max(range(len(data.corpora)), key=lambda i: len(data._rows("train")[i]))
     rows = data._rows("train")[largest]
     batch = collate([rows[int(i)] for i in np.argsort(-rows.lengths)[: cfg.data.batch_size]])
-    _reset_peak()
+    reset_peak()
     network.train()
     train_step(batch)
     results["longest_train_batch"] = {
@@ -99,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     test_rows = data._rows("test")[largest]
     batch = collate([test_rows[int(i)] for i in np.argsort(-test_rows.lengths)[: cfg.data.eval_batch_size]])
-    _reset_peak()
+    reset_peak()
     network.eval()
     with torch.no_grad():
         module.predict(batch)
@@ -111,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     network.train()
     stream = iter(data.train_dataloader())
-    _reset_peak()
+    reset_peak()
     trajectory, start = [], time.perf_counter()
     for step in range(1, args.steps + 1):
         train_step(next(stream))
@@ -121,11 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     results["steps"] = {"seconds": round(time.perf_counter() - start, 1), "trajectory": trajectory}
 
     name = "train_memory" + ("" if args.model == default_group("model") else f"-{args.model}")
-    out = ROOT / "bench" / "results" / f"{name}{'-' + args.tag if args.tag else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in results.items() if k != "steps"}, indent=2))
-    print(f"{args.steps} steps: {results['steps']['seconds']} s; written {out}")
+    print(f"{args.steps} steps: {results['steps']['seconds']} s")
+    write_result(f"{name}{'-' + args.tag if args.tag else ''}", results, print_without={"steps"})
     return 0
 
 

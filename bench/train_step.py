@@ -16,18 +16,12 @@ step - 1, and appends a row to ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import arg_parser, command_line, machine, write_result
 
 SIX = ["BC2GM", "BC4CHEMD", "BC5CDR", "JNLPBA", "Linnaeus", "NCBI-disease"]
 
@@ -72,9 +66,7 @@ def build(model: str, encoder: str, label_space, sentences, device: torch.device
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--model", default="sru_ner")
     parser.add_argument("--encoder", default=None, help="default: the bundled MiniLM")
@@ -117,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
             if i >= args.warmup:
                 times[name].append(elapsed)
     baseline, other = (statistics.median(times[n]) for n in ("baseline", args.model))
+    host = machine()
     result = {
         "benchmark": "train_step",
         "model": args.model,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else host["processor"],
+        "threads": host["threads"],
         "precision": args.precision,
         "encoder": "MiniLM (bundled)" if args.encoder is None else encoder,
         "batch": {"sentences": len(sentences), "words": [len(s.tokens) for s in sentences]},
@@ -131,16 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.model}_step_s": round(other, 4),
         "decoder_overhead": round(other / baseline - 1, 3),
         "all_s": {n: [round(t, 4) for t in ts] for n, ts in times.items()},
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "command": "python "
-        + " ".join(["bench/train_step.py", *(argv if argv is not None else sys.argv[1:])]),
+        "torch": host["torch"],
+        "python": host["python"],
+        "command": command_line(__file__, argv),
     }
     suffix = "" if args.model == "sru_ner" else f"-{args.model}"
-    out = ROOT / "bench" / "results" / f"train_step{suffix}-{device.type}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(f"train_step{suffix}-{device.type}", result, print_without={"all_s"})
     _append_row(result, args.model, baseline, other)
-    print(json.dumps({k: v for k, v in result.items() if k != "all_s"}, indent=2))
     return 0
 
 
@@ -151,7 +141,7 @@ HEADER = """
 
 
 def _append_row(result: dict, model: str, baseline: float, other: float) -> None:
-    from bench.report import add_row
+    from report import add_row
 
     device = f"{result['device_name'] or result['device']} ({result['threads']} threads)"
     cells = [
