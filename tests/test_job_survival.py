@@ -18,6 +18,8 @@ import pytest
 import torch
 from train_runner import ROOT, clean_env, run_train, tiny_encoder_dir, tiny_run_args
 
+from lightning_modules.checkpoints import read_checkpoint
+
 STEPS = 12
 
 
@@ -34,7 +36,7 @@ def _args(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> list[str
 
 
 def _last(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
 
 def _training_state(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -203,6 +205,26 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
     assert 3 < _last(run_dir)["global_step"] < STEPS  # both ranks finished the same later step
     _rerun_and_compare(args, tmp_path, run_dir, _last(tmp_path / "ddp-ref"), extra_env=env)
     assert len(_last(run_dir)["rng_states"]) == 2
+
+
+@pytest.mark.slow
+def test_slurm_requeue_signal_writes_an_hpc_ckpt_that_loads_restricted(reference):
+    """SLURM's requeue signal (SIGUSR1) makes Lightning write ``hpc_ckpt_1.ckpt``: plain data, resumable."""
+    tmp_path, encoder, _ = reference
+    run_dir = tmp_path / "slurm"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "scontrol").write_text("#!/bin/sh\nexit 0\n")  # the requeue Lightning asks SLURM for
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}  # fmt: skip
+    slurm["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
+    args = _args(tmp_path, run_dir, encoder, "trainer.max_steps=4")
+    code, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=slurm), signal.SIGUSR1)
+    assert code == 0, err[-3000:]
+    hpc = read_checkpoint(run_dir / "hpc_ckpt_1.ckpt")
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(run_dir / "hpc_ckpt_1.ckpt") == []
+    assert hpc["global_step"] == 3 and len(hpc["rng_states"]) == 1
 
 
 def test_resume_auto_picks_the_readable_checkpoint_with_most_steps(tmp_path, capsys):

@@ -16,6 +16,7 @@ from train_runner import tiny_encoder_dir, tiny_run_args
 import train
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import SpanNERModule
+from lightning_modules.checkpoints import read_checkpoint
 from lightning_modules.registry import build_module, get_model, register_model
 
 KEYS = json.loads((Path(__file__).parent / "checkpoint_keys.json").read_text())["state_dict"]
@@ -130,7 +131,7 @@ def test_tabert_welt_weights_of_a_train_py_run_and_of_its_resume(tmp_path):
         "model.pair_dim=8",
     ]
     assert train.main([*args, "trainer.max_steps=1"]) == 0
-    first = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    first = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     cfg = OmegaConf.create(first["hyper_parameters"]["cfg"])
     data = MultiCorpusDataModule.from_config(cfg)
     expected = welt_binary_weights(*class_counts_span(data.training_rows(), data.label_space))
@@ -138,7 +139,7 @@ def test_tabert_welt_weights_of_a_train_py_run_and_of_its_resume(tmp_path):
     assert torch.equal(first["state_dict"]["span_neg_weight"], expected[1])
 
     assert train.main([*args, "resume=last", "trainer.max_steps=2"]) == 0
-    resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    resumed = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 2
     for key in ("span_pos_weight", "span_neg_weight"):
         assert torch.equal(resumed["state_dict"][key], first["state_dict"][key])

@@ -17,6 +17,7 @@ from train_runner import tiny_encoder_dir, tiny_run_args
 import train
 from configs.compose import ConfigError, compose
 from lightning_modules.base import ModelConfig, SpanNERModule, linear_warmup_decay
+from lightning_modules.checkpoints import read_checkpoint
 from lightning_modules.outputs import Prediction
 from lightning_modules.registry import get_model, load_module, register_model
 from training.resume import with_checkpoint_model
@@ -93,7 +94,7 @@ def test_a_model_defined_in_a_test_trains_through_train_py_and_resumes_without_f
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "test/merged/BC5CDR/Chemical/f1" in metrics
 
-    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 2
     assert last["hyper_parameters"]["cfg"]["model"] == {
         "name": "one_word_test", "lr": 5e-4, "weight_decay": 1e-3, "warmup_epochs": 0.2, "threshold": 0.4,
@@ -102,7 +103,7 @@ def test_a_model_defined_in_a_test_trains_through_train_py_and_resumes_without_f
 
     # no model= on the command line: the checkpoint's model is rebuilt, not the default (sru_ner)
     assert train.main([*args, "resume=last", "model.threshold=0.4", "trainer.max_steps=4"]) == 0
-    resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    resumed = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 4
     assert resumed["hyper_parameters"]["cfg"]["model"]["name"] == "one_word_test"
     assert resumed["hyper_parameters"]["cfg"]["model"]["threshold"] == 0.4

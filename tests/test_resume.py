@@ -14,6 +14,8 @@ import pytest
 import torch
 from train_runner import run_train, tiny_encoder_dir
 
+from lightning_modules.checkpoints import read_checkpoint
+
 
 def _run(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> None:
     args = [
@@ -36,7 +38,7 @@ def _run(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> None:
 
 
 def _load(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
 
 @pytest.mark.slow

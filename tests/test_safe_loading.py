@@ -186,9 +186,10 @@ def test_the_old_checkpoint_resumes_and_trust_checkpoint_resumes_a_custom_class(
     noted = _with_note(in_tiny_cwd)
     proc = run_train([*args, f"run_dir={in_tiny_cwd / 'noted'}", f"resume={noted}"], in_tiny_cwd)
     assert proc.returncode == 2 and f"error: {noted}: refused: it needs " in proc.stderr, proc.stderr[-3000:]
-    assert not (in_tiny_cwd / "noted" / "checkpoints").exists()
+    assert not list((in_tiny_cwd / "noted").glob("checkpoints/*.ckpt"))
     trusted = [*args, f"run_dir={in_tiny_cwd / 'noted'}", f"resume={noted}", "trust_checkpoint=true"]
-    proc = run_train(trusted, in_tiny_cwd, timeout=600)
+    tests_dir = {"PYTHONPATH": str(Path(__file__).resolve().parent)}  # where Note is defined
+    proc = run_train(trusted, in_tiny_cwd, timeout=600, extra_env=tests_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_checkpoint(in_tiny_cwd / "noted" / "checkpoints" / "last.ckpt")["global_step"] == 3
 

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from train_runner import run_train, tiny_encoder_dir
+
+from lightning_modules.checkpoints import read_checkpoint
 
 
 def _train(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str):
@@ -41,7 +42,7 @@ def test_ddp_training_run_completes_and_matches_single_process_test_scores(tmp_p
     proc = _train(tmp_path, run_dir, encoder, *ddp)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 4
     assert len(last["rng_states"]) == 2  # one per rank
 
@@ -57,7 +58,7 @@ def _single_process_test(checkpoint: Path) -> dict[str, float]:
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.sru_ner.module import SRUNERModule
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     module = SRUNERModule.build(**state["hyper_parameters"])
     module.load_state_dict(state["state_dict"])
     datamodule = MultiCorpusDataModule.from_config(
