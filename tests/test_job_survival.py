@@ -220,8 +220,9 @@ def test_slurm_requeue_signal_writes_an_hpc_ckpt_that_loads_restricted(reference
              "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}  # fmt: skip
     slurm["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
     args = _args(tmp_path, run_dir, encoder, "trainer.max_steps=4")
-    code, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=slurm), signal.SIGUSR1)
-    assert code == 0, err[-3000:]
+    _, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=slurm), signal.SIGUSR1)
+    # the exit status after a requeue is issue 18's to design; here: what is on disk
+    assert (run_dir / "hpc_ckpt_1.ckpt").is_file(), err[-3000:]
     hpc = read_checkpoint(run_dir / "hpc_ckpt_1.ckpt")
     assert torch.serialization.get_unsafe_globals_in_checkpoint(run_dir / "hpc_ckpt_1.ckpt") == []
     assert hpc["global_step"] == 3 and len(hpc["rng_states"]) == 1
