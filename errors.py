@@ -10,6 +10,10 @@ class BionerError(Exception):
     """Base class for user-facing errors (bad data, bad config, bad checkpoint)."""
 
 
+class ConfigError(BionerError):
+    """A bad config value (``configs.compose`` re-exports it; lower layers raise it from here)."""
+
+
 class CorpusFormatError(BionerError):
     def __init__(self, path: str | Path, line: int | None, problem: str):
         self.path, self.line, self.problem = str(path), line, problem

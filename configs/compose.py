@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from configs.schema import RunCfg
-from errors import BionerError
+from errors import ConfigError
 from metrics.names import RENAMED
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -32,10 +32,6 @@ GROUPS = {
     "trainer": CONFIG_DIR / "trainer",
     "model": CONFIG_DIR / "model",  # names come from the model registry; a YAML file is optional
 }
-
-
-class ConfigError(BionerError):
-    pass
 
 
 def samples_dir() -> str:

@@ -22,6 +22,13 @@ Batch contract (``Collator``), B sentences, L subwords, Q = max(num_words) + 2 w
 
 then ``batch_transform(batch)`` when given (runs inside the collate, so in the loader workers).
 
+Batch size: ``batch_size`` (``data.batch_size``) is the global batch, the number of training sentences
+per optimiser step over all ranks and all gradient-accumulation micro-batches. Each process loads
+micro-batches of ``micro_batch_size(world_size, accumulate_grad_batches)`` = ``batch_size / (world_size x
+accumulate_grad_batches)`` sentences; a ``batch_size`` that does not divide is a ``ConfigError``
+(``check_batch_split``, called right after the Trainer is built). Steps per epoch, and hence warmup and
+decay, are then the same on any number of processes. ``eval_batch_size`` stays per process.
+
 Distributed use: set ``Trainer(use_distributed_sampler=False)``. The training sampler is rank-aware;
 eval loaders are sharded without padding (rank r evaluates rows r::world_size of each corpus), so every
 dev/test sentence is seen exactly once over all ranks: metric states must be sum-reduced.
@@ -52,7 +59,7 @@ from datamodules.rows import FEATURES, TokenizationReport, Unsplittable
 from datamodules.sampler import InverseSizeSampler
 from datamodules.sentence import Sentence
 from datamodules.splitting import MAX_SUBWORDS
-from errors import BionerError
+from errors import BionerError, ConfigError
 
 BATCH_COLUMNS = [
     "input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk", "unreachable", "relations",
@@ -322,13 +329,39 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             self.setup("fit")
         return self.datasets["train"]
 
+    # --- the global batch -----------------------------------------------------------------------
+    def micro_batch_size(self, world_size: int = 1, accumulate_grad_batches: int = 1) -> int:
+        """Training sentences per loader batch on each process: the global ``batch_size`` split over
+        ``world_size`` processes x ``accumulate_grad_batches`` micro-batches. ``ConfigError`` (one line)
+        when it does not divide."""
+        split = int(world_size) * int(accumulate_grad_batches)
+        if split < 1 or self.batch_size < 1 or self.batch_size % split:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} (sentences per optimiser step over all processes) does "
+                f"not split over {world_size} processes x {accumulate_grad_batches} accumulation "
+                f"micro-batches = {split}: set data.batch_size to a multiple of {split}"
+            )
+        return self.batch_size // split
+
+    def check_batch_split(self, world_size: int, accumulate_grad_batches: int) -> None:
+        """Raise the ``ConfigError`` of ``micro_batch_size`` now (before training starts) when the global
+        batch does not split over the Trainer's ``world_size`` x ``accumulate_grad_batches``."""
+        self.micro_batch_size(world_size, accumulate_grad_batches)
+
     def train_steps_per_epoch(self, world_size: int = 1, accumulate_grad_batches: int = 1) -> int:
-        """Optimiser steps in one training epoch on each of ``world_size`` ranks (loads the train split)."""
+        """Optimiser steps in one training epoch, ``ceil(epoch length / batch_size)`` (loads the train
+        split): the same for every world size and accumulation, which are only checked to split the batch.
+
+        Exact for the loaders: each rank draws ``ceil(N / W)`` sentences (``InverseSizeSampler``) in
+        ``ceil(ceil(N / W) / m)`` micro-batches of ``m = B / (W A)``, and Lightning steps after every ``A``
+        of them and after the last: ``ceil(ceil(ceil(N / W) / m) / A) = ceil(N / (W m A)) = ceil(N / B)``
+        (``ceil(ceil(x) / k) = ceil(x / k)`` for a whole ``k``)."""
+        self.micro_batch_size(world_size, accumulate_grad_batches)
         if "train" not in self.datasets:
             self.setup("fit")
         sizes = [len(self.datasets["train"][c]) for c in self.label_space.corpora]
-        per_rank = InverseSizeSampler.samples_per_rank(sizes, self.samples_per_epoch, world_size)
-        return max(1, math.ceil(math.ceil(per_rank / self.batch_size) / accumulate_grad_batches))
+        epoch = InverseSizeSampler.epoch_length(sizes, self.samples_per_epoch)
+        return max(1, math.ceil(epoch / self.batch_size))
 
     # --- loaders --------------------------------------------------------------------------------
     def collator(self) -> Collator:
@@ -336,8 +369,13 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         return Collator(0 if pad is None else pad, self.batch_transform)
 
     def train_dataloader(self) -> StatefulDataLoader:
+        """Micro-batches of ``micro_batch_size`` for the attached Trainer's world size and accumulation
+        (1 and 1 without a Trainer); rank r loads positions r::world_size of the epoch's global stream."""
         parts = self._rows("train")
         rank, world = self._rank_world()
+        trainer = getattr(self, "trainer", None)
+        accumulate = int(trainer.accumulate_grad_batches) if trainer is not None else 1
+        micro = self.micro_batch_size(world, accumulate)
         self.sampler = InverseSizeSampler(
             [len(p) for p in parts],
             num_samples=self.samples_per_epoch,
@@ -348,7 +386,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         )
         return StatefulDataLoader(
             ConcatDataset(parts),
-            batch_size=self.batch_size,
+            batch_size=micro,
             sampler=self.sampler,
             num_workers=self.num_workers,
             collate_fn=self.collator(),

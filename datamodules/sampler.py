@@ -1,10 +1,13 @@
 """Multi-corpus sampler: P(corpus) = 1/K, uniform within a corpus, with replacement (spec A6).
 
-The order of one epoch is a pure function of ``(seed, epoch)``: one global stream of ``num_samples``
-draws (rounded up to a multiple of ``world_size``) is generated in one vectorised call, and rank ``r``
-takes positions ``r::world_size``. The state is ``{"epoch", "yielded"}`` (per-rank count, identical on
-every rank), so a ``torchdata.stateful_dataloader.StatefulDataLoader`` built over this sampler resumes
-mid-epoch bit-for-bit, with or without workers (see ``shared/spec/platform.md``, "Exact resume").
+The order of one epoch is a pure function of ``(seed, epoch)``, the same for every world size: one
+global stream of exactly ``num_samples`` draws is generated in one vectorised call, padded to a multiple
+of ``world_size`` by wrapping around to its start, and rank ``r`` takes positions ``r::world_size``. So
+positions ``s*B .. (s+1)*B - 1`` of the stream are the ``B`` sentences of optimiser step ``s`` on any
+number of ranks (``B`` = ``data.batch_size``, the global batch; ``datamodules.multi_corpus``).
+The state is ``{"epoch", "yielded"}`` (per-rank count, identical on every rank), so a
+``torchdata.stateful_dataloader.StatefulDataLoader`` built over this sampler resumes mid-epoch
+bit-for-bit, with or without workers (see ``shared/spec/platform.md``, "Exact resume").
 """
 
 from __future__ import annotations
@@ -95,14 +98,26 @@ class InverseSizeSampler(Sampler[int]):
         return g
 
     def global_stream(self, epoch: int | None = None) -> torch.Tensor:
-        """All ``total`` draws of an epoch, for every rank: (total,) long global indices."""
-        g = self._generator(self.epoch if epoch is None else epoch)
+        """All ``total`` draws of an epoch, for every rank: (total,) long global indices.
+
+        The first ``num_samples`` are drawn alone, so they do not depend on ``world_size`` (the generator
+        is consumed the same way on any number of ranks); the ``total - num_samples < world_size`` padding
+        positions repeat the stream from its start. With ``world_size=1`` there is no padding."""
+        stream = self._draw(self.epoch if epoch is None else epoch)  # (num_samples,)
+        if self.total == self.num_samples:
+            return stream
+        return stream.repeat(math.ceil(self.total / self.num_samples))[: self.total]
+
+    def _draw(self, epoch: int) -> torch.Tensor:
+        """The ``num_samples`` draws of an epoch: (num_samples,) long global indices."""
+        g = self._generator(epoch)
+        n = self.num_samples
         if len(self.sizes) == 1:  # one corpus: an ordinary shuffle, each sentence once per pass (A6)
             size = int(self.sizes[0])
-            passes = [torch.randperm(size, generator=g) for _ in range(math.ceil(self.total / size))]
-            return torch.cat(passes)[: self.total]
-        corpus = torch.multinomial(self.weights, self.total, replacement=True, generator=g)  # (total,)
-        u = torch.rand(self.total, generator=g, dtype=torch.float64)  # (total,) in [0, 1)
+            passes = [torch.randperm(size, generator=g) for _ in range(math.ceil(n / size))]
+            return torch.cat(passes)[:n]
+        corpus = torch.multinomial(self.weights, n, replacement=True, generator=g)  # (n,)
+        u = torch.rand(n, generator=g, dtype=torch.float64)  # (n,) in [0, 1)
         size = self.sizes[corpus]
         within = torch.minimum((u * size).long(), size - 1)  # uniform in [0, size)
         return self.offsets[corpus] + within

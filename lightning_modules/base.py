@@ -12,7 +12,10 @@ The subclass supplies (abstract methods; see "How to add a model" in ``docs/desi
 - ``build_network(config, label_space, encoder)`` (a classmethod): its plain network;
 - ``target_encoder()``: a picklable collate-time transform that adds the model's targets to a batch
   (it runs in the loader workers);
-- ``training_loss(batch)``: the scalar loss of a training batch;
+- ``loss_terms(batch)``: the loss of a training batch as a ``LossTerms(total, count)``
+  (``lightning_modules.outputs``): the loss summed over the batch's units (words, action rows, sentences)
+  and the number of units, so that the training step can normalise over the global batch (below);
+  ``training_loss(batch)`` = ``total / count`` is the single-process mean (tests and ``bench/`` call it);
 - ``predict(batch)``: a ``Prediction`` (``lightning_modules.outputs``) on the host: per sentence the
   ``(start, end, type_id)`` spans, and where the model has them relations and span scores, from one
   decode function per model.
@@ -25,8 +28,9 @@ checkpoints carry it.
 Everything else is here: moving only the network's inputs to the device, validation/test span metrics in
 both views and their logging, ``predict_step``, one AdamW with an encoder and a head parameter group, and
 per-group linear warmup + linear (or cosine) decay in optimiser steps, whose length comes from the data
-module. When the label space has relation types (CoNLL04, ADE), validation and test also score relations
-(``metrics.relation_f1``: RE and RE+) and log NER micro/macro F1 over entity types.
+module (``train_steps_per_epoch``: the same on any number of processes, ``data.batch_size`` being the
+global batch). When the label space has relation types (CoNLL04, ADE), validation and test also score
+relations (``metrics.relation_f1``: RE and RE+) and log NER micro/macro F1 over entity types.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from torch import nn
 from datamodules.label_space import LabelSpace
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.model_config import ModelConfig
-from lightning_modules.outputs import Prediction
+from lightning_modules.outputs import LossTerms, Prediction
 from metrics import names
 from metrics.relation_f1 import RelationF1, gold_relation_tuples
 from metrics.span_f1 import SpanF1
@@ -59,6 +63,25 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
 
     ``encoder_config`` (a transformers config dict) builds the encoder without weights, for tests and for
     reloading a checkpoint whose weights come from the checkpoint itself; it is only recorded here.
+
+    The loss is normalised over the global batch (``data.batch_size`` sentences per optimiser step over
+    all processes and accumulation micro-batches; ``docs/global_batch.md``). A training step takes the
+    model's ``loss_terms`` (sum ``S_r`` and count ``N_r`` on rank ``r``), sums the counts over the ``W``
+    ranks with one asynchronous ``all_reduce`` (no host synchronisation) and returns
+    ``S_r * W / sum_r N_r``: DDP averages the gradients over the ranks, so the gradient is that of
+    ``sum_r S_r / sum_r N_r``, the mean over the micro-batch's global units, whatever each rank holds. So
+    ``W`` processes of ``B / W`` sentences compute the gradient of one process of ``B`` sentences.
+    ``train/loss`` logs that global mean, ``sum_r S_r / sum_r N_r``.
+
+    Gradient accumulation (``A = trainer.accumulate_grad_batches``): some counts are known only after
+    the forward pass (SRU-NER's kept action rows, which grow when a SHIFT is displaced; the baseline's
+    tagged words), so each micro-batch is normalised by its own cross-rank count and Lightning divides the
+    loss by ``A``: the accumulated gradient is the **mean of the ``A`` micro-batch means**. It equals the
+    mean over the whole global batch exactly when every micro-batch has the same count: TabERT-CNN
+    (normalised per sentence) with full micro-batches; for the baseline (words) and SRU-NER (rows, or
+    sentences with kept rows) it weighs each micro-batch equally rather than by its count.
+    ``tests/test_global_batch.py`` checks both rules against runs of 1 and 2 processes and of each
+    micro-batch alone.
     """
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
@@ -121,8 +144,13 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         """A picklable ``batch -> batch`` transform adding the training targets (runs in loader workers)."""
 
     @abc.abstractmethod
+    def loss_terms(self, batch: dict) -> LossTerms:
+        """The loss of a training batch (its targets added by ``target_encoder``) as its sum over the
+        batch's units and their count; no host synchronisation (no ``.item()``)."""
+
     def training_loss(self, batch: dict) -> torch.Tensor:
-        """The scalar loss of a training batch (its targets added by ``target_encoder``)."""
+        """The scalar loss of a training batch in one process: ``total / count`` of ``loss_terms``."""
+        return mean_loss(self.loss_terms(batch))
 
     @abc.abstractmethod
     def predict(self, batch: dict) -> Prediction:
@@ -142,9 +170,23 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         return {k: v.to(device, non_blocking=True) if k in keys else v for k, v in batch.items()}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.training_loss(batch)
+        """The loss normalised over the global batch (see the class docstring); one ``all_reduce`` of the
+        (sum, count) pair over the default process group when there are several processes."""
+        terms = self.loss_terms(batch)
+        world = _world_size()
+        if world == 1:
+            loss = mean = mean_loss(terms)
+        else:
+            count = terms.count
+            if not isinstance(count, torch.Tensor):
+                count = terms.total.new_full((), float(count))
+            sums = torch.stack([terms.total.detach().float(), count.detach().float()])  # (2,)
+            torch.distributed.all_reduce(sums)  # sum over ranks; asynchronous on GPU (no host sync)
+            global_count = sums[1].clamp(min=1.0)
+            loss = terms.total * world / global_count  # DDP averages gradients over the ranks
+            mean = sums[0] / global_count  # the global batch's mean loss, the same on every rank
         # not on the progress bar: it would read the loss on the host after every batch
-        self.log(names.TRAIN_LOSS, loss, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
+        self.log(names.TRAIN_LOSS, mean, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
         return loss
 
     def _evaluate(self, batch: dict, metric: SpanF1, relation_metric: RelationF1 | None) -> Prediction:
@@ -219,6 +261,19 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         decay = cosine_warmup_decay if optim.get("schedule", "linear") == "cosine" else linear_warmup_decay
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay(w, total) for w in warmups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def mean_loss(terms: LossTerms) -> torch.Tensor:
+    """``total / count`` (a count below 1, an empty batch, counts as 1)."""
+    if isinstance(terms.count, torch.Tensor):
+        return terms.total / terms.count.clamp(min=1.0)
+    return terms.total / max(terms.count, 1)
+
+
+def _world_size() -> int:
+    """Processes in the default process group (1 without one)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _build_encoder(name: str, encoder_config: Mapping[str, Any] | None) -> WordEncoder:

@@ -1,5 +1,10 @@
 from losses.class_weights import welt_binary_weights, welt_class_weights
-from losses.dynamic_multi_hot import dynamic_multi_hot_target, multi_hot_bce, shift_kept
+from losses.dynamic_multi_hot import (
+    dynamic_multi_hot_target,
+    multi_hot_bce,
+    multi_hot_bce_terms,
+    shift_kept,
+)
 from losses.span_targets import dynamic_type_bce_sum, dynamic_type_target, masked_bce_sum
 
 __all__ = [
@@ -8,6 +13,7 @@ __all__ = [
     "dynamic_type_target",
     "masked_bce_sum",
     "multi_hot_bce",
+    "multi_hot_bce_terms",
     "shift_kept",
     "welt_binary_weights",
     "welt_class_weights",

@@ -80,7 +80,8 @@ def multi_hot_bce(
     *,
     normalization: str = "rows",
 ) -> torch.Tensor:
-    """Multi-label BCE with logits averaged over the ``A`` columns of each kept row.
+    """Multi-label BCE with logits averaged over the ``A`` columns of each kept row: ``total / count``
+    of ``multi_hot_bce_terms`` (the count clamped to at least 1).
 
     Args:
         logits: ``(B, T, A)`` action logits.
@@ -94,6 +95,23 @@ def multi_hot_bce(
     Returns:
         Scalar float32 loss; 0 when no row is kept.
     """
+    total, count = multi_hot_bce_terms(logits, targets, row_mask, normalization=normalization)
+    return total / count.clamp(min=1.0)
+
+
+def multi_hot_bce_terms(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    row_mask: torch.Tensor,
+    *,
+    normalization: str = "rows",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``multi_hot_bce`` as (sum, count), so that a caller can sum the counts over processes first.
+
+    ``"rows"``: the summed row losses (each the mean over its ``A`` columns) and the number of kept rows;
+    ``"sentences"``: the summed per-sentence means and the number of sentences with at least one kept row.
+    Both scalars float32, on the device of ``logits``; the count is known only after the forward pass.
+    """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     per_cell = F.binary_cross_entropy_with_logits(
@@ -103,8 +121,8 @@ def multi_hot_bce(
     per_row = torch.where(row_mask, per_row, torch.zeros_like(per_row))  # masked rows: value and grad 0
     kept = row_mask.to(per_row.dtype)  # (B, T)
     if normalization == "rows":
-        return per_row.sum() / kept.sum().clamp(min=1.0)
+        return per_row.sum(), kept.sum()
     rows_per_sentence = kept.sum(dim=1)  # (B,)
     per_sentence = per_row.sum(dim=1) / rows_per_sentence.clamp(min=1.0)  # (B,); 0 for empty sentences
     has_rows = (rows_per_sentence > 0).to(per_row.dtype)  # (B,)
-    return (per_sentence * has_rows).sum() / has_rows.sum().clamp(min=1.0)
+    return (per_sentence * has_rows).sum(), has_rows.sum()

@@ -17,6 +17,7 @@ import train
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import SpanNERModule
 from lightning_modules.checkpoints import read_checkpoint
+from lightning_modules.outputs import LossTerms
 from lightning_modules.registry import build_module, get_model, register_model
 
 KEYS = json.loads((Path(__file__).parent / "checkpoint_keys.json").read_text())["state_dict"]
@@ -56,8 +57,8 @@ def test_a_model_missing_part_of_the_contract_is_refused_at_registration():
         def target_encoder(self):
             return lambda batch: batch
 
-        def training_loss(self, batch):
-            return torch.zeros(())
+        def loss_terms(self, batch):
+            return LossTerms(torch.zeros(()), 1)
 
     with pytest.raises(TypeError, match="NoPredict does not implement predict"):
         register_model("no_predict_test", description="x")(NoPredict)

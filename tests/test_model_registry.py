@@ -18,7 +18,7 @@ import train
 from configs.compose import ConfigError, compose
 from lightning_modules.base import ModelConfig, SpanNERModule, linear_warmup_decay
 from lightning_modules.checkpoints import read_checkpoint
-from lightning_modules.outputs import Prediction
+from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import get_model, load_module, register_model
 from training.resume import with_checkpoint_model
 
@@ -69,8 +69,10 @@ class OneWordModule(SpanNERModule):
     def target_encoder(self):
         return OneWordTargets(len(self.label_space))
 
-    def training_loss(self, batch):
-        return F.binary_cross_entropy_with_logits(self.network(batch), batch["one_word"])
+    def loss_terms(self, batch):  # the mean BCE over every (word, type) cell of the batch
+        target = batch["one_word"]
+        total = F.binary_cross_entropy_with_logits(self.network(batch), target, reduction="sum")
+        return LossTerms(total, target.numel())
 
     def predict(self, batch):
         hits = (self.network(batch).sigmoid() > self.model_cfg.threshold).cpu()
@@ -150,7 +152,8 @@ def test_model_name_set_in_a_config_file_is_an_error(tmp_path, monkeypatch):
 
 
 def test_schedule_length_comes_from_the_data_module(tmp_path):
-    """steps per epoch = ceil(ceil(epoch / world) / batch / accumulation) for the data module's epoch."""
+    """steps per epoch = ceil(epoch / batch) for the data module's epoch, on any number of processes
+    (data.batch_size is the global batch); a batch that does not split is a one-line ConfigError."""
     from datamodules.multi_corpus import MultiCorpusDataModule
 
     encoder = tiny_encoder_dir(tmp_path / "tiny")
@@ -160,12 +163,12 @@ def test_schedule_length_comes_from_the_data_module(tmp_path):
     cfg.data.samples_per_epoch = None
     mean_size = MultiCorpusDataModule.from_config(cfg)
     assert data.train_steps_per_epoch(1, 1) == 1600 // 16 == 100
-    assert data.train_steps_per_epoch(3, 1) == 34  # ceil(1600 / 3) = 534 per rank -> 34 batches of 16
-    assert data.train_steps_per_epoch(3, 4) == 9
+    assert data.train_steps_per_epoch(2, 1) == data.train_steps_per_epoch(4, 2) == 100  # 8 or 2 per rank
+    with pytest.raises(ConfigError, match="set data.batch_size to a multiple of 3"):
+        data.train_steps_per_epoch(3, 1)
     steps = mean_size.train_steps_per_epoch(2, 1)
     sizes = [len(mean_size.datasets["train"][c]) for c in ("BC5CDR", "NCBI-disease")]
-    per_rank = math.ceil((sum(sizes) // 2) / 2)  # epoch = mean train size, floored; over 2 ranks
-    assert steps == math.ceil(per_rank / 16)
+    assert steps == math.ceil((sum(sizes) // 2) / 16)  # epoch = mean train size, floored
     # the sampler the loader uses agrees
     assert len(data.train_dataloader()) == 100
 

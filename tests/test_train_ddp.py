@@ -22,7 +22,7 @@ def _train(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str):
         f"encoder.name={encoder}",
         f"data.cache_dir={tmp_path / 'cache'}",
         "data.corpora=[BC5CDR,NCBI-disease]",
-        "data.samples_per_epoch=64",  # 2 ranks x 2 steps x 16
+        "data.samples_per_epoch=64",  # 4 steps of 16 sentences (8 per rank)
         "data.val_subsample=8",
         "trainer.max_steps=4",
         "logger=none",

@@ -14,7 +14,7 @@ from lightning_modules.baseline.network import PerCorpusTaggerNetwork
 from lightning_modules.baseline.tagging import BIOLayout, decode_tags
 from lightning_modules.baseline.targets import BIOTargetEncoder
 from lightning_modules.encoder import WordEncoder
-from lightning_modules.outputs import Prediction
+from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
 
 
@@ -52,8 +52,9 @@ class PerCorpusTaggerModule(SpanNERModule):
     def target_encoder(self) -> BIOTargetEncoder:
         return BIOTargetEncoder(self.label_space)
 
-    def training_loss(self, batch: dict) -> torch.Tensor:
-        return self.network(batch)
+    def loss_terms(self, batch: dict) -> LossTerms:
+        """The cross-entropy summed over the batch's tagged words, and their number."""
+        return LossTerms(*self.network.loss_terms(batch))
 
     def predict(self, batch: dict) -> Prediction:
         """Spans of every head; a span's score is the lowest probability of its words' tags."""

@@ -32,11 +32,19 @@ class PerCorpusTaggerNetwork(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Mean cross-entropy over the words of the batch, each sentence under its own corpus's head."""
+        total, count = self.loss_terms(batch)
+        return total / count.clamp(min=1)
+
+    def loss_terms(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross-entropy summed over the tagged words of the batch (each sentence under its own
+        corpus's head) and the number of those words: ``(sum, count)``, scalars on the device."""
         logits = self.tag_logits(batch).float()  # (B, N, total)
         columns, valid = batch["head_columns"], batch["head_valid"]  # (B, L) each
         own = logits.gather(-1, columns[:, None, :].expand(-1, logits.shape[1], -1))  # (B, N, L)
         own = own.masked_fill(~valid[:, None, :], float("-inf"))
-        return F.cross_entropy(own.flatten(0, 1), batch["tags"].flatten(), ignore_index=IGNORE)
+        tags = batch["tags"].flatten()
+        total = F.cross_entropy(own.flatten(0, 1), tags, ignore_index=IGNORE, reduction="sum")
+        return total, (tags != IGNORE).sum()
 
     @torch.no_grad()
     def predict_tags(self, batch: dict) -> torch.Tensor:

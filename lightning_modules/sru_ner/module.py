@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import SpanNERModule
 from lightning_modules.encoder import WordEncoder
-from lightning_modules.outputs import Prediction
+from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
 from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder
-from losses import multi_hot_bce
+from losses import multi_hot_bce_terms
 
 
 @register_model(
@@ -40,10 +38,15 @@ class SRUNERModule(SpanNERModule):
     def target_encoder(self) -> SRUTargetEncoder:
         return SRUTargetEncoder(self.label_space)
 
-    def training_loss(self, batch: dict) -> torch.Tensor:
+    def loss_terms(self, batch: dict) -> LossTerms:
+        """The summed BCE of the kept action rows (``model.loss_normalization=rows``) or of the
+        per-sentence means (``sentences``), and the count of those rows (sentences), known only after
+        the forward pass (a displaced SHIFT adds a row)."""
         out = self.network(batch)
-        return multi_hot_bce(
-            out.logits, out.targets, out.row_mask, normalization=self.model_cfg.loss_normalization
+        return LossTerms(
+            *multi_hot_bce_terms(
+                out.logits, out.targets, out.row_mask, normalization=self.model_cfg.loss_normalization
+            )
         )
 
     def predict(self, batch: dict) -> Prediction:

@@ -2,10 +2,10 @@
 
 - ``paper``: joint NER + RE on one relation corpus (CoNLL04, ADE): BILOU labels on the diagonal through a
   linear map of the diagonal's relation logits, directional relation labels on the strict upper triangle,
-  loss = sum of both cross-entropies (per sentence: divided by the batch size).
+  loss = sum of both cross-entropies, per sentence (divided by the sentences of the global batch).
 - ``span``: NER over any corpora with disjoint label spaces: one sigmoid per corpus-qualified type on each
   cell ``(i, j)``, ``i <= j``, trained with the dynamic multi-hot target (``losses.dynamic_type_target``);
-  loss = the summed BCE over valid cells and types, divided by the batch size.
+  loss = the summed BCE over valid cells and types, per sentence (the same division).
 
 ``mode=auto`` picks ``paper`` for a single corpus with relation types and ``span`` otherwise.
 """
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import ModelConfig, SpanNERModule
 from lightning_modules.encoder import WordEncoder
-from lightning_modules.outputs import Prediction
+from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
 from lightning_modules.tabert_cnn.network import FIRST_LAYERS, TabERTCNNNetwork, TableCNNConfig
 from lightning_modules.tabert_cnn.tables import (
@@ -184,7 +184,8 @@ class TabERTCNNModule(SpanNERModule):
             self.span_neg_weight.copy_(w_neg)
 
     # --- training ----------------------------------------------------------------------------------
-    def training_loss(self, batch: dict) -> torch.Tensor:
+    def loss_terms(self, batch: dict) -> LossTerms:
+        """The summed losses of the batch's sentences and their number (known on the host)."""
         logits, entity_logits = self.network(batch)
         batch_size = logits.shape[0]
         if self.mode == "paper":
@@ -199,8 +200,8 @@ class TabERTCNNModule(SpanNERModule):
                 logits.float(), batch["rel_labels"], weight=self.relation_class_weights,
                 ignore_index=IGNORE, reduction="sum",
             )  # fmt: skip
-            return (ner + rel) / batch_size
-        return self.span_loss(logits, batch) / batch_size
+            return LossTerms(ner + rel, batch_size)
+        return LossTerms(self.span_loss(logits, batch), batch_size)
 
     def span_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """Summed BCE of the valid upper-triangle cells under the dynamic multi-hot target."""
