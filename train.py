@@ -8,10 +8,11 @@ checkpoint -> publish its scores.
 
 Outputs go to ``outputs/<experiment>/<run_name>`` (``run_dir=...``): ``checkpoints/{best,last}.ckpt``,
 ``metrics.json``, ``config.yaml`` and the W&B files. Exit status: 0 done, 1 interrupted (SIGTERM, SLURM's
-pre-emption signal or Ctrl-C: a resumable checkpoint was written and the resume command printed; the same
-command line with ``resume=auto`` continues it), 2 a user error (bad config, missing corpus, bad checkpoint, a
-checkpoint refused by the restricted loader: ``trust_checkpoint=true`` for a file one trusts), found before
-training starts.
+requeue signal, then requeued, or Ctrl-C: every rank stopped after the same step, a resumable checkpoint
+was written and the resume command printed; the same command line with ``resume=auto`` continues it) or
+failed (an exception on any rank: every rank exits, the newest checkpoint is the last good one), 2 a user
+error (bad config, missing corpus, bad checkpoint, a checkpoint refused by the restricted loader:
+``trust_checkpoint=true`` for a file one trusts), found before training starts.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from configs.compose import ConfigError, available, compose, default_group
 from configs.validation import check_config
 from datamodules.multi_corpus import MultiCorpusDataModule
 from errors import BionerError, report_user_error
+from lightning_modules.agreed_stop import REQUEUE
 from lightning_modules.checkpoints import check_checkpoint
 from lightning_modules.registry import available_models, build_module
 from training.publish import publish_run_start, publish_test_scores
 from training.resume import resume_checkpoint, resume_command, with_checkpoint_model
 from training.run_dir import resolve_run_dir
-from training.trainer import build_trainer
+from training.slurm import requeue_slurm_job
+from training.trainer import agreed_stop, build_trainer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,19 +91,23 @@ def run(cfg: Any, argv: list[str]) -> int:
         model = torch.compile(model)
 
     trainer = build_trainer(cfg, plain, run_dir, label_space, resuming=ckpt_path is not None)
+    datamodule.check_batch_split(trainer.world_size, trainer.accumulate_grad_batches)
     if trainer.is_global_zero:
         publish_run_start(run_dir, plain, label_space, argv)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SystemExit:  # SIGTERM (Lightning raises SIGTERMException) or Ctrl-C (Lightning calls exit(1))
+    except SystemExit:  # the agreed stop (Lightning's SIGTERMException) or a second Ctrl-C (exit(1))
         if not trainer.interrupted:
             raise
-    if trainer.interrupted:
+    stop = agreed_stop(trainer)
+    if trainer.interrupted or stop.agreed:  # a stop agreed at the very last step ends fit normally
         if trainer.is_global_zero:
             print(
                 f"Training was interrupted; {run_dir.checkpoints} holds its state. Resume with:", flush=True
             )
             print(f"  {resume_command(argv, run_dir)}", flush=True)
+            if stop.agreed == REQUEUE:  # once, by rank 0, now that the checkpoint is on disk
+                requeue_slurm_job()
         return 1
     if not cfg.test_after_fit:
         return 0

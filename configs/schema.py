@@ -2,7 +2,8 @@
 
 ``TrainerCfg`` is generated from ``lightning.pytorch.Trainer.__init__`` so that every Trainer argument
 is reachable as ``trainer.<arg>=...`` with its type checked (arguments that take objects, such as
-callbacks and loggers, are built by ``train.py`` and are not config keys).
+callbacks and loggers, are built by ``train.py`` and are not config keys), plus
+``trainer.collective_timeout_s``, the process-group timeout (``training/trainer.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def _trainer_fields() -> list[tuple[str, Any, Any]]:
             continue
         typ, default = overrides.get(name, (_config_type(param.annotation), param.default))
         fields.append((name, typ, field(default=default)))
+    # ours, not the Trainer's: the process-group timeout, so that a rank waiting in a collective for a
+    # dead peer ends the job in minutes (torch's default is 30 min; lightning_modules/agreed_stop.py)
+    fields.append(("collective_timeout_s", int, field(default=300)))
     return fields
 
 
@@ -54,7 +58,7 @@ class DataCfg:
     corpora: list[str] = field(default_factory=lambda: list(BIOMEDICAL))
     reading: str = "full"  # "full" (correct gold) or "paper" (the reference converter's drops, Table 8)
     max_subwords: int = 405
-    batch_size: int = 16
+    batch_size: int = 16  # global: sentences per optimiser step over all ranks and micro-batches
     eval_batch_size: int = 32
     num_workers: int = 0
     samples_per_epoch: int | None = None  # None: the mean train size

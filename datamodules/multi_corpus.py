@@ -243,6 +243,21 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             return 0, 1
         return int(trainer.global_rank), int(trainer.world_size)
 
+    def loader_options(self) -> dict[str, Any]:
+        """Worker and memory options of every loader: page-locked batches when the Trainer runs on CUDA (the
+        ``non_blocking`` copies of ``transfer_batch_to_device`` overlap with compute only from pinned
+        memory), and workers kept between epochs when there are any, so that each validation over the
+        corpora's dev loaders does not start ``corpora x num_workers`` processes again. Workers only read
+        and collate rows (the sampler and every random draw stay in the main process), so keeping them
+        changes no batch: exact resume holds."""
+        trainer = getattr(self, "trainer", None)
+        on_cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        return {
+            "num_workers": self.num_workers,
+            "pin_memory": on_cuda,
+            "persistent_workers": self.num_workers > 0,
+        }
+
     def _is_rank_zero(self) -> bool:
         # before a trainer is attached, the rank the launcher set (RANK, LOCAL_RANK, SLURM_PROCID, ...)
         trainer = getattr(self, "trainer", None)
@@ -388,7 +403,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             ConcatDataset(parts),
             batch_size=micro,
             sampler=self.sampler,
-            num_workers=self.num_workers,
+            **self.loader_options(),
             collate_fn=self.collator(),
             generator=self._loader_generator(),
         )
@@ -418,7 +433,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
                 rows,
                 batch_size=self.eval_batch_size,
                 sampler=self.eval_order(rows, subsample=subsample),
-                num_workers=self.num_workers,
+                **self.loader_options(),
                 collate_fn=collate,
                 generator=self._loader_generator(),
             )

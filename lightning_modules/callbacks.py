@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import signal
-import sys
 from typing import Any
 
 import lightning.pytorch as pl
@@ -129,95 +127,6 @@ class FinalCheckpoint(pl.Callback):
         if getattr(self.last, "_last_global_step_saved", -1) == trainer.global_step or not self.last.dirpath:
             return
         trainer.save_checkpoint(f"{self.last.dirpath}/{self.last.filename}{self.last.FILE_EXTENSION}")
-
-
-class AgreedSigterm(pl.Callback):
-    """Stop every rank at the same step when any rank receives SIGTERM.
-
-    Lightning's own SIGTERM handler broadcasts from inside the signal handler, i.e. at whatever point the
-    main thread happens to be; when the other rank is then inside a different collective (a gradient
-    all-reduce, a checkpoint barrier) the two never match and the job hangs until the scheduler kills it,
-    losing everything since the last periodic checkpoint. Here the handler only records the signal (and,
-    on rank 0 of a locally launched job, passes it on to the other ranks as Lightning does); after each
-    training batch every rank contributes its flag to a MAX all-reduce on a CPU (gloo) group, so no GPU
-    synchronisation is added. The reduction is asynchronous and read one batch later, by which time it has
-    completed: all ranks see the same value at the same step and Lightning's end-of-batch check then stops
-    them together. With this in place Lightning's per-step broadcast of its flag (a host sync on GPU) is
-    redundant and is switched off.
-    """
-
-    def __init__(self) -> None:
-        self.received = False
-        self._group: Any = None
-        self._pending: tuple[torch.Tensor, Any] | None = None
-        self._distributed = False
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        dist = torch.distributed
-        self._distributed = trainer.world_size > 1 and dist.is_available() and dist.is_initialized()
-        if self._distributed and self._group is None:
-            self._group = dist.new_group(backend="gloo")  # its own queue: never interleaves with others
-        self.received = False
-        self._pending = None
-
-    def on_sanity_check_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._install(trainer)
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._install(trainer)
-
-    def _install(self, trainer: pl.Trainer) -> None:
-        # Lightning installs its handlers after on_fit_start; this replaces them for the run, and
-        # Lightning's teardown restores whatever was there before.
-        original = getattr(trainer._signal_connector, "_original_handlers", {}).get(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, self._on_sigterm(trainer, original))
-        if self._distributed and hasattr(trainer.fit_loop.epoch_loop, "_broadcast_sigterm_tensor"):
-            trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = lambda: None
-
-    def _on_sigterm(self, trainer: pl.Trainer, original: Any = None):
-        def handler(signum: int, frame: Any) -> None:
-            if callable(original):  # a handler installed before training (a user's, a launcher's)
-                original(signum, frame)
-            if not self.received:
-                print(f"[rank {trainer.global_rank}] SIGTERM: stopping after this step", file=sys.stderr)
-                launcher = trainer.strategy.launcher
-                if launcher is not None:
-                    launcher.kill(signum)
-            self.received = True
-            if not self._distributed:
-                trainer._signal_connector.received_sigterm = True
-
-        return handler
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if not self._distributed:
-            return
-        if self._pending is not None:
-            flag, work = self._pending
-            work.wait()
-            if flag.item():
-                trainer._signal_connector.received_sigterm = True
-        flag = torch.tensor([int(self.received)], dtype=torch.int32)
-        work = torch.distributed.all_reduce(
-            flag, op=torch.distributed.ReduceOp.MAX, group=self._group, async_op=True
-        )
-        self._pending = (flag, work)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._settle()
-
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
-        self._settle()
-
-    def _settle(self) -> None:
-        """Wait for the last reduction (issued by every rank at the same step, so it completes)."""
-        if self._pending is not None:
-            self._pending[1].wait()
-            self._pending = None
 
 
 class WandbPredictions(pl.Callback):

@@ -455,3 +455,25 @@ def test_training_rows_load_the_fit_stage_and_the_label_space_comes_from_the_res
     assert rows is dm.datasets["train"] and set(rows) == {"BC5CDR", "NCBI-disease"}
     assert len(rows["BC5CDR"]) == 4  # 5 sentences, one too long to split without cutting a mention
     assert "dev" in dm.datasets  # the whole fit stage
+
+
+class _Trainer:
+    """What the data module reads of a Trainer, on one process of the given device type."""
+
+    def __init__(self, device: str):
+        self.strategy = type("Strategy", (), {"root_device": torch.device(device)})()
+        self.global_rank, self.world_size, self.accumulate_grad_batches = 0, 1, 1
+
+
+@pytest.mark.parametrize(("device", "num_workers"), [("cpu", 0), ("cpu", 2), ("cuda", 0), ("cuda", 2)])
+def test_loaders_pin_memory_on_cuda_and_keep_their_workers(
+    data_root, tokenizer_dir, tmp_path, device, num_workers
+):
+    dm = make_dm(data_root, tokenizer_dir, tmp_path, num_workers=num_workers)
+    dm.trainer = _Trainer(device)
+    dm.setup("fit")
+    dm.setup("test")
+    for loader in [dm.train_dataloader(), *dm.val_dataloader(), *dm.test_dataloader()]:
+        assert loader.pin_memory is (device == "cuda")
+        assert loader.persistent_workers is (num_workers > 0)
+        assert loader.num_workers == num_workers

@@ -93,6 +93,7 @@ def _stub_trainer(world: int, accumulate: int = 1, rank: int = 0, **kw) -> Simpl
         accumulate_grad_batches=accumulate,
         max_steps=-1,
         max_epochs=3,
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
         **kw,
     )
 

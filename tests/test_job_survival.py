@@ -208,24 +208,31 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
 
 
 @pytest.mark.slow
-def test_slurm_requeue_signal_writes_an_hpc_ckpt_that_loads_restricted(reference):
-    """SLURM's requeue signal (SIGUSR1) makes Lightning write ``hpc_ckpt_1.ckpt``: plain data, resumable."""
+def test_slurm_requeue_signal_stops_writes_a_restricted_last_ckpt_and_requeues(reference):
+    """SLURM's requeue signal (SIGUSR1) on a one-process job: the stop after the current step writes
+    ``last.ckpt`` (plain data, no ``hpc_ckpt``: Lightning's in-handler save is off), then ``train.py``
+    asks ``scontrol`` to requeue the job and exits 1."""
     tmp_path, encoder, _ = reference
     run_dir = tmp_path / "slurm"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "scontrol").write_text("#!/bin/sh\nexit 0\n")  # the requeue Lightning asks SLURM for
+    calls = bin_dir / "scontrol.calls"
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     (bin_dir / "scontrol").chmod(0o755)
     slurm = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_PROCID": "0",
              "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}  # fmt: skip
     slurm["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
-    args = _args(tmp_path, run_dir, encoder, "trainer.max_steps=4")
-    _, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=slurm), signal.SIGUSR1)
-    # the exit status after a requeue is issue 18's to design; here: what is on disk
-    assert (run_dir / "hpc_ckpt_1.ckpt").is_file(), err[-3000:]
-    hpc = read_checkpoint(run_dir / "hpc_ckpt_1.ckpt")
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(run_dir / "hpc_ckpt_1.ckpt") == []
-    assert hpc["global_step"] == 3 and len(hpc["rng_states"]) == 1
+    args = _args(tmp_path, run_dir, encoder)
+    code, out, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=slurm), signal.SIGUSR1)
+    assert code == 1, err[-3000:]
+    assert "stop agreed (SIGUSR1: SLURM requeue): after optimizer step 3" in err, err[-3000:]
+    assert calls.read_text().splitlines() == ["requeue 4242"]
+    assert "Requeued SLURM job 4242" in out
+    assert not list(run_dir.glob("hpc_ckpt_*.ckpt"))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(last) == []
+    checkpoint = read_checkpoint(last)
+    assert checkpoint["global_step"] == 3 and len(checkpoint["rng_states"]) == 1
 
 
 def test_resume_auto_picks_the_readable_checkpoint_with_most_steps(tmp_path, capsys):

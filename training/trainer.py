@@ -3,11 +3,14 @@ callbacks, the logger, atomic checkpoint writes and restricted checkpoint reads.
 
 from __future__ import annotations
 
+import datetime
+import signal
 import warnings
 from typing import Any
 
 import lightning.pytorch as pl
 import wandb
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
@@ -18,8 +21,8 @@ from lightning.pytorch.callbacks import (
 
 from configs.compose import ConfigError
 from datamodules.label_space import LabelSpace
+from lightning_modules.agreed_stop import AgreedStop
 from lightning_modules.callbacks import (
-    AgreedSigterm,
     F1Chart,
     FinalCheckpoint,
     RenamedMetrics,
@@ -38,13 +41,22 @@ warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_devic
 def build_trainer(
     cfg: Any, plain: dict, run: RunDir, label_space: LabelSpace, *, resuming: bool
 ) -> pl.Trainer:
-    """The Trainer for ``cfg``; a ``trainer.*`` value Lightning refuses is a ``ConfigError``."""
+    """The Trainer for ``cfg``; a ``trainer.*`` value Lightning refuses is a ``ConfigError``.
+
+    Under SLURM, Lightning's auto-requeue (a checkpoint written inside the signal handler, on every rank
+    wherever it is) is off: ``AgreedStop`` handles SLURM's signal like SIGTERM and ``train.py`` requeues.
+    """
+    arguments = dict(plain["trainer"])
+    timeout = datetime.timedelta(seconds=arguments.pop("collective_timeout_s"))
+    plugins: list[Any] = [AtomicCheckpointIO(trust=bool(cfg.trust_checkpoint))]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     try:
-        return pl.Trainer(
-            **plain["trainer"],
+        trainer = pl.Trainer(
+            **arguments,
             callbacks=build_callbacks(cfg, run, with_logger=cfg.logger != "none"),
             logger=build_logger(cfg, plain, run, label_space, resuming=resuming),
-            plugins=[AtomicCheckpointIO(trust=bool(cfg.trust_checkpoint))],
+            plugins=plugins,
             default_root_dir=str(run.path),
             use_distributed_sampler=False,  # the sampler is rank-aware itself
         )
@@ -52,6 +64,14 @@ def build_trainer(
         if wandb.run is not None:  # an online run was already started: close it as failed
             wandb.finish(exit_code=2)
         raise ConfigError(f"trainer: {err}") from None
+    if hasattr(trainer.strategy, "_timeout"):  # every DDP strategy, "auto" resolved to one included
+        trainer.strategy._timeout = timeout
+    return trainer
+
+
+def agreed_stop(trainer: pl.Trainer) -> AgreedStop:
+    """The run's ``AgreedStop`` callback: why (and whether) the ranks agreed to stop."""
+    return next(c for c in trainer.callbacks if isinstance(c, AgreedStop))
 
 
 def build_callbacks(cfg: Any, run: RunDir, *, with_logger: bool) -> list[Callback]:
@@ -76,7 +96,9 @@ def build_callbacks(cfg: Any, run: RunDir, *, with_logger: bool) -> list[Callbac
         callbacks.append(
             ModelCheckpoint(filename="last", every_n_train_steps=cfg.callbacks.last_every_n_steps, **named)
         )
-    callbacks += [RenamedMetrics(), FinalCheckpoint(last), RNGStateCheckpoint(), AgreedSigterm()]
+    requeue_signal = signal.SIGUSR1 if SLURMEnvironment.detect() else None  # sbatch --signal=USR1@90
+    stop = AgreedStop(requeue_signal=requeue_signal, timeout_s=cfg.trainer.collective_timeout_s)
+    callbacks += [RenamedMetrics(), FinalCheckpoint(last), RNGStateCheckpoint(), stop]
     callbacks.append(F1Chart(str(run.path), run.name))
     if with_logger:
         callbacks += [
