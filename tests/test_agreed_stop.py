@@ -117,57 +117,51 @@ def test_a_signal_during_validation_ends_it_on_every_rank_whatever_their_batch_c
     assert [(tmp_path / f"rank{r}").read_text() for r in range(2)] == [f"stopped {REQUEUE}"] * 2
 
 
-def test_single_process_stops_after_the_current_step():
+@pytest.fixture()
+def restore_signals():
+    """The test installs the callback's handlers in this process: put pytest's back afterwards."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def test_single_process_stops_after_the_current_step(restore_signals):
     """One process, one batch per step: the handler itself asks Lightning to stop at the end of the
     current batch, so a signal that comes during the step's checkpoint (which runs after this callback's
     batch-end hook) still stops after that step."""
     trainer = _fake_trainer(0, 1)
     callback = AgreedStop()
     callback.setup(trainer, None, "fit")
-    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    try:
-        callback.on_train_start(trainer, None)
-        _train_batch(callback, trainer, 0)
-        assert not trainer._signal_connector.received_sigterm
-        os.kill(os.getpid(), signal.SIGTERM)  # after this callback's hook of step 1, during its checkpoint
-        assert trainer._signal_connector.received_sigterm  # Lightning raises at the end of step 1
-        callback.on_exception(trainer, None, SIGTERMException())
-        assert callback.stopped_at_step == 1 and callback.agreed == TERMINATE
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+    callback.on_train_start(trainer, None)
+    _train_batch(callback, trainer, 0)
+    assert not trainer._signal_connector.received_sigterm
+    os.kill(os.getpid(), signal.SIGTERM)  # after this callback's hook of step 1, during its checkpoint
+    assert trainer._signal_connector.received_sigterm  # Lightning raises at the end of step 1
+    callback.on_exception(trainer, None, SIGTERMException())
+    assert callback.stopped_at_step == 1 and callback.agreed == TERMINATE
     assert trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor is None  # left alone without DDP
 
 
-def test_the_stop_waits_for_the_end_of_an_accumulation_window():
+def test_the_stop_waits_for_the_end_of_an_accumulation_window(restore_signals):
     trainer = _fake_trainer(0, 1, accumulate=4)
     callback = AgreedStop()
     callback.setup(trainer, None, "fit")
-    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     stopped = []
-    try:
-        callback.on_train_start(trainer, None)
-        os.kill(os.getpid(), signal.SIGTERM)  # during the first micro-batch
-        for batch in range(8):
-            _train_batch(callback, trainer, batch)
-            stopped.append(trainer._signal_connector.received_sigterm)
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+    callback.on_train_start(trainer, None)
+    os.kill(os.getpid(), signal.SIGTERM)  # during the first micro-batch
+    for batch in range(8):
+        _train_batch(callback, trainer, batch)
+        stopped.append(trainer._signal_connector.received_sigterm)
     assert stopped == [False, False, False, True, True, True, True, True]  # after micro-batch 4: step 1
     assert callback.stopped_at_step == 1  # after the window's last micro-batch: optimizer step 1
 
 
-def test_a_second_ctrl_c_stops_at_once():
+def test_a_second_ctrl_c_stops_at_once(restore_signals):
     trainer = _fake_trainer(0, 1)
     callback = AgreedStop()
     callback.setup(trainer, None, "fit")
-    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    try:
-        callback.on_train_start(trainer, None)
-        os.kill(os.getpid(), signal.SIGINT)  # the first only asks for a stop after this step
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+    callback.on_train_start(trainer, None)
+    os.kill(os.getpid(), signal.SIGINT)  # the first only asks for a stop after this step
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
