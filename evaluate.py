@@ -28,6 +28,7 @@ import torch
 
 from datamodules.label_space import LabelSpace
 from errors import BionerError, report_user_error
+from inference.precision import training_autocast
 
 
 def foreign_type_maps(model_space: LabelSpace, eval_space: LabelSpace) -> dict[int, np.ndarray]:
@@ -54,13 +55,6 @@ def _scores(metric: Any, keep: Sequence[str], all_corpora: Sequence[str]) -> dic
         for k, v in metric.compute().items()
         if not (k.count("/") >= 2 and k.split("/")[1] in dropped)
     }
-
-
-def _autocast(precision: Any, device: torch.device):
-    """Training's mixed precision on a GPU (``trainer.precision``), so the predictions are the run's."""
-    text = str(precision)
-    dtype = torch.bfloat16 if text.startswith("bf16") else torch.float16 if text.startswith("16") else None
-    return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda" and dtype is not None)
 
 
 def evaluate(
@@ -108,7 +102,7 @@ def evaluate(
     to_model = np.asarray([model_space.type_index.get(q, -1) for q in eval_space.types], dtype=np.int64)
     maps = foreign_type_maps(model_space, eval_space)
     loaders = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-    with torch.no_grad(), _autocast(cfg.get("trainer", {}).get("precision"), target):
+    with torch.no_grad(), training_autocast(cfg.get("trainer", {}).get("precision"), target):
         for corpus, loader in zip(eval_space.corpora, loaders):  # one loader per corpus, in this order
             for batch in loader:
                 predicted = module.predict(module.transfer_batch_to_device(batch, target, 0))

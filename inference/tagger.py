@@ -29,6 +29,7 @@ from datamodules.sentence import Sentence
 from datamodules.splitting import window_rows
 from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
+from inference.precision import training_autocast
 from inference.text import sentences, words
 
 EXPORT_FILE = "bioner_model.json"
@@ -88,7 +89,8 @@ class Tagger:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="predict", unit="batch")
-        with torch.no_grad():
+        precision = getattr(self.module, "cfg", {}).get("trainer", {}).get("precision")  # None: fp32
+        with torch.no_grad(), training_autocast(precision, self.device):
             for batch_rows in batches:
                 batch = self.collate([rows[r] for r in batch_rows])
                 inputs = self.module.transfer_batch_to_device(batch, self.device, 0)

@@ -233,6 +233,17 @@ def test_paper_loss_is_the_sum_of_both_cross_entropies_per_sentence(tmp_path):
     assert loss.item() == pytest.approx(total.item() / 2, rel=1e-5)
 
 
+def test_paper_loss_avoids_nll_loss2d_which_has_no_deterministic_cuda_kernel(tmp_path):
+    module = _module(CONLL)
+    sentences = [Sentence(("human", "gene", "binds"), (Span(0, 2, "Peop"),), "CoNLL04")]
+    batch = _batch(tmp_path, sentences, CONLL, module)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        module.training_loss(batch)
+    ops = {event.key for event in prof.key_averages()}
+    assert "aten::nll_loss_forward" in ops  # both cross-entropies over flat (cells, classes) rows
+    assert not [op for op in ops if "nll_loss2d" in op], ops
+
+
 def test_span_loss_dynamic_target_gives_other_corpora_types_exactly_zero_gradient(tmp_path):
     torch.manual_seed(0)
     ls = LabelSpace.from_corpora(

@@ -189,3 +189,42 @@ def test_a_subset_of_the_model_corpora_is_scored_as_in_training(tmp_path, monkey
     per_corpus = [k for k in subset if "/BC5CDR/" in k]
     assert len(per_corpus) == 18 and {k: both[k] for k in per_corpus} == {k: subset[k] for k in per_corpus}
     assert subset["test/disjoint/macro_f1"] == 100.0  # the macro F1 of the evaluated corpora only
+
+
+@pytest.mark.slow
+def test_the_tagger_predicts_in_the_precision_the_model_was_trained_in(finished_run, monkeypatch):
+    from inference import load, tagger
+    from inference.documents import Document, Passage
+    from inference.precision import training_autocast
+
+    seen = []
+
+    def recording(precision, device):
+        seen.append((str(precision), device.type))
+        return training_autocast(precision, device)
+
+    monkeypatch.setattr(tagger, "training_autocast", recording)
+    best = json.loads((finished_run / "metrics.json").read_text())["best_checkpoint"]
+    model = load(best, device="cpu")
+    model.annotate([Document("d1", [Passage(0, "Aspirin causes gastric ulcers.")])])
+    assert seen == [(str(model.module.cfg["trainer"]["precision"]), "cpu")]
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "expected"),
+    [("bf16-mixed", "cuda", torch.bfloat16), ("16-mixed", "cuda", torch.float16), ("32", "cuda", None),
+     ("bf16-mixed", "cpu", None), (None, "cuda", None)],
+)  # fmt: skip
+def test_training_autocast_is_the_runs_mixed_precision_on_a_gpu_only(
+    monkeypatch, precision, device, expected
+):
+    from inference import precision as module
+
+    made = []
+    monkeypatch.setattr(
+        module.torch,
+        "autocast",
+        lambda device_type, dtype, enabled: made.append((device_type, dtype, enabled)),
+    )
+    module.training_autocast(precision, torch.device(device))
+    assert made == [(device, expected, expected is not None)]

@@ -182,7 +182,11 @@ class FusedTeacherForcing(torch.autograd.Function):
     targets (B, T, A) and row mask (B, T), as ``SRUHead.forward`` with ``DecomposedMemory``.
     Buffers are time-major, (T, B, ...), so that each step writes whole contiguous slabs."""
 
+    # Under autocast (on either device type) the loop runs in fp32 with autocast off, and its backward
+    # in forward's autocast state: ``SRUHead`` already calls it so, these make any caller safe.
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
     def forward(
         ctx, slots, queries, table, alpha, output_diag, embeddings, w1, b1, w2, b2, boa, run: LoopInputs
     ):
@@ -295,6 +299,8 @@ class FusedTeacherForcing(torch.autograd.Function):
         return logits, out_targets, out_mask
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_logits, _grad_targets, _grad_mask):
         if ctx.run.workspace is not None and ctx.done:  # its buffers may hold a later step by now
             raise RuntimeError(

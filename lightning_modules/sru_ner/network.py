@@ -39,6 +39,11 @@ class TrainingOutput:
 
 
 class SRUHead(nn.Module):
+    """The transition loop over the slots. It always computes in its parameters' dtype (fp32 in training)
+    with autocast off, whoever calls it and under whatever autocast: its decisions (the displaced SH
+    test ``q <= p_SH``, Omega's selection, generation's thresholds) compare logits, which bf16 would
+    round. Slots come in any dtype; the gradient goes back in theirs."""
+
     def __init__(self, cfg: SRUNERConfig, num_actions: int, hidden: int):
         super().__init__()
         self.cfg = cfg
@@ -92,8 +97,25 @@ class SRUHead(nn.Module):
     def _at(slots: torch.Tensor, pointer: torch.Tensor) -> torch.Tensor:  # (B, Q, d), (B,) -> (B, d)
         return slots[torch.arange(slots.shape[0], device=slots.device), pointer]
 
+    def _full_precision(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.autocast]:
+        """Slots in the head's dtype, and a context without autocast. (On CUDA, fp32 matmuls still follow
+        ``train.py``'s ``set_float32_matmul_precision("high")``, i.e. TF32: not yet measured on a GPU.)"""
+        dtype = self.begin_of_actions.dtype
+        return slots.to(dtype), torch.autocast(device_type=slots.device.type, enabled=False)
+
     # --- training ---------------------------------------------------------------------------------
     def forward(
+        self,
+        slots: torch.Tensor,  # (B, Q, d)
+        word_mask: torch.Tensor,  # (B, Q) bool
+        gold_rows: torch.Tensor,  # (B, Tg, A) multi-hot, zero-padded
+        other_mask: torch.Tensor | None = None,  # (B, A) bool: other corpora's TR/RE columns
+    ) -> TrainingOutput:
+        slots, full_precision = self._full_precision(slots)
+        with full_precision:
+            return self._teacher_forcing(slots, word_mask, gold_rows.to(slots.dtype), other_mask)
+
+    def _teacher_forcing(
         self,
         slots: torch.Tensor,  # (B, Q, d)
         word_mask: torch.Tensor,  # (B, Q) bool
@@ -149,6 +171,11 @@ class SRUHead(nn.Module):
     @torch.no_grad()
     def generate(self, slots: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         """Greedy generation; returns action probabilities (B, T, A) up to the stop step."""
+        slots, full_precision = self._full_precision(slots)
+        with full_precision:
+            return self._generate(slots, word_mask)
+
+    def _generate(self, slots: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         batch, num_slots, _ = slots.shape
         cap = math.ceil(self.cfg.infer_step_factor * num_slots)
         if self.cfg.fused:
@@ -185,17 +212,13 @@ class SRUNERNetwork(nn.Module):
         self.encoder = encoder
         self.head = SRUHead(cfg, num_actions, encoder.hidden_size)
 
-    def slots(self, batch: dict) -> torch.Tensor:  # (B, Q, d) in fp32 (the loop stays fp32 under autocast)
+    def slots(self, batch: dict) -> torch.Tensor:  # (B, Q, d), in the encoder's (autocast) dtype
         num_slots = batch["word_mask"].shape[1]
-        slots = self.encoder(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_slots)
-        return slots.float()
+        return self.encoder(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_slots)
 
     def forward(self, batch: dict) -> TrainingOutput:
         slots = self.slots(batch)
-        with torch.autocast(device_type=slots.device.type, enabled=False):
-            return self.head(slots, batch["word_mask"], batch["gold_rows"], batch.get("other_mask"))
+        return self.head(slots, batch["word_mask"], batch["gold_rows"], batch.get("other_mask"))
 
     def generate(self, batch: dict) -> torch.Tensor:
-        slots = self.slots(batch)
-        with torch.autocast(device_type=slots.device.type, enabled=False):
-            return self.head.generate(slots, batch["word_mask"])
+        return self.head.generate(self.slots(batch), batch["word_mask"])

@@ -189,17 +189,22 @@ class TabERTCNNModule(SpanNERModule):
         logits, entity_logits = self.network(batch)
         batch_size = logits.shape[0]
         if self.mode == "paper":
+            # over flat (cells, classes) rows: a 3-D or 4-D input would go through nll_loss2d, which has
+            # no deterministic CUDA kernel (trainer.deterministic=true would fail)
             ner = F.cross_entropy(
-                entity_logits.float().transpose(1, 2),  # (B, E, n)
-                batch["ner_labels"],
+                entity_logits.float().reshape(-1, entity_logits.shape[-1]),  # (B n, E)
+                batch["ner_labels"].reshape(-1),
                 weight=self.entity_class_weights,
                 ignore_index=IGNORE,
                 reduction="sum",
             )
             rel = F.cross_entropy(
-                logits.float(), batch["rel_labels"], weight=self.relation_class_weights,
-                ignore_index=IGNORE, reduction="sum",
-            )  # fmt: skip
+                logits.float().permute(0, 2, 3, 1).reshape(-1, logits.shape[1]),  # (B n n, R)
+                batch["rel_labels"].reshape(-1),
+                weight=self.relation_class_weights,
+                ignore_index=IGNORE,
+                reduction="sum",
+            )
             return LossTerms(ner + rel, batch_size)
         return LossTerms(self.span_loss(logits, batch), batch_size)
 

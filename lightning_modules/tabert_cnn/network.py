@@ -84,9 +84,13 @@ class TableCNN(nn.Module):
     def forward(
         self, words: torch.Tensor, word_mask: torch.Tensor, first_layer: str | None = None
     ) -> torch.Tensor:
-        v = word_mask.to(words.dtype)  # (B, n)
-        cell_mask = (v[:, :, None] * v[:, None, :])[:, None]  # (B, 1, n, n)
         x = self.project(words)  # (B, n, p)
+        # masks and bias in the activations' dtype (bf16 under autocast): an fp32 factor would promote
+        # every (B, H, n, n) activation after it to fp32, twice the memory
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        x, v = x.to(dtype), word_mask.to(dtype)  # (B, n, p), (B, n)
+        cell_mask = (v[:, :, None] * v[:, None, :])[:, None]  # (B, 1, n, n)
         if (first_layer or self.config.first_layer) == "factored":
             y = self.factored_first_conv(self.pair_dropout(x), v)
         else:
@@ -117,7 +121,8 @@ class TableCNN(nn.Module):
         # one batched product over the 2k terms: left (B, H, n, 2k) @ right (B, H, 2k, n)
         left = torch.cat([s, shifted[..., None].expand(-1, -1, -1, h)], dim=2).permute(0, 3, 1, 2)
         right = torch.cat([shifted[..., None].expand(-1, -1, -1, h), t], dim=2).permute(0, 3, 2, 1)
-        return torch.matmul(left, right) + conv.bias[None, :, None, None]  # (B, H, n, n)
+        product = torch.matmul(left, right)  # (B, H, n, n)
+        return product + conv.bias.to(product.dtype)[None, :, None, None]
 
 
 def pair_table(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
