@@ -1,0 +1,135 @@
+"""Operations per SRU-NER generation step: what a GPU pays for in the transition loop (issue 19).
+
+Every ATen operation the loop runs on a GPU is one kernel launch; on the CPU the profiler records the
+same operations, so they are counted here without a GPU. The head alone (no encoder) on a synthetic
+batch of the six-corpus action space: ``--batch`` sentences of ``--words`` words, MiniLM's width, gold
+action rows with a mention on about a third of the words. Counted, for ``model.loop=fused`` and
+``autograd``: the training forward, its backward, and greedy generation, each divided by its number of
+loop steps. "Launching" operations exclude the ones that only make a view or a new, uninitialised
+tensor (``aten::view``, ``aten::empty``, ...: no kernel); both counts are written.
+
+    python bench/step_ops.py
+    python bench/step_ops.py --batch 16 --words 40 --device cuda
+
+Writes ``bench/results/step_ops-DEVICE.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import torch
+from common import arg_parser, command_line, machine, write_result
+
+# operations that launch no kernel: views, metadata, allocation without initialisation
+NO_KERNEL = {
+    "aten::view", "aten::_unsafe_view", "aten::reshape", "aten::as_strided", "aten::expand",
+    "aten::transpose", "aten::permute", "aten::select", "aten::slice", "aten::unsqueeze",
+    "aten::squeeze", "aten::t", "aten::detach", "aten::alias", "aten::empty", "aten::empty_strided",
+    "aten::empty_like", "aten::resize_", "aten::unbind", "aten::split", "aten::chunk", "aten::narrow",
+    "aten::lift_fresh", "aten::_reshape_alias", "aten::numpy_T", "aten::contiguous", "aten::as_strided_",
+    "aten::to",  # a leaf aten::to is a no-op (same dtype and device); a real cast calls aten::_to_copy
+}  # fmt: skip
+NUM_TYPES = (
+    11  # the six corpora's qualified types: BC2GM 1, BC4CHEMD 1, BC5CDR 2, JNLPBA 5, Linnaeus 1, NCBI 1
+)
+
+
+def synthetic_batch(batch: int, words: int, hidden: int, actions: int, seed: int = 0):
+    """Slots (B, Q, d), word mask, gold rows (B, T, A): SHIFT per word, a TR/RE pair on ~1/3 of them."""
+    from lightning_modules.sru_ner.actions import EOA, SHIFT
+
+    g = torch.Generator().manual_seed(seed)
+    slots = torch.randn(batch, words + 2, hidden, generator=g)
+    word_mask = torch.ones(batch, words + 2, dtype=torch.bool)
+    steps = 2 * words + 1
+    gold = torch.zeros(batch, steps, actions)
+    for b in range(batch):
+        t = 0
+        for _ in range(words):
+            if torch.rand(1, generator=g) < 1 / 3 and t < steps - words:
+                gold[b, t, 2 + torch.randint(0, actions - 2, (1,), generator=g)] = 1
+                t += 1
+            gold[b, t, SHIFT] = 1
+            t += 1
+        gold[b, t, EOA] = 1
+    return slots, word_mask, gold[:, : t + 1]
+
+
+def count(prof: torch.profiler.profile) -> tuple[int, int, Counter]:
+    """Leaf ATen operations (those that call no other ATen operation), and those that launch a kernel."""
+    leaves = Counter()
+    for event in prof.events():
+        if event.name.startswith("aten::") and not any(
+            c.name.startswith("aten::") for c in event.cpu_children
+        ):
+            leaves[event.name] += 1
+    launching = sum(n for name, n in leaves.items() if name not in NO_KERNEL)
+    return sum(leaves.values()), launching, leaves
+
+
+def measure(loop: str, args, device: torch.device) -> dict:
+    from lightning_modules.sru_ner.config import SRUNERConfig
+    from lightning_modules.sru_ner.network import SRUHead
+    from losses import multi_hot_bce
+
+    actions = 2 + 2 * NUM_TYPES
+    cfg = dataclasses.replace(SRUNERConfig(), loop=loop)
+    torch.manual_seed(0)
+    head = SRUHead(cfg, actions, args.hidden).to(device).train()
+    slots, word_mask, gold = (
+        t.to(device) for t in synthetic_batch(args.batch, args.words, args.hidden, actions)
+    )
+    slots.requires_grad_(True)
+    for _ in range(2):  # warm-up: workspace, allocator
+        out = head(slots, word_mask, gold)
+        multi_hot_bce(out.logits, out.targets, out.row_mask).backward()
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities) as forward:
+        out = head(slots, word_mask, gold)
+        loss = multi_hot_bce(out.logits, out.targets, out.row_mask)
+    with torch.profiler.profile(activities=activities) as backward:
+        loss.backward()
+    head.eval()
+    with torch.profiler.profile(activities=activities) as generation:
+        probs = head.generate(slots.detach(), word_mask)
+    train_steps, generation_steps = out.logits.shape[1], probs.shape[1]
+    result = {"train_steps": train_steps, "generation_steps": generation_steps}
+    for name, prof, steps in (
+        ("forward", forward, train_steps),
+        ("backward", backward, train_steps),
+        ("generation", generation, generation_steps),
+    ):
+        leaves, launching, ops = count(prof)
+        result[name] = {
+            "ops": leaves,
+            "launching_ops": launching,
+            "launching_ops_per_step": round(launching / steps, 2),
+            "most_common": dict(ops.most_common(12)),
+        }
+    return result
+
+
+def main() -> None:
+    parser = arg_parser(__doc__)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--words", type=int, default=40)
+    parser.add_argument("--hidden", type=int, default=384)  # MiniLM
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    result = {
+        "command": command_line(__file__),
+        "machine": machine(),
+        "batch": args.batch,
+        "words": args.words,
+        "hidden": args.hidden,
+        "actions": 2 + 2 * NUM_TYPES,
+        "loops": {loop: measure(loop, args, device) for loop in ("fused", "autograd")},
+    }
+    write_result(f"step_ops-{device.type}", result)
+
+
+if __name__ == "__main__":
+    main()
