@@ -89,7 +89,7 @@ class Tagger:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="predict", unit="batch")
-        precision = getattr(self.module, "cfg", {}).get("trainer", {}).get("precision")  # None: fp32
+        precision = self.module.cfg["trainer"]["precision"]
         with torch.no_grad(), training_autocast(precision, self.device):
             for batch_rows in batches:
                 batch = self.collate([rows[r] for r in batch_rows])

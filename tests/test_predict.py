@@ -30,6 +30,7 @@ class EveryWordModule(torch.nn.Module):
     NCBI-disease/Disease mention around them, so the expected output is known word by word."""
 
     label_space = LS
+    cfg = {"trainer": {"precision": "32-true"}}  # what a trained module's config says
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch

@@ -11,8 +11,11 @@ the last EOA are masked out of the loss anyway, so only their cost changes.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,6 +39,19 @@ class TrainingOutput:
     logits: torch.Tensor  # (B, T, A)
     targets: torch.Tensor  # (B, T, A), detached
     row_mask: torch.Tensor  # (B, T) bool: rows up to and including each sentence's EOA
+
+
+def _in_full_precision(method: Callable) -> Callable:
+    """``SRUHead.method(slots, ...)`` with the slots in the head's dtype and autocast off. (On CUDA, fp32
+    matmuls still follow ``train.py``'s ``set_float32_matmul_precision("high")``, i.e. TF32: not yet
+    measured on a GPU.)"""
+
+    @functools.wraps(method)
+    def in_full_precision(self: SRUHead, slots: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type=slots.device.type, enabled=False):
+            return method(self, slots.to(self.begin_of_actions.dtype), *args, **kwargs)
+
+    return in_full_precision
 
 
 class SRUHead(nn.Module):
@@ -97,25 +113,9 @@ class SRUHead(nn.Module):
     def _at(slots: torch.Tensor, pointer: torch.Tensor) -> torch.Tensor:  # (B, Q, d), (B,) -> (B, d)
         return slots[torch.arange(slots.shape[0], device=slots.device), pointer]
 
-    def _full_precision(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.autocast]:
-        """Slots in the head's dtype, and a context without autocast. (On CUDA, fp32 matmuls still follow
-        ``train.py``'s ``set_float32_matmul_precision("high")``, i.e. TF32: not yet measured on a GPU.)"""
-        dtype = self.begin_of_actions.dtype
-        return slots.to(dtype), torch.autocast(device_type=slots.device.type, enabled=False)
-
     # --- training ---------------------------------------------------------------------------------
+    @_in_full_precision
     def forward(
-        self,
-        slots: torch.Tensor,  # (B, Q, d)
-        word_mask: torch.Tensor,  # (B, Q) bool
-        gold_rows: torch.Tensor,  # (B, Tg, A) multi-hot, zero-padded
-        other_mask: torch.Tensor | None = None,  # (B, A) bool: other corpora's TR/RE columns
-    ) -> TrainingOutput:
-        slots, full_precision = self._full_precision(slots)
-        with full_precision:
-            return self._teacher_forcing(slots, word_mask, gold_rows.to(slots.dtype), other_mask)
-
-    def _teacher_forcing(
         self,
         slots: torch.Tensor,  # (B, Q, d)
         word_mask: torch.Tensor,  # (B, Q) bool
@@ -169,13 +169,9 @@ class SRUHead(nn.Module):
 
     # --- inference --------------------------------------------------------------------------------
     @torch.no_grad()
+    @_in_full_precision
     def generate(self, slots: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         """Greedy generation; returns action probabilities (B, T, A) up to the stop step."""
-        slots, full_precision = self._full_precision(slots)
-        with full_precision:
-            return self._generate(slots, word_mask)
-
-    def _generate(self, slots: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         batch, num_slots, _ = slots.shape
         cap = math.ceil(self.cfg.infer_step_factor * num_slots)
         if self.cfg.fused:
