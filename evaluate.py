@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import torch
 
 from datamodules.label_space import LabelSpace
 from errors import BionerError, report_user_error
-from inference.precision import training_autocast
+from lightning_modules.precision import activation_bytes, training_autocast
 
 
 def foreign_type_maps(model_space: LabelSpace, eval_space: LabelSpace) -> dict[int, np.ndarray]:
@@ -93,6 +94,8 @@ def evaluate(
     if reading is not None:
         data["reading"] = reading
     datamodule = MultiCorpusDataModule.from_config(cfg)
+    precision = cfg.get("trainer", {}).get("precision")
+    datamodule.eval_cost = partial(module.eval_batch_bytes, element_bytes=activation_bytes(precision, target))
     datamodule.check_files()
     model_space, eval_space = module.label_space, datamodule.label_space
     own = [c for c in eval_space.corpora if c in model_space.corpora]
@@ -102,7 +105,7 @@ def evaluate(
     to_model = np.asarray([model_space.type_index.get(q, -1) for q in eval_space.types], dtype=np.int64)
     maps = foreign_type_maps(model_space, eval_space)
     loaders = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-    with torch.no_grad(), training_autocast(cfg.get("trainer", {}).get("precision"), target):
+    with torch.no_grad(), training_autocast(precision, target):
         for corpus, loader in zip(eval_space.corpora, loaders):  # one loader per corpus, in this order
             for batch in loader:
                 predicted = module.predict(module.transfer_batch_to_device(batch, target, 0))

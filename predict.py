@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB
 from errors import BionerError, report_user_error
 from inference.documents import FORMATS_IN, FORMATS_OUT, read_documents, write_documents
 
@@ -48,7 +49,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--text-unit", choices=("file", "line"), default="file", help="raw text: a document is"
     )
     parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="at most this many sentences per batch")
+    parser.add_argument("--memory-mb", type=float, default=DEFAULT_EVAL_MEMORY_MB,
+                        help="and at most this much activation memory per batch, by the model's estimate "
+                        "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load a checkpoint that needs more than plain data; it may run code: "
@@ -61,6 +65,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     from inference.tagger import load
 
+    if args.batch_size < 1:
+        raise BionerError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.memory_mb <= 0:
+        raise BionerError(f"--memory-mb {args.memory_mb:g}: must be > 0")
     in_formats = {args.in_format or _guess_format(path) for path in args.inputs}
     if len(in_formats) > 1:
         raise BionerError(f"inputs in several formats ({', '.join(sorted(in_formats))}): pass --in-format")
@@ -72,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise BionerError(f"-o {args.output}: cannot write ({err.strerror})") from None
     tagger = load(
-        args.model, device=args.device, batch_size=args.batch_size, trust_checkpoint=args.trust_checkpoint
+        args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        memory_mb=args.memory_mb,
+        trust_checkpoint=args.trust_checkpoint,
     )
     started = time.perf_counter()
     progress = sys.stderr.isatty() if args.progress is None else args.progress

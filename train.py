@@ -83,6 +83,7 @@ def run(cfg: Any, argv: list[str]) -> int:
     except (OSError, ValueError) as err:  # unknown hub name, no network, a directory without a model
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
     datamodule.batch_transform = model.target_encoder()
+    datamodule.eval_cost = model.eval_batch_bytes
     if model.uses_training_rows:  # what a model counts over the training split (TabERT-CNN's class weights)
         model.learn_from_training_rows(datamodule.training_rows())
     if ckpt_path is not None:

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from datamodules.multi_corpus import MultiCorpusDataModule
+    from lightning_modules.precision import activation_bytes
     from lightning_modules.registry import load_module
 
     device = torch.device(args.device)
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = copy.deepcopy(module.cfg)
     cfg["data"].update(root=args.data_root, val_subsample=None)
     datamodule = MultiCorpusDataModule.from_config(cfg, label_space=module.label_space)
+    datamodule.eval_cost = functools.partial(
+        module.eval_batch_bytes, element_bytes=activation_bytes(cfg["trainer"]["precision"], device)
+    )
     datamodule.check_files()
     clock = NetworkClock(module.network)
     corpora, totals = {}, {"sentences": 0, "wall_s": 0.0, "network_s": 0.0, "decode_and_metrics_s": 0.0}
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device),
         "threads": host["threads"],
         "eval_batch_size": cfg["data"]["eval_batch_size"],
+        "eval_memory_mb": datamodule.eval_memory_mb,
         "sentences": totals["sentences"],
         "wall_s": round(totals["wall_s"], 1),
         "sentences_per_s": round(totals["sentences"] / totals["wall_s"], 1),

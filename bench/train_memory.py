@@ -83,14 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         **_memory_mb(),
     }
     test_rows = data._rows("test")[largest]
-    batch = collate([test_rows[int(i)] for i in np.argsort(-test_rows.lengths)[: cfg.data.eval_batch_size]])
+    data.eval_cost = module.eval_batch_bytes  # the first batch evaluation runs: the longest sentences
+    batch = collate([test_rows[i] for i in data.eval_batches(test_rows)[0]])
     reset_peak()
     network.eval()
     with torch.no_grad():
         module.predict(batch)
+    sentences, words = len(batch["num_words"]), int(batch["num_words"].max())
+    subwords = int(batch["input_ids"].shape[1])
     results["longest_eval_batch"] = {
-        "sentences": len(batch["num_words"]),
-        "subwords": int(batch["input_ids"].shape[1]),
+        "sentences": sentences,
+        "subwords": subwords,
+        "words": words,
+        "estimate_mb": round(module.eval_batch_bytes(sentences, words, subwords) / 2**20),
         **_memory_mb(),
     }
 

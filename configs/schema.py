@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from lightning.pytorch import Trainer
 
+from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB
 from datamodules.registry import BIOMEDICAL
 from metrics.names import DEFAULT_MONITOR
 
@@ -59,7 +60,10 @@ class DataCfg:
     reading: str = "full"  # "full" (correct gold) or "paper" (the reference converter's drops, Table 8)
     max_subwords: int = 405
     batch_size: int = 16  # global: sentences per optimiser step over all ranks and micro-batches
-    eval_batch_size: int = 32
+    eval_batch_size: int = 32  # at most this many sentences per evaluation/prediction batch ...
+    # ... and at most this much activation memory by the model's estimate (``eval_batch_bytes``), so that
+    # long sentences come in smaller batches instead of running out of memory; null: sentences alone
+    eval_memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB
     num_workers: int = 0
     samples_per_epoch: int | None = None  # None: the mean train size
     weighting: str = "inverse_size"  # or "proportional"

@@ -76,6 +76,7 @@ def _problems_and_specs(cfg: Any) -> tuple[list[str], dict[str, Any]]:
     _choice(problems, "data.weighting", data.weighting, WEIGHTINGS)
     _at_least(problems, "data.batch_size", data.batch_size, 1)
     _at_least(problems, "data.eval_batch_size", data.eval_batch_size, 1)
+    _at_least(problems, "data.eval_memory_mb", data.eval_memory_mb, 1, optional=True)
     _at_least(problems, "data.max_subwords", data.max_subwords, 8)
     _at_least(problems, "data.num_workers", data.num_workers, 0)
     _at_least(problems, "data.samples_per_epoch", data.samples_per_epoch, 1, optional=True)

@@ -53,6 +53,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from datamodules.cache import load_or_tokenize
 from datamodules.corpora import read_split, resolve_all, split_path
+from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB, BatchCost, budget_batches
 from datamodules.label_space import LabelSpace
 from datamodules.registry import CorpusSpec
 from datamodules.rows import FEATURES, TokenizationReport, Unsplittable
@@ -72,6 +73,7 @@ class CorpusRows(TorchDataset):
     def __init__(self, rows: Any, corpus_id: int) -> None:
         # (N,) subwords per row, read from the Arrow column without decoding rows
         self.lengths = pc.list_value_length(rows.data.column("input_ids")).to_numpy(zero_copy_only=False)
+        self.num_words = rows.data.column("num_words").to_numpy()  # (N,) words per row
         self.rows = rows.select_columns(BATCH_COLUMNS).with_format("numpy")
         self.corpus_id = corpus_id
 
@@ -146,6 +148,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         max_subwords: int = MAX_SUBWORDS,
         batch_size: int = 16,
         eval_batch_size: int = 32,
+        eval_memory_mb: float | None = None,
         num_workers: int = 0,
         samples_per_epoch: int | None = None,
         weighting: str = "inverse_size",
@@ -170,6 +173,10 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         self.max_subwords = int(max_subwords)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
+        # evaluation batches stay within this estimate of activation memory when a model's estimate is
+        # given (``eval_cost``: (sentences, words, subwords) -> bytes, set like ``batch_transform``)
+        self.eval_memory_mb = eval_memory_mb
+        self.eval_cost: BatchCost | None = None
         self.num_workers = int(num_workers)
         self.samples_per_epoch = samples_per_epoch
         self.weighting = weighting
@@ -210,6 +217,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             max_subwords=data["max_subwords"],
             batch_size=data["batch_size"],
             eval_batch_size=data["eval_batch_size"],
+            eval_memory_mb=data.get("eval_memory_mb", DEFAULT_EVAL_MEMORY_MB),
             num_workers=data["num_workers"],
             samples_per_epoch=data["samples_per_epoch"],
             weighting=data["weighting"],
@@ -426,13 +434,25 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         rank, world = self._rank_world()
         return order[rank::world].tolist()
 
+    def eval_batches(self, rows: CorpusRows, *, subsample: int | None = None) -> list[list[int]]:
+        """This rank's evaluation batches of ``rows``: ``eval_order`` cut by ``eval_batch_size`` and, with a
+        model's ``eval_cost``, by ``eval_memory_mb`` (``datamodules.eval_batches``)."""
+        budget = None if self.eval_memory_mb is None else float(self.eval_memory_mb) * 2**20
+        return budget_batches(
+            self.eval_order(rows, subsample=subsample),
+            rows.num_words,
+            rows.lengths,
+            max_sentences=self.eval_batch_size,
+            cost=self.eval_cost,
+            budget_bytes=budget,
+        )
+
     def _eval_loaders(self, split: str, subsample: int | None) -> list[DataLoader]:
         collate = self.collator()
         return [
             DataLoader(
                 rows,
-                batch_size=self.eval_batch_size,
-                sampler=self.eval_order(rows, subsample=subsample),
+                batch_sampler=self.eval_batches(rows, subsample=subsample),
                 **self.loader_options(),
                 collate_fn=collate,
                 generator=self._loader_generator(),

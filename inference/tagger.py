@@ -17,20 +17,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB, budget_batches
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
 from datamodules.sentence import Sentence
 from datamodules.splitting import window_rows
 from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
-from inference.precision import training_autocast
 from inference.text import sentences, words
+from lightning_modules.precision import activation_bytes, training_autocast
 
 EXPORT_FILE = "bioner_model.json"
 EXPORT_WEIGHTS = "model.safetensors"
@@ -46,10 +48,19 @@ class _Unit:
 
 
 class Tagger:
-    def __init__(self, module: Any, tokenizer: Any, *, batch_size: int = 32, device: str | None = None):
+    def __init__(
+        self,
+        module: Any,
+        tokenizer: Any,
+        *,
+        batch_size: int = 32,
+        memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB,
+        device: str | None = None,
+    ):
         self.module = module.eval()
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # sentences per batch, at most ...
+        self.memory_mb = memory_mb  # ... and activation memory by the model's estimate (None: no cap)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module.to(self.device)
         self.label_space: LabelSpace = module.label_space
@@ -83,13 +94,23 @@ class Tagger:
         found: list[list[tuple[int, int, int, float | None]]] = [
             [] for _ in documents
         ]  # char start, end, type, score
-        order = sorted(range(len(rows)), key=lambda r: len(rows[r]["input_ids"]))
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        subword_counts = np.asarray([len(row["input_ids"]) for row in rows], dtype=np.int64)
+        word_counts = np.asarray([int(row["num_words"]) for row in rows], dtype=np.int64)
+        precision = self.module.cfg["trainer"]["precision"]
+        batches = budget_batches(
+            np.argsort(subword_counts, kind="stable"),
+            word_counts,
+            subword_counts,
+            max_sentences=self.batch_size,
+            cost=partial(
+                self.module.eval_batch_bytes, element_bytes=activation_bytes(precision, self.device)
+            ),
+            budget_bytes=None if self.memory_mb is None else self.memory_mb * 2**20,
+        )
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="predict", unit="batch")
-        precision = self.module.cfg["trainer"]["precision"]
         with torch.no_grad(), training_autocast(precision, self.device):
             for batch_rows in batches:
                 batch = self.collate([rows[r] for r in batch_rows])
@@ -183,7 +204,12 @@ def _text_getter(document: Document):
 
 # --- loading and export ---------------------------------------------------------------------------
 def load(
-    path: str | Path, *, device: str | None = None, batch_size: int = 32, trust_checkpoint: bool = False
+    path: str | Path,
+    *,
+    device: str | None = None,
+    batch_size: int = 32,
+    memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB,
+    trust_checkpoint: bool = False,
 ) -> Tagger:
     """A ``Tagger`` for a training checkpoint (``.ckpt``) or a directory written by ``export.py``.
 
@@ -207,7 +233,7 @@ def load(
             raise CheckpointError(
                 path, f"cannot load the tokenizer of its encoder {name!r} ({err})"
             ) from None
-    return Tagger(module, tokenizer, device=device, batch_size=batch_size)
+    return Tagger(module, tokenizer, device=device, batch_size=batch_size, memory_mb=memory_mb)
 
 
 def _load_export(directory: Path) -> Any:

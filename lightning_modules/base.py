@@ -48,6 +48,7 @@ from datamodules.label_space import LabelSpace
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.model_config import ModelConfig
 from lightning_modules.outputs import LossTerms, Prediction
+from lightning_modules.precision import activation_bytes
 from metrics import names
 from metrics.relation_f1 import RelationF1, gold_relation_tuples
 from metrics.span_f1 import SpanF1
@@ -156,6 +157,25 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
     def predict(self, batch: dict) -> Prediction:
         """Per sentence, the predicted spans (global type ids), and relations and span scores where the
         model has them, computed with one device-to-host copy."""
+
+    def eval_batch_bytes(
+        self, sentences: int, words: int, subwords: int, element_bytes: int | None = None
+    ) -> int:
+        """Estimated activation memory of ``predict`` on one padded batch of ``sentences`` sentences of at
+        most ``words`` words and ``subwords`` subwords (weights excluded): the encoder's peak, or the
+        head's next to the encoder's output, whichever is larger (``datamodules.eval_batches`` cuts
+        evaluation batches by it). ``element_bytes``: per activation element; default: as training
+        runs in ``trainer.precision``."""
+        size = element_bytes or activation_bytes(self.cfg["trainer"]["precision"])
+        encoder = self.network.encoder
+        slots = sentences * (words + 2) * encoder.hidden_size * size
+        head = self.head_eval_bytes(sentences, words, size)
+        return max(encoder.eval_activation_bytes(sentences, subwords, size), slots + head)
+
+    def head_eval_bytes(self, sentences: int, words: int, element_bytes: int) -> int:
+        """The head's part of ``eval_batch_bytes``: what the head holds at its peak. Small next to the
+        encoder for the per-word heads (0 here); TabERT-CNN's n x n table overrides it."""
+        return 0
 
     def learn_from_training_rows(self, rows_by_corpus: Mapping[str, Any]) -> None:
         """Take what the model needs from the training split before fitting (only called when the class

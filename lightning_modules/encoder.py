@@ -25,6 +25,19 @@ class WordEncoder(nn.Module):
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps module modes as found
         self.hidden_size: int = self.model.config.hidden_size
 
+    def eval_activation_bytes(self, sentences: int, subwords: int, element_bytes: int) -> int:
+        """Estimated peak of the activations of one forward without autograd (weights excluded): inside
+        one layer, the FFN's intermediate and its activation (B, L, 2 x ffn) next to three (B, L, d)
+        hidden states, plus the pooled slots. Eager attention also holds the (B, heads, L, L) scores
+        and their softmax; SDPA (the default) does not materialise them."""
+        config = self.model.config
+        width = config.hidden_size
+        ffn = getattr(config, "intermediate_size", 4 * width)
+        cells = sentences * subwords * (2 * ffn + 4 * width)
+        if getattr(config, "_attn_implementation", "sdpa") == "eager":
+            cells += 2 * sentences * config.num_attention_heads * subwords * subwords
+        return cells * element_bytes
+
     @staticmethod
     def config_of(name_or_path: str) -> PretrainedConfig:
         return AutoConfig.from_pretrained(name_or_path)

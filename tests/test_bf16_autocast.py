@@ -84,3 +84,44 @@ def test_tabert_cnn_cell_activations_stay_bf16_under_autocast(first_layer: str, 
     assert inputs and all(dtype == torch.bfloat16 for dtype in inputs), inputs
     with torch.no_grad():  # and the same function: close to the fp32 network (bf16 rounding only)
         torch.testing.assert_close(logits.float(), net(words, word_mask), rtol=0.05, atol=0.05)
+
+
+def test_ieee_fp32_matmuls_lifts_tf32_on_cuda_only_and_restores_it() -> None:
+    from lightning_modules.precision import ieee_fp32_matmuls
+
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # as train.py: TF32 on Ampere and later
+        with ieee_fp32_matmuls(torch.device("cuda")):  # only flags: no GPU needed
+            assert torch.get_float32_matmul_precision() == "highest"
+            assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+        assert torch.get_float32_matmul_precision() == "high"
+        with ieee_fp32_matmuls(torch.device("cpu")):
+            assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def test_the_sru_head_forward_and_generation_run_without_tf32(monkeypatch) -> None:
+    from lightning_modules.sru_ner import network
+
+    seen = []
+
+    class Recording:
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            seen.append(("in", self.device.type))
+
+        def __exit__(self, *exc):
+            seen.append(("out", self.device.type))
+
+    monkeypatch.setattr(network, "ieee_fp32_matmuls", Recording)
+    _, head = _heads()
+    slots, word_mask, gold, other = _batch(True)
+    head(slots, word_mask, gold, other)
+    head.eval()
+    with torch.no_grad():
+        head.generate(slots, word_mask)
+    assert seen == [("in", "cpu"), ("out", "cpu")] * 2

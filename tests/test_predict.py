@@ -32,11 +32,19 @@ class EveryWordModule(torch.nn.Module):
     label_space = LS
     cfg = {"trainer": {"precision": "32-true"}}  # what a trained module's config says
 
+    def __init__(self):
+        super().__init__()
+        self.batches = []  # (sentences, max words, max subwords) of each batch predicted
+
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch
 
+    def eval_batch_bytes(self, sentences, words, subwords, element_bytes=None):
+        return sentences * words * words * element_bytes  # a table's cost: 4 bytes per cell in fp32
+
     def predict(self, batch):
         n = batch["num_words"].tolist()
+        self.batches.append((len(n), max(n), batch["input_ids"].shape[1]))
         return Prediction([[(i, i + 1, CHEMICAL) for i in range(k)] + [(0, k, DISEASE)] for k in n])
 
 
@@ -384,3 +392,17 @@ def test_sru_scores_stay_with_their_spans():
     spans, scores = decode_batch(torch.tensor([rows]), [2], vocab)
     assert spans == [[(0, 2, 1), (0, 1, 0)]]
     assert scores == [[pytest.approx(0.6), pytest.approx(0.8)]]
+
+
+def test_prediction_batches_stay_within_the_memory_budget(tmp_path):
+    """Sentences of 1, 3 and 12 words at 4 bytes per n x n cell, at most 8 per batch and 1,024 bytes: the
+    greedy cut along the length order gives 8 of the short ones (8 x 3 x 3 x 4 = 288 B), the last two
+    3-word ones (a 12-word one with them: 3 x 144 x 4 = 1,728 B), then each 12-word one alone (576 B;
+    two: 1,152 B)."""
+    module = EveryWordModule()
+    tagger = Tagger(module, tiny_tokenizer(tmp_path), device="cpu", batch_size=8, memory_mb=1024 / 2**20)
+    texts = ["A"] * 5 + ["b c d"] * 5 + [" ".join("abcdefghijkl")] * 3
+    found = tagger.predict(texts)
+    assert [len(f) for f in found] == [2] * 5 + [4] * 5 + [13] * 3  # every sentence predicted once
+    assert [(b, n) for b, n, _ in module.batches] == [(8, 3), (2, 3), (1, 12), (1, 12), (1, 12)]
+    assert all(b * n * n * 4 <= 1024 for b, n, _ in module.batches)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from lightning_modules.encoder import WordEncoder
+from lightning_modules.precision import ieee_fp32_matmuls
 from lightning_modules.sru_ner.actions import EOA, SHIFT
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.fused import SlotMemory, Workspace, fused_teacher_forcing
@@ -42,13 +43,14 @@ class TrainingOutput:
 
 
 def _in_full_precision(method: Callable) -> Callable:
-    """``SRUHead.method(slots, ...)`` with the slots in the head's dtype and autocast off. (On CUDA, fp32
-    matmuls still follow ``train.py``'s ``set_float32_matmul_precision("high")``, i.e. TF32: not yet
-    measured on a GPU.)"""
+    """``SRUHead.method(slots, ...)`` with the slots in the head's dtype, autocast off and, on CUDA, no
+    TF32 in its matmuls (``train.py`` allows TF32 everywhere else): the forward's decisions see true fp32
+    logits. The fused backward runs after the block, so its weight gradients may use TF32."""
 
     @functools.wraps(method)
     def in_full_precision(self: SRUHead, slots: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        with torch.autocast(device_type=slots.device.type, enabled=False):
+        device = slots.device
+        with torch.autocast(device_type=device.type, enabled=False), ieee_fp32_matmuls(device):
             return method(self, slots.to(self.begin_of_actions.dtype), *args, **kwargs)
 
     return in_full_precision

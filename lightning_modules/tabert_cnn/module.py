@@ -230,6 +230,11 @@ class TabERTCNNModule(SpanNERModule):
 
     # --- prediction --------------------------------------------------------------------------------
     @torch.no_grad()
+    def head_eval_bytes(self, sentences: int, words: int, element_bytes: int) -> int:
+        table = self.network.table.eval_activation_bytes(sentences, words, element_bytes)
+        decode = sentences * words * words * self.network.table.config.out_channels * 4 * 2  # fp32 probs
+        return max(table, decode)
+
     def predict(self, batch: dict) -> Prediction:
         logits, entity_logits = self.network(batch)
         num_words = batch["num_words"].numpy()

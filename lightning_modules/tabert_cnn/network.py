@@ -96,9 +96,26 @@ class TableCNN(nn.Module):
         else:
             y = self.convs[0](self.pair_dropout(pair_table(x, v)))
         for conv in self.convs[1:]:
-            y = self.conv_dropout(F.relu(y)) * cell_mask
+            if torch.is_grad_enabled():
+                y = self.conv_dropout(F.relu(y)) * cell_mask
+            else:  # evaluation: in place, so that one (B, H, n, n) activation is alive, not three
+                y = self.conv_dropout(F.relu_(y)).mul_(cell_mask)
             y = conv(y)
         return y
+
+    def eval_activation_bytes(self, sentences: int, words: int, element_bytes: int) -> int:
+        """Estimated peak of the table's activations in one forward without autograd (where the hidden
+        layers run in place): the widest convolution's input, the copy of it that the convolution
+        library may make in its own layout (oneDNN's blocked formats, cuDNN's workspace) and its
+        output, each (B, channels, n, n); for ``first_layer="straightforward"`` also the (B, 2p, n, n)
+        pair table."""
+        config = self.config
+        p = self.convs[0].in_channels // 2
+        h, out = config.channels, config.out_channels
+        widest = 2 * h + (h if config.layers > 2 else out)
+        if config.first_layer == "straightforward":
+            widest = max(widest, 4 * p + h)
+        return sentences * words * words * widest * element_bytes
 
     def factored_first_conv(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``convs[0](pair_table(x, v))`` as a row term plus a column term (module docstring)."""
@@ -122,7 +139,7 @@ class TableCNN(nn.Module):
         left = torch.cat([s, shifted[..., None].expand(-1, -1, -1, h)], dim=2).permute(0, 3, 1, 2)
         right = torch.cat([shifted[..., None].expand(-1, -1, -1, h), t], dim=2).permute(0, 3, 2, 1)
         product = torch.matmul(left, right)  # (B, H, n, n)
-        return product + conv.bias.to(product.dtype)[None, :, None, None]
+        return product.add_(conv.bias.to(product.dtype)[None, :, None, None])
 
 
 def pair_table(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
