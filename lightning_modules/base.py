@@ -166,7 +166,7 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         head's next to the encoder's output, whichever is larger (``datamodules.eval_batches`` cuts
         evaluation batches by it). ``element_bytes``: per activation element; default: as training
         runs in ``trainer.precision``."""
-        size = element_bytes or activation_bytes(self.cfg["trainer"]["precision"])
+        size = element_bytes or activation_bytes(self.cfg.get("trainer", {}).get("precision"))
         encoder = self.network.encoder
         slots = sentences * (words + 2) * encoder.hidden_size * size
         head = self.head_eval_bytes(sentences, words, size)
