@@ -86,14 +86,32 @@ def measure(loop: str, args, device: torch.device) -> dict:
         out = head(slots, word_mask, gold)
         multi_hot_bce(out.logits, out.targets, out.row_mask).backward()
     activities = [torch.profiler.ProfilerActivity.CPU]
+    cuda = device.type == "cuda"
+    peak_mb = {}
+
+    def reset() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def peak(name: str) -> None:  # GPU memory at the phase's peak, the inputs and weights included
+        if cuda:
+            torch.cuda.synchronize()
+            peak_mb[name] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+    reset()
     with torch.profiler.profile(activities=activities) as forward:
         out = head(slots, word_mask, gold)
         loss = multi_hot_bce(out.logits, out.targets, out.row_mask)
+    peak("forward")
     with torch.profiler.profile(activities=activities) as backward:
         loss.backward()
+    peak("backward")
     head.eval()
+    reset()
     with torch.profiler.profile(activities=activities) as generation:
         probs = head.generate(slots.detach(), word_mask)
+    peak("generation")
     train_steps, generation_steps = out.logits.shape[1], probs.shape[1]
     result = {"train_steps": train_steps, "generation_steps": generation_steps}
     for name, prof, steps in (
@@ -107,6 +125,7 @@ def measure(loop: str, args, device: torch.device) -> dict:
             "launching_ops": launching,
             "launching_ops_per_step": round(launching / steps, 2),
             "most_common": dict(ops.most_common(12)),
+            **({"peak_gpu_mb": peak_mb[name]} if name in peak_mb else {}),
         }
     return result
 

@@ -9,9 +9,13 @@ interleaved (baseline, model, baseline, ...), medians reported.
     python bench/train_step.py --data-root ../shared/data
     python bench/train_step.py --data-root ../shared/data --device cuda --precision bf16
     python bench/train_step.py --data-root ../shared/data --model tabert_cnn
+    python bench/train_step.py --data-root ../shared/data --device cuda --precision bf16 --shape bert-large
 
-Writes ``bench/results/train_step[-MODEL]-DEVICE.json`` with ``decoder_overhead`` = model step / baseline
-step - 1, and appends a row to ``docs/benchmarks.md``.
+``--shape bert-large``: a randomly initialised encoder of BERT-large's shape (24 layers, width 1024, as
+BioLinkBERT-large) with the encoder's tokenizer, for timings without downloading one.
+
+Writes ``bench/results/train_step[-MODEL][-bert-large]-DEVICE.json`` with ``decoder_overhead`` = model
+step / baseline step - 1, and appends a row to ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -39,8 +43,17 @@ def recipe_sentences(data_root: str, count: int = 16, low: int = 35, high: int =
     return chosen
 
 
-def build(model: str, encoder: str, label_space, sentences, device: torch.device):
-    """A fresh module of ``model`` and the recipe batch with its targets, on ``device``."""
+BERT_LARGE = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+}
+
+
+def build(model: str, encoder: str, label_space, sentences, device: torch.device, shape: str = "encoder"):
+    """A fresh module of ``model`` and the recipe batch with its targets, on ``device``; ``shape``
+    "bert-large": a random encoder of that shape instead of ``encoder``'s weights."""
     from transformers import AutoTokenizer
 
     from configs.compose import compose
@@ -52,9 +65,14 @@ def build(model: str, encoder: str, label_space, sentences, device: torch.device
     from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    torch.manual_seed(0)
-    module = build_module(plain, label_space).to(device).train()
     tokenizer = AutoTokenizer.from_pretrained(encoder)
+    encoder_config = None
+    if shape == "bert-large":
+        from transformers import BertConfig
+
+        encoder_config = BertConfig(vocab_size=len(tokenizer), **BERT_LARGE).to_dict()
+    torch.manual_seed(0)
+    module = build_module(plain, label_space, encoder_config).to(device).train()
     rows, _ = tokenize_corpus(sentences, tokenizer, label_space, "BC5CDR", split="train")
     corpus_id = label_space.corpus_index["BC5CDR"]
     batch = Collator(tokenizer.pad_token_id, module.target_encoder())(
@@ -72,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default=None, help="default: the bundled MiniLM")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--shape", choices=("encoder", "bert-large"), default="encoder",
+                        help="bert-large: a random encoder of that shape (see above)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args(argv)
@@ -84,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
 
     label_space = LabelSpace.from_corpora(SIX)
     sentences = recipe_sentences(args.data_root)
-    models = {name: build(name, encoder, label_space, sentences, device) for name in ("baseline", args.model)}
+    models = {
+        name: build(name, encoder, label_space, sentences, device, args.shape)
+        for name in ("baseline", args.model)
+    }
     dtype = torch.bfloat16 if args.precision == "bf16" else None
 
     def step(name: str) -> float:
@@ -117,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else host["processor"],
         "threads": host["threads"],
         "precision": args.precision,
-        "encoder": "MiniLM (bundled)" if args.encoder is None else encoder,
+        "encoder": ("MiniLM (bundled)" if args.encoder is None else encoder)
+        if args.shape == "encoder"
+        else "BERT-large shape (random)",
         "batch": {"sentences": len(sentences), "words": [len(s.tokens) for s in sentences]},
         "steps": args.steps,
         "baseline_step_s": round(baseline, 4),
@@ -128,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "python": host["python"],
         "command": command_line(__file__, argv),
     }
-    suffix = "" if args.model == "sru_ner" else f"-{args.model}"
+    suffix = ("" if args.model == "sru_ner" else f"-{args.model}") + (
+        "" if args.shape == "encoder" else "-bert-large"
+    )
     write_result(f"train_step{suffix}-{device.type}", result, print_without={"all_s"})
     _append_row(result, args.model, baseline, other)
     return 0
