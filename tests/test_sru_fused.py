@@ -108,16 +108,22 @@ def test_fused_loop_equals_autograd_loop(multi: bool, omega: str, dtype: torch.d
             torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=lambda m, n=name: f"{n}: {m}")
 
 
-def test_fused_generation_equals_autograd_generation() -> None:
-    plain, fused = _heads()
-    for head in (plain, fused):
-        with torch.no_grad():
-            head.mlp[3].bias[EOA] = -4.0  # no early stop: many reads and writes are compared
-        head.eval()
-    slots, word_mask, _, _ = _batch(False)
-    expected = plain.generate(slots, word_mask)
-    assert expected.shape[1] >= 10
-    torch.testing.assert_close(fused.generate(slots, word_mask), expected)
+@pytest.mark.parametrize("omega", ["softmax", "logits"])
+@pytest.mark.parametrize("every", [1, 3])
+def test_fused_generation_equals_autograd_generation(omega: str, every: int, monkeypatch) -> None:
+    """``fused_generation`` against the step-by-step loop over ``DecomposedMemory``: without an early
+    stop (many reads and writes compared) and with one, checked every step (CPU) or every 3 (GPU)."""
+    monkeypatch.setattr(sru_network, "steps_between_checks", lambda cfg, device: every)
+    for eoa_bias, long in ((-4.0, True), (3.0, False)):
+        plain, fused = _heads(omega)
+        for head in (plain, fused):
+            with torch.no_grad():
+                head.mlp[3].bias[EOA] = eoa_bias
+            head.eval()
+        slots, word_mask, _, _ = _batch(False)
+        expected = plain.generate(slots, word_mask)
+        assert (expected.shape[1] >= 10) == long
+        torch.testing.assert_close(fused.generate(slots, word_mask), expected)
 
 
 def test_with_dropout_the_fused_loop_follows_the_seed_and_its_masks_change_the_loss() -> None:

@@ -46,16 +46,18 @@ class SlotMemory:
 
     ``memory`` holds C = S + M (the masked slots plus every write so far), so a read is one (B, Q) x (B, Q, d)
     product; ``scores`` holds alpha * Lambda C^T = ``slot_scores + action_scores`` of ``DecomposedMemory``,
-    with NEG_INF on invalid slots.
+    with NEG_INF on invalid slots. A write adds a row [omega ; alpha Lambda omega] (B, d + J): omega to C
+    at the slot, its score contribution to ``scores`` there.
     """
 
     def __init__(self, slots, word_mask, queries, table, alpha, output_diag, half_context: int):
         batch, num_slots, hidden = slots.shape
+        self.hidden = hidden
         self.rows = torch.arange(batch, device=slots.device)
         self.flat_rows = self.rows * num_slots  # row of slot (b, 0) in the (B*Q, d) views
         self.output_diag = output_diag
         self.valid = word_mask.to(slots.dtype)
-        self.scaled_queries_t = (alpha * queries).T  # (d, J)
+        self.scaled_queries = alpha * queries  # (J, d)
         self.masked_slots = slots * word_mask.unsqueeze(-1)  # S
         self.memory = self.masked_slots.clone()  # C
         self.flat_memory = self.memory.view(batch * num_slots, hidden)
@@ -70,32 +72,36 @@ class SlotMemory:
     def scatter_index(self, slot: torch.Tensor) -> torch.Tensor:  # (..., B) -> (..., B, J, 1)
         return slot.unsqueeze(-1).unsqueeze(-1).expand(*slot.shape, self.scores.shape[1], 1)
 
-    def write(self, omega: torch.Tensor, slot: torch.Tensor, flat_slot=None, index=None) -> None:
-        """Adds omega (B, d) at slot (B,); ``flat_slot`` (B,) and ``index`` (B, J, 1) can be passed when
-        known beforehand. Unlike ``DecomposedMemory.write`` a write on an invalid slot is not zeroed: it
-        changes neither a read (an invalid slot's score stays about NEG_INF, so its weight stays exactly 0)
-        nor a gradient (every gradient reaching it is a multiple of those zero weights)."""
-        contribution = omega @ self.scaled_queries_t  # (B, J)
+    def write(self, omega: torch.Tensor, slot: torch.Tensor) -> None:
+        """Adds omega (B, d) at slot (B,). Unlike ``DecomposedMemory.write`` a write on an invalid slot is
+        not zeroed: it changes neither a read (an invalid slot's score stays about NEG_INF, so its weight
+        stays exactly 0) nor a gradient (every gradient reaching it is a multiple of those zero weights)."""
+        self.write_row(torch.cat([omega, omega @ self.scaled_queries.T], dim=1), slot)
+
+    def write_row(self, row: torch.Tensor, slot: torch.Tensor, flat_slot=None, index=None) -> None:
+        """Adds a written row [omega ; alpha Lambda omega] (B, d + J) at slot (B,); ``flat_slot`` (B,) and
+        ``index`` (B, J, 1) can be passed when known beforehand."""
         index = self.scatter_index(slot) if index is None else index
-        self.scores.scatter_add_(2, index, contribution.unsqueeze(-1))
-        self.flat_memory.index_add_(0, self.flat_rows + slot if flat_slot is None else flat_slot, omega)
+        self.scores.scatter_add_(2, index, row[:, self.hidden :].unsqueeze(-1))
+        flat_slot = self.flat_rows + slot if flat_slot is None else flat_slot
+        self.flat_memory.index_add_(0, flat_slot, row[:, : self.hidden])
 
     def read(self, centre: torch.Tensor, out: tuple | None = None):
         """-> read (B, d), its pre-D1 value u (B, d), weights w (B, Q), argmax latent per slot (B, Q);
-        ``out`` = (read, u, w, latent) buffers to fill instead of new tensors."""
+        ``out`` = (u, w, latent) buffers to fill instead (one kernel each: index, add, max, softmax,
+        product), and then only u is returned: D1 is folded into the weights that use it."""
         if out is None:
             scores = self.centred_scores.index_select(0, centre).add_(self.scores)  # (B, J, Q)
             best, latent = scores.max(dim=1)
             weights = best.softmax(dim=-1)
             value = torch.bmm(weights.unsqueeze(1), self.memory).squeeze(1)  # u = w^T C
-        else:
-            read, value, weights, latent = out
-            scores = torch.index_select(self.centred_scores, 0, centre, out=self._scores).add_(self.scores)
-            best, _ = torch.max(scores, 1, out=(self._best, latent))
-            weights.copy_(best.softmax(dim=-1))
-            torch.bmm(weights.unsqueeze(1), self.memory, out=value.unsqueeze(1))
-            return torch.mul(value, self.output_diag, out=read), value, weights, latent
-        return value * self.output_diag, value, weights, latent
+            return value * self.output_diag, value, weights, latent
+        value, weights, latent = out
+        scores = torch.index_select(self.centred_scores, 0, centre, out=self._scores).add_(self.scores)
+        torch.max(scores, 1, out=(self._best, latent))
+        torch.softmax(self._best, -1, out=weights)
+        torch.bmm(weights.unsqueeze(1), self.memory, out=value.unsqueeze(1))
+        return value
 
 
 class Workspace:
@@ -196,34 +202,60 @@ class FusedTeacherForcing(torch.autograd.Function):
         num_actions, device = w2.shape[0], slots.device
         cap, gold_steps = run.cap, run.gold_rows.shape[1]
         memory = SlotMemory(slots, run.word_mask, queries, table, alpha, output_diag, run.half_context)
+        # step-independent, once: each action's written row [E_a ; alpha Lambda E_a] (so that one product
+        # per step gives omega and its score contribution) and W1's read half with D1 folded in
+        written_rows = torch.cat([embeddings, embeddings @ memory.scaled_queries.T], dim=1)  # (A, d + J)
+        w1_slot, w1_read = w1[:, :hidden], w1[:, hidden:] * output_diag  # (2d, d) each
         flat_slots = slots.reshape(batch * num_slots, hidden)
         new = _allocator(run.workspace, slots)
-        inputs, hiddens = new("inputs", cap, batch, 2 * hidden), new("hiddens", cap, batch, 2 * hidden)
+        keep = run.mlp_keep
+        slot_inputs = new("slot_inputs", cap, batch, hidden)  # MLP input, slot half (dropout applied)
+        values = new("values", cap + 1, batch, hidden)  # u of read t (read 0: after BOA)
+        read_inputs = values if keep is None else new("read_inputs", cap + 1, batch, hidden)  # MLP input
+        hiddens = new("hiddens", cap, batch, 2 * hidden)
         logits_all = new("logits", cap, batch, num_actions)
-        written = new("written", cap + 1, batch, hidden)  # write 0: BOA
-        values = new("values", cap + 1, batch, hidden)  # read 0: after BOA
+        logits_all.copy_(b2.expand_as(logits_all))  # the biases once, so each step's product adds in place
+        written = new("written", cap + 1, batch, written_rows.shape[1])  # write 0: BOA
         weights_all = new("weights", cap + 1, batch, num_slots)
         latents = new("latents", cap + 1, batch, num_slots, dtype=torch.long)
         pointers = torch.zeros(cap + 2, batch, dtype=torch.long, device=device)  # [t]: write t, read t
-        step_inputs, step_hiddens, step_logits = inputs.unbind(0), hiddens.unbind(0), logits_all.unbind(0)
+        step_slot_inputs, step_hiddens, step_logits = (
+            slot_inputs.unbind(0),
+            hiddens.unbind(0),
+            logits_all.unbind(0),
+        )
         step_written, step_values, step_weights = written.unbind(0), values.unbind(0), weights_all.unbind(0)
-        step_latents, step_pointers = latents.unbind(0), pointers.unbind(0)
-        step_keep = run.mlp_keep.unbind(0) if run.mlp_keep is not None else None
+        step_read_inputs, step_latents, step_pointers = (
+            read_inputs.unbind(0),
+            latents.unbind(0),
+            pointers.unbind(0),
+        )
+        keep_slot = keep[..., :hidden].unbind(0) if keep is not None else None
+        keep_read = keep[..., hidden:].unbind(0) if keep is not None else None
 
-        step_written[0].copy_(boa)
-        memory.write(step_written[0], step_pointers[0])
-        read_half = inputs[:, :, hidden:].unbind(0)  # each read goes straight into the next MLP input
-        read_half = (*read_half, slots.new_empty(batch, hidden))  # the read after the last step: unused
-        memory.read(step_pointers[0], out=(read_half[0], step_values[0], step_weights[0], step_latents[0]))
+        boa_row = torch.cat([boa, memory.scaled_queries @ boa])
+        step_written[0].copy_(boa_row.expand(batch, -1))
+        memory.write_row(step_written[0], step_pointers[0])
+        memory.read(step_pointers[0], out=(step_values[0], step_weights[0], step_latents[0]))
+        if keep is not None:
+            torch.mul(step_values[0], keep_read[0], out=step_read_inputs[0])
         single = run.other_mask is None
-        if single:  # the trajectory follows the gold rows alone: known before the loop
+        if single:  # the trajectory follows the gold rows alone: the slot half of every step at once
             steps = gold_steps
             pointers[1 : steps + 1], row_mask = single_corpus_trajectory(run.gold_rows, num_slots)
             flat_slot = memory.flat_rows + pointers
             step_index = memory.scatter_index(pointers).unbind(0)
-            inputs[:steps, :, :hidden] = flat_slots[flat_slot[1 : steps + 1]]
+            torch.index_select(
+                flat_slots, 0, flat_slot[1 : steps + 1].reshape(-1), out=slot_inputs[:steps].view(-1, hidden)
+            )
+            if keep is not None:
+                slot_inputs[:steps].mul_(keep[:steps, :, :hidden])
+            torch.addmm(
+                b1, slot_inputs[:steps].view(-1, hidden), w1_slot.T, out=hiddens[:steps].view(-1, 2 * hidden)
+            )
         else:  # a displaced SH holds the pointer: only the SH/EOA flags and q are needed per step
             steps = cap
+            hiddens.copy_(b1.expand_as(hiddens))
             row_mask = torch.empty(cap, batch, dtype=torch.bool, device=device)
             step_row_mask = row_mask.unbind(0)
             cursors = torch.zeros(cap, batch, dtype=torch.long, device=device)  # flat gold row per step
@@ -236,9 +268,10 @@ class FusedTeacherForcing(torch.autograd.Function):
             torch.mul(memory.rows, gold_steps, out=step_cursors[0])
             step_pointers[1].fill_(1)
             finished = torch.zeros(batch, dtype=torch.bool, device=device)
-        w1_t, w2_t = w1.T, w2.T
+        w1_read_t, w2_t = w1_read.T, w2.T
         for step in range(cap):
             pointer = step_pointers[step + 1]
+            h = step_hiddens[step]
             if single:
                 if step == steps:
                     break
@@ -248,18 +281,23 @@ class FusedTeacherForcing(torch.autograd.Function):
                     steps = step
                     break
                 slot_rows, index = memory.flat_rows + pointer, None
-                inputs[step, :, :hidden] = flat_slots.index_select(0, slot_rows)
-            x = step_inputs[step]
-            if step_keep is not None:
-                x.mul_(step_keep[step])
-            h = torch.addmm(b1, x, w1_t, out=step_hiddens[step]).tanh_()
-            logits = torch.addmm(b2, h, w2_t, out=step_logits[step])
-            selected = logits >= logits[:, SHIFT : SHIFT + 1]
-            weights = logits.softmax(-1).mul_(selected) if run.omega_softmax else logits * selected
-            omega = torch.mm(weights, embeddings, out=step_written[step + 1])
-            memory.write(omega, pointer, slot_rows, index)
-            out = (read_half[step + 1], step_values[step + 1], step_weights[step + 1], step_latents[step + 1])
-            memory.read(pointer, out=out)
+                slot_input = torch.index_select(flat_slots, 0, slot_rows, out=step_slot_inputs[step])
+                if keep is not None:
+                    slot_input.mul_(keep_slot[step])
+                h.addmm_(slot_input, w1_slot.T)
+            h.addmm_(step_read_inputs[step], w1_read_t).tanh_()
+            logits = step_logits[step].addmm_(h, w2_t)
+            dropped = (
+                logits < logits[:, SHIFT : SHIFT + 1]
+            )  # Omega keeps the actions at least as likely as SH
+            weights = (logits.softmax(-1) if run.omega_softmax else logits.clone()).masked_fill_(dropped, 0)
+            row = torch.mm(weights, written_rows, out=step_written[step + 1])  # [omega ; alpha Lambda omega]
+            memory.write_row(row, pointer, slot_rows, index)
+            value = memory.read(
+                pointer, out=(step_values[step + 1], step_weights[step + 1], step_latents[step + 1])
+            )
+            if keep is not None and step + 1 < cap:  # the read goes straight into the next MLP input
+                torch.mul(value, keep_read[step + 1], out=step_read_inputs[step + 1])
             if not single:  # where the pointer and the gold cursor go (the targets follow after the loop)
                 cursor = step_cursors[step]
                 probs = logits.float().sigmoid()  # as dynamic_multi_hot_target, in fp32
@@ -291,8 +329,20 @@ class FusedTeacherForcing(torch.autograd.Function):
         if run.workspace is not None and not any(ctx.needs_input_grad):
             run.workspace.give_back()  # no backward will come; the outputs below are copies
         ctx.run, ctx.steps, ctx.memory, ctx.done = run, steps, memory, False
-        ctx.buffers = (inputs, hiddens, logits_all, written, values, weights_all, latents, pointers)
-        ctx.params = (slots, queries, table, alpha, output_diag, embeddings, w1, w2)
+        ctx.buffers = (slot_inputs, read_inputs, hiddens, logits_all, written, weights_all, latents, pointers)
+        ctx.params = (
+            slots,
+            queries,
+            table,
+            alpha,
+            output_diag,
+            embeddings,
+            w1,
+            w2,
+            boa,
+            written_rows,
+            w1_read,
+        )
         out_targets, out_mask = targets.detach().contiguous(), row_mask[:steps].T.contiguous()
         ctx.mark_non_differentiable(out_targets, out_mask)
         logits = logits_all[:steps].transpose(0, 1).clone(memory_format=torch.contiguous_format)
@@ -317,8 +367,8 @@ class FusedTeacherForcing(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, grad_logits):
         run, steps, memory = ctx.run, ctx.steps, ctx.memory
-        inputs, hiddens, logits_all, written, values, weights_all, latents, pointers = ctx.buffers
-        slots, queries, table, alpha, output_diag, embeddings, w1, w2 = ctx.params
+        slot_inputs, read_inputs, hiddens, logits_all, written, weights_all, latents, pointers = ctx.buffers
+        slots, queries, table, alpha, output_diag, embeddings, w1, w2, boa, written_rows, w1_read = ctx.params
         batch, num_slots, hidden = slots.shape
         num_latents, keep = queries.shape[0], run.mlp_keep
         flat_rows = memory.flat_rows
@@ -327,28 +377,27 @@ class FusedTeacherForcing(torch.autograd.Function):
         state_t = memory_state.transpose(1, 2)  # (B, d, Q) view of the same storage
         pointers = pointers[: steps + 1]
         flat_slot = flat_rows + pointers  # (T + 1, B)
-        scaled_queries = alpha * queries
 
         logits = logits_all[:steps]
         selected = logits >= logits[..., SHIFT : SHIFT + 1]
         probs = logits.softmax(-1) if run.omega_softmax else None
         omega_weights = (probs if run.omega_softmax else logits) * selected  # (T, B, A)
+        selected = selected.to(logits.dtype)
         new = _allocator(run.workspace, slots)
         tanh_grad = torch.mul(
             hiddens[:steps], hiddens[:steps], out=new("tanh_grad", steps, batch, 2 * hidden)
         )
         tanh_grad.neg_().add_(1)  # 1 - h^2
-        w1_read = w1[:, hidden:]  # (2d, d)
-        embeddings_t = embeddings.T
         read_keep = keep[:steps, :, hidden:].unbind(0) if keep is not None else None
 
-        grad_l = new("grad_l", steps, batch, grad_logits.shape[-1]).copy_(grad_logits.transpose(0, 1))
+        # the logits' gradient = the incoming one + what Omega's use of them adds (``grad_omega``, per step);
+        # the incoming part reaches the MLP in one product before the loop
+        incoming = grad_logits.transpose(0, 1)  # (T, B, A)
+        grad_omega = new("grad_omega", steps, batch, grad_logits.shape[-1])
         grad_z = new("grad_z", steps, batch, 2 * hidden)
-        grad_read = new("grad_read", steps, batch, hidden)  # read T is unused
-        grad_written = new("grad_written", steps + 1, batch, hidden)
-        grad_contribution = new(
-            "grad_contribution", steps + 1, batch, num_latents
-        )  # w.r.t. alpha Lambda omega
+        torch.mm(incoming.reshape(-1, incoming.shape[-1]), w2, out=grad_z.view(-1, 2 * hidden))
+        grad_read = new("grad_read", steps, batch, hidden)  # w.r.t. u of read t; read T is unused
+        grad_rows = new("grad_rows", steps + 1, batch, written.shape[-1])  # w.r.t. each written row
         grad_best = new("grad_best", steps + 1, batch, num_slots)  # w.r.t. max_j scores, per read
         grad_best[steps].zero_()
         grad_memory = new(
@@ -357,55 +406,71 @@ class FusedTeacherForcing(torch.autograd.Function):
         grad_memory_3d = grad_memory.view(batch, num_slots, hidden)
         grad_scores = slots.new_zeros(batch, num_latents, num_slots)  # sum over the reads done
 
-        s_flat_slot, s_written = flat_slot.unbind(0), written.unbind(0)
+        s_flat_slot, s_written = flat_slot.unbind(0), written[..., :hidden].unbind(0)
         s_index = memory.scatter_index(pointers).unbind(0)
-        s_grad_contribution = grad_contribution.unsqueeze(-1).unbind(0)
-        s_grad_written, s_grad_l, s_grad_z = grad_written.unbind(0), grad_l.unbind(0), grad_z.unbind(0)
+        s_grad_omega = grad_rows[..., :hidden].unbind(0)
+        s_grad_contribution = grad_rows[..., hidden:].unsqueeze(-1).unbind(0)
+        s_grad_omega_l, s_grad_z, s_grad_rows = grad_omega.unbind(0), grad_z.unbind(0), grad_rows.unbind(0)
         s_grad_read, s_grad_best = grad_read.unbind(0), grad_best.unbind(0)
-        s_weights, s_probs = omega_weights.unbind(0), probs.unbind(0) if probs is not None else None
+        s_probs = probs.unbind(0) if probs is not None else None
         s_selected, s_tanh_grad = selected.unbind(0), tanh_grad.unbind(0)
         s_w = weights_all.unsqueeze(-1).unbind(0)
         s_latent = latents.unsqueeze(2).unbind(0)
+        written_rows_t = written_rows.T
 
-        def write_backward(k: int) -> torch.Tensor:
-            contribution = torch.gather(grad_scores, 2, s_index[k], out=s_grad_contribution[k]).squeeze(-1)
+        def write_backward(k: int) -> torch.Tensor:  # the gradient w.r.t. written row k, (B, d + J)
             rows = s_flat_slot[k]
-            grad = torch.addmm(
-                grad_memory.index_select(0, rows), contribution, scaled_queries, out=s_grad_written[k]
-            )
+            torch.index_select(grad_memory, 0, rows, out=s_grad_omega[k])
+            torch.gather(grad_scores, 2, s_index[k], out=s_grad_contribution[k])
             state.index_add_(0, rows, s_written[k], alpha=-1)  # C before write k
-            return grad
+            return s_grad_rows[k]
 
         for t in range(steps - 1, -1, -1):
-            grad_weights = write_backward(t + 1) @ embeddings_t  # (B, A); reads t + 1 .. T - 1 are done
-            if run.omega_softmax:  # d(softmax * selected): v * g - p * sum(v * g)
-                product = grad_weights.mul_(s_weights[t])
-                s_grad_l[t].add_(product).sub_(s_probs[t] * product.sum(-1, keepdim=True))
+            grad_weights = write_backward(t + 1) @ written_rows_t  # (B, A); reads t + 1 .. T - 1 are done
+            if run.omega_softmax:  # d(softmax * selected)
+                torch.ops.aten._softmax_backward_data.out(
+                    grad_weights.mul_(s_selected[t]),
+                    s_probs[t],
+                    -1,
+                    logits.dtype,
+                    grad_input=s_grad_omega_l[t],
+                )
             else:
-                s_grad_l[t].add_(grad_weights.mul_(s_selected[t]))
-            grad_z_t = torch.mm(s_grad_l[t], w2, out=s_grad_z[t]).mul_(s_tanh_grad[t])
-            grad_r = torch.mm(grad_z_t, w1_read, out=s_grad_read[t])
+                torch.mul(grad_weights, s_selected[t], out=s_grad_omega_l[t])
+            grad_z_t = s_grad_z[t].addmm_(s_grad_omega_l[t], w2).mul_(s_tanh_grad[t])
+            grad_u = torch.mm(grad_z_t, w1_read, out=s_grad_read[t])  # D1 is in w1_read
             if read_keep is not None:
-                grad_r.mul_(read_keep[t])
+                grad_u.mul_(read_keep[t])
             # read t (centred on pointers[t], over C after writes 0..t)
-            grad_u = (grad_r * output_diag).unsqueeze(1)  # (B, 1, d)
+            grad_u = grad_u.unsqueeze(1)  # (B, 1, d)
             w = s_w[t]  # (B, Q, 1)
             grad_w = torch.matmul(grad_u, state_t).squeeze(1)  # (B, Q)
-            grad_memory_3d.baddbmm_(w, grad_u)
-            w = w.squeeze(-1)
-            grad_m = torch.mul(w, grad_w.sub_((w * grad_w).sum(-1, keepdim=True)), out=s_grad_best[t])
+            grad_memory_3d.addcmul_(w, grad_u)  # w (x) g_u
+            grad_m = torch.ops.aten._softmax_backward_data.out(
+                grad_w, w.squeeze(-1), -1, grad_w.dtype, grad_input=s_grad_best[t]
+            )
             grad_scores.scatter_add_(1, s_latent[t], grad_m.unsqueeze(1))
-        grad_boa = write_backward(0).sum(0)
+        grad_boa_row = write_backward(0).sum(0)  # (d + J)
 
         # every weight gradient at once, over the T x B rows
-        flat_z, flat_l = grad_z.view(-1, 2 * hidden), grad_l.view(-1, grad_l.shape[-1])
-        grad_w1 = flat_z.T @ inputs[:steps].view(-1, 2 * hidden)
+        flat_z = grad_z.view(-1, 2 * hidden)
+        flat_l = grad_omega.add_(incoming).view(-1, grad_omega.shape[-1])
+        grad_w1_read = flat_z.T @ read_inputs[:steps].reshape(-1, hidden)  # w.r.t. W1's read half x D1
+        grad_w1 = torch.cat([flat_z.T @ slot_inputs[:steps].view(-1, hidden), grad_w1_read * output_diag], 1)
+        grad_diag = (grad_w1_read * w1[:, hidden:]).sum(0)
         grad_b1 = flat_z.sum(0)
         grad_w2 = flat_l.T @ hiddens[:steps].view(-1, 2 * hidden)
         grad_b2 = flat_l.sum(0)
-        grad_omega = grad_written[1:].view(-1, hidden)
-        grad_embeddings = omega_weights.view(-1, omega_weights.shape[-1]).T @ grad_omega
-        grad_diag = (grad_read * values[:steps]).sum((0, 1))
+        # the written rows [E ; E (alpha Lambda)^T] of steps 1..T, and BOA's row
+        grad_written_rows = omega_weights.view(-1, omega_weights.shape[-1]).T @ grad_rows[1:].view(
+            -1, grad_rows.shape[-1]
+        )  # (A, d + J)
+        scaled_queries = memory.scaled_queries
+        grad_embeddings = grad_written_rows[:, :hidden] + grad_written_rows[:, hidden:] @ scaled_queries
+        grad_boa = grad_boa_row[:hidden] + grad_boa_row[hidden:] @ scaled_queries
+        grad_scaled_queries = grad_written_rows[:, hidden:].T @ embeddings + torch.outer(
+            grad_boa_row[hidden:], boa
+        )  # (J, d)
 
         grad_slots = (
             grad_memory_3d + alpha * torch.einsum("bjq,jd->bqd", grad_scores, queries)
@@ -425,14 +490,12 @@ class FusedTeacherForcing(torch.autograd.Function):
         grad_queries = (
             grad_position_scores @ table
             + alpha * torch.einsum("bjq,bqd->jd", grad_scores, memory.masked_slots)
-            + alpha * torch.einsum("tbj,tbd->jd", grad_contribution, written[: steps + 1])
+            + alpha * grad_scaled_queries
         )
         grad_alpha = None
         if ctx.needs_input_grad[3]:
             unscaled = torch.einsum("jd,bqd->bjq", queries, memory.masked_slots)
-            grad_alpha = (grad_scores * unscaled).sum() + (
-                grad_contribution * (written[: steps + 1] @ queries.T)
-            ).sum()
+            grad_alpha = (grad_scores * unscaled).sum() + (grad_scaled_queries * queries).sum()
         return (
             grad_slots, grad_queries, grad_table, grad_alpha, grad_diag, grad_embeddings,
             grad_w1, grad_b1, grad_w2, grad_b2, grad_boa, None,

@@ -25,6 +25,7 @@ from lightning_modules.precision import ieee_fp32_matmuls
 from lightning_modules.sru_ner.actions import EOA, SHIFT
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.fused import SlotMemory, Workspace, fused_teacher_forcing
+from lightning_modules.sru_ner.fused_generation import fused_generation
 from lightning_modules.sru_ner.memory import DecomposedMemory, DenseMemory, SlotReadParameters
 from losses import dynamic_multi_hot_target
 
@@ -176,12 +177,14 @@ class SRUHead(nn.Module):
         """Greedy generation; returns action probabilities (B, T, A) up to the stop step."""
         batch, num_slots, _ = slots.shape
         cap = math.ceil(self.cfg.infer_step_factor * num_slots)
+        every = steps_between_checks(self.cfg, slots.device)
+        if self.cfg.fused and not self.training:  # (in train mode, dropout: the step-by-step loop below)
+            return fused_generation(self, slots, word_mask, every)
         if self.cfg.fused:
             memory, read, pointer = self._start_fused(slots, word_mask)
         else:
             memory, read, pointer = self._start(slots, word_mask, cap)
         reached = torch.zeros(batch, dtype=torch.bool, device=slots.device)
-        every = steps_between_checks(self.cfg, slots.device)
         probs_seq, all_reached = [], []
         for step in range(cap):
             logits = self.mlp(torch.cat([self._at(slots, pointer), read], dim=-1))
