@@ -10,6 +10,7 @@ tensor (``aten::view``, ``aten::empty``, ...: no kernel); both counts are writte
 
     python bench/step_ops.py
     python bench/step_ops.py --batch 16 --words 40 --device cuda
+    python bench/step_ops.py --before bench/results/step_ops-cpu-e9c4389.json   # ops_ratio vs that loop
 
 Writes ``bench/results/step_ops-DEVICE.json``.
 """
@@ -17,7 +18,9 @@ Writes ``bench/results/step_ops-DEVICE.json``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
+from pathlib import Path
 
 import torch
 from common import arg_parser, command_line, machine, write_result
@@ -137,12 +140,35 @@ def measure(loop: str, args, device: torch.device) -> dict:
     return result
 
 
+def training_ops_per_step(loop: dict) -> float:
+    return loop["forward"]["launching_ops_per_step"] + loop["backward"]["launching_ops_per_step"]
+
+
+def compare(before: dict, now: dict, path: str) -> dict:
+    """``ops_ratio``: kernels per training step (forward + backward) of today's fused loop over the
+    earlier checkout's; ``generation_ops_ratio`` likewise. Same batch and counting required."""
+    for key in ("batch", "words", "hidden", "actions"):
+        if before[key] != now[key]:
+            raise SystemExit(f"--before {path}: {key}={before[key]}, this run {now[key]}: not comparable")
+    old, new = before["loops"]["fused"], now["loops"]["fused"]
+    return {
+        "before": {"result": path, "command": before["command"], "fused": old},
+        "ops_ratio": round(training_ops_per_step(new) / training_ops_per_step(old), 3),
+        "generation_ops_ratio": round(
+            new["generation"]["launching_ops_per_step"] / old["generation"]["launching_ops_per_step"], 3
+        ),
+    }
+
+
 def main() -> None:
     parser = arg_parser(__doc__)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--words", type=int, default=40)
     parser.add_argument("--hidden", type=int, default=384)  # MiniLM
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--before", help="a step_ops result of an earlier checkout: its fused loop is compared (ops_ratio)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     result = {
@@ -154,6 +180,8 @@ def main() -> None:
         "actions": 2 + 2 * NUM_TYPES,
         "loops": {loop: measure(loop, args, device) for loop in ("fused", "autograd")},
     }
+    if args.before:
+        result.update(compare(json.loads(Path(args.before).read_text()), result, args.before))
     write_result(f"step_ops-{device.type}", result)
 
 

@@ -3,13 +3,19 @@
 It computes what ``SRUHead``'s autograd loop over ``DecomposedMemory`` computes (same memory, same reads,
 same dynamic targets; ``tests/test_sru_fused.py`` checks logits, targets and every gradient to 1e-5), but:
 
-- the forward runs without autograd on preallocated buffers: per step one (B, 2d) x (2d, 2d) product, the
-  read over a memory C = S + M kept in place, and a few small kernels; the positional scores of every
-  possible read centre, (Q, J, Q), are built once per sequence instead of per step;
+- the forward runs without autograd on preallocated buffers, with everything that does not depend on the
+  step done once per batch: the positional scores of every possible read centre, (Q, J, Q); each action's
+  written row [E_a ; alpha Lambda E_a], so that one (B, A) x (A, d + J) product per step gives Omega and
+  its score contribution; D1 folded into W1's read half; the biases, and for one-corpus batches the slot
+  half of the MLP's first layer for every step at once. A step is then about 17 kernels (two MLP products,
+  Omega, two scatters of the write, the read over a memory C = S + M kept in place: index, add, max,
+  softmax, product), no copies (``bench/step_ops.py``);
 - the backward is one reverse loop that carries only what the recurrence needs (the gradient of the read,
   of the action memory's scores and of the memory itself) and defers every weight gradient to one large
   product over all B x T rows at the end (W1, W2, E, the slot half of the MLP's input, Lambda, the
-  position table, D1), instead of T small products that autograd would issue one per step.
+  position table, D1), instead of T small products that autograd would issue one per step; the incoming
+  gradient of the logits reaches the MLP in one product before the loop, and each softmax's backward is
+  one kernel (about 16 per step).
 
 Notation as in ``memory.py``: B sentences, Q slots, d hidden, J latents, R position rows, A actions,
 T steps run. Write 0 is BOA on slot 0, write t + 1 is step t's Omega on its pointer p_t; read 0 is centred
