@@ -77,6 +77,18 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
     card = (run_dir / "README.md").read_text()
     assert "## Test scores" in card and "merged F1" in card and "python train.py run_dir=" in card
 
+    # the validation history in the run directory: the same scores as W&B's, and the comparison tool
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [4, 8]
+    assert [h["metrics"]["val/merged/macro_f1"] for h in history] == pytest.approx(val_f1)
+    assert 0 < history[0]["wall_s"] < history[1]["wall_s"]
+    from metrics import compare
+
+    assert compare.main([str(run_dir), "-o", str(tmp_path / "cmp")]) == 0
+    table = (tmp_path / "cmp.md").read_text().splitlines()
+    assert table[2].startswith(f"| run | sru_ner | 8 | {metrics['val/merged/macro_f1']:.2f} |")
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+
 
 def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
     garbage = tmp_path / "garbage.ckpt"

@@ -31,6 +31,7 @@ from lightning_modules.callbacks import (
     WandbSummaries,
 )
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from lightning_modules.validation_history import ValidationHistory
 from training.logger import build_logger
 from training.run_dir import RunDir
 
@@ -100,6 +101,7 @@ def build_callbacks(cfg: Any, run: RunDir, *, with_logger: bool) -> list[Callbac
     stop = AgreedStop(requeue_signal=requeue_signal, timeout_s=cfg.trainer.collective_timeout_s)
     callbacks += [RenamedMetrics(), FinalCheckpoint(last), RNGStateCheckpoint(), stop]
     callbacks.append(F1Chart(str(run.path), run.name))
+    callbacks.append(ValidationHistory(run.path))
     if with_logger:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
