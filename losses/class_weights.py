@@ -45,3 +45,20 @@ def welt_binary_weights(
         raise ValueError("per-type cell counts must be >= 0 with a positive total for every type")
     weights = torch.softmax(1.0 - stacked / stacked.sum(-1, keepdim=True), dim=-1) * 2
     return weights[:, 1].float(), weights[:, 0].float()
+
+
+def balanced_binary_weights(
+    positives: torch.Tensor, negatives: torch.Tensor, cap: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column ``k``: a positive weight of ``negatives / positives`` clamped to ``[1 / cap, cap]`` (``cap``
+    for a column never positive) and a negative weight of 1, so each column's positives weigh about as
+    much as its negatives, within the cap.
+
+    Returns ``(pos_weight, neg_weight)``, each ``(K,)`` float32.
+    """
+    pos = torch.as_tensor(positives, dtype=torch.float64)
+    neg = torch.as_tensor(negatives, dtype=torch.float64)
+    if (pos < 0).any() or (neg < 0).any() or cap < 1:
+        raise ValueError("counts must be >= 0 and the cap >= 1")
+    ratio = torch.where(pos > 0, neg / pos.clamp(min=1), torch.full_like(pos, cap))
+    return ratio.clamp(1 / cap, cap).float(), torch.ones_like(ratio).float()

@@ -105,18 +105,31 @@ def multi_hot_bce_terms(
     row_mask: torch.Tensor,
     *,
     normalization: str = "rows",
+    pos_weight: torch.Tensor | None = None,
+    neg_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``multi_hot_bce`` as (sum, count), so that a caller can sum the counts over processes first.
 
     ``"rows"``: the summed row losses (each the mean over its ``A`` columns) and the number of kept rows;
     ``"sentences"``: the summed per-sentence means and the number of sentences with at least one kept row.
     Both scalars float32, on the device of ``logits``; the count is known only after the forward pass.
+
+    ``pos_weight``/``neg_weight`` (``(A,)``, together; SRU-NER's ``model.action_weighting``) weight each
+    column's gold cells: a target of exactly 1 by its positive weight, of exactly 0 by its negative one.
+    A soft target (the dynamic target's other-corpus columns, a displaced SH) keeps weight 1 and enters
+    with its logit detached, so its gradient stays exactly zero (a weighted BCE against ``t = sigmoid(u)``
+    would not vanish: ``sigmoid(u) (1 - sigmoid(u)) (w- - w+)``).
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    per_cell = F.binary_cross_entropy_with_logits(
-        logits.float(), targets.detach().float(), reduction="none"
-    )  # (B, T, A)
+    targets, logits = targets.detach().float(), logits.float()
+    if pos_weight is None:
+        per_cell = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # (B, T, A)
+    else:
+        hard = (targets == 0) | (targets == 1)
+        weights = torch.where(hard, torch.where(targets == 1, pos_weight, neg_weight), 1.0)
+        logits = torch.where(hard, logits, logits.detach())
+        per_cell = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights
     per_row = per_cell.mean(dim=-1)  # (B, T)
     per_row = torch.where(row_mask, per_row, torch.zeros_like(per_row))  # masked rows: value and grad 0
     kept = row_mask.to(per_row.dtype)  # (B, T)

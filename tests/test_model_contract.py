@@ -18,7 +18,7 @@ from datamodules.label_space import LabelSpace
 from lightning_modules.base import SpanNERModule
 from lightning_modules.checkpoints import read_checkpoint
 from lightning_modules.outputs import LossTerms
-from lightning_modules.registry import build_module, get_model, register_model
+from lightning_modules.registry import build_module, register_model
 
 KEYS = json.loads((Path(__file__).parent / "checkpoint_keys.json").read_text())["state_dict"]
 TWO_CORPORA = ["BC5CDR", "NCBI-disease"]
@@ -81,12 +81,15 @@ def test_the_sru_network_is_built_from_its_model_config():
         SRUNERConfig(loop="other")
 
 
-def test_only_tabert_cnn_declares_it_uses_training_rows():
-    assert {
-        name
-        for name in ("sru_ner", "baseline", "tabert_cnn")
-        if get_model(name).module_class.uses_training_rows
-    } == {"tabert_cnn"}
+def test_tabert_cnn_and_weighted_sru_ner_use_training_rows():
+    users = {
+        name: _build(TWO_CORPORA, settings).uses_training_rows
+        for name, settings in (
+            ("baseline", {"name": "baseline"}), ("sru_ner", {"name": "sru_ner"}),
+            ("sru_ner_welt", {"name": "sru_ner", "action_weighting": "welt"}), ("tabert_cnn", TABERT),
+        )
+    }  # fmt: skip
+    assert users == {"baseline": False, "sru_ner": False, "sru_ner_welt": True, "tabert_cnn": True}
 
 
 def test_tabert_class_weights_come_from_the_training_rows_hook():

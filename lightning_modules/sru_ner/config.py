@@ -12,6 +12,7 @@ from losses.dynamic_multi_hot import NORMALIZATIONS
 OMEGAS = ("softmax", "logits")
 MEMORIES = ("decomposed", "dense")
 LOOPS = ("fused", "autograd")
+ACTION_WEIGHTINGS = ("none", "welt", "balanced")
 
 
 @dataclass
@@ -19,6 +20,11 @@ class SRUNERConfig(ModelConfig):
     """``model=sru_ner``: the action generator with a slot memory (spec ``sru-ner.md``)."""
 
     loss_normalization: str = "rows"  # "rows" (reference) or "sentences" (paper)
+    # per-column weights of the gold action cells from the training rows' action counts (module.py):
+    # none (the reference), welt (WeLT per column, as TabERT-CNN's class_weighting), balanced (the
+    # column's negative/positive ratio on its positives, clamped to [1 / cap, cap])
+    action_weighting: str = "none"
+    action_weight_cap: float = 10.0
     # --- the SRU head (network.SRUHead)
     action_space_dim: int = 2  # J = action_space_dim * num_actions latents
     half_context: int = 150
@@ -48,7 +54,11 @@ class SRUNERConfig(ModelConfig):
         for key in ("dropout_positions", "dropout_latents", "dropout_mlp"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"model.{key}={getattr(self, key)}: must be in [0, 1)")
-        for key, allowed in (("omega", OMEGAS), ("memory", MEMORIES), ("loop", LOOPS)):
+        if self.action_weight_cap < 1:
+            raise ValueError(f"model.action_weight_cap={self.action_weight_cap}: must be >= 1")
+        for key, allowed in (
+            ("omega", OMEGAS), ("memory", MEMORIES), ("loop", LOOPS), ("action_weighting", ACTION_WEIGHTINGS),
+        ):  # fmt: skip
             if getattr(self, key) not in allowed:
                 raise ValueError(
                     f"model.{key} must be {' or '.join(map(repr, allowed))}, got {getattr(self, key)!r}"

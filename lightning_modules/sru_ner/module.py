@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Any
+
+import torch
 
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import SpanNERModule
@@ -12,8 +16,8 @@ from lightning_modules.registry import register_model
 from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.network import SRUNERNetwork
-from lightning_modules.sru_ner.targets import SRUTargetEncoder
-from losses import multi_hot_bce_terms
+from lightning_modules.sru_ner.targets import SRUTargetEncoder, action_counts
+from losses import balanced_binary_weights, multi_hot_bce_terms, welt_binary_weights
 
 
 @register_model(
@@ -31,6 +35,39 @@ class SRUNERModule(SpanNERModule):
         num_actions = ActionVocabulary(len(label_space)).size
         return SRUNERNetwork(encoder, config, num_actions)
 
+    def __init__(
+        self,
+        network: SRUNERNetwork,
+        cfg: Mapping[str, Any],
+        label_space: LabelSpace | Mapping[str, Any],
+        encoder_config: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(network, cfg, label_space, encoder_config)
+        # model.action_weighting: ones until learn_from_training_rows. Not persistent: a function of the
+        # training data that train.py recomputes before every fit, resumes included, and checkpoints of
+        # runs without weighting keep their keys
+        size = self.vocab.size
+        self.register_buffer("action_pos_weight", torch.ones(size), persistent=False)
+        self.register_buffer("action_neg_weight", torch.ones(size), persistent=False)
+
+    @property
+    def uses_training_rows(self) -> bool:  # type: ignore[override]
+        return self.model_cfg.action_weighting != "none"
+
+    def learn_from_training_rows(self, rows_by_corpus: Mapping[str, Any]) -> None:
+        """The per-column weights of ``model.action_weighting`` from the training rows' gold action cells
+        (``targets.action_counts``): WeLT's pair per column, or the capped negative/positive ratio."""
+        weighting = self.model_cfg.action_weighting
+        if weighting == "none":
+            return
+        positives, negatives = (torch.from_numpy(c) for c in action_counts(rows_by_corpus, self.label_space))
+        if weighting == "welt":
+            pos, neg = welt_binary_weights(positives, negatives)
+        else:
+            pos, neg = balanced_binary_weights(positives, negatives, self.model_cfg.action_weight_cap)
+        self.action_pos_weight.copy_(pos)
+        self.action_neg_weight.copy_(neg)
+
     @functools.cached_property
     def vocab(self) -> ActionVocabulary:
         return ActionVocabulary(len(self.label_space))
@@ -43,10 +80,16 @@ class SRUNERModule(SpanNERModule):
         per-sentence means (``sentences``), and the count of those rows (sentences), known only after
         the forward pass (a displaced SHIFT adds a row)."""
         out = self.network(batch)
+        weighted = self.model_cfg.action_weighting != "none"
         return LossTerms(
             *multi_hot_bce_terms(
-                out.logits, out.targets, out.row_mask, normalization=self.model_cfg.loss_normalization
-            )
+                out.logits,
+                out.targets,
+                out.row_mask,
+                normalization=self.model_cfg.loss_normalization,
+                pos_weight=self.action_pos_weight if weighted else None,
+                neg_weight=self.action_neg_weight if weighted else None,
+            )  # fmt: skip
         )
 
     def predict(self, batch: dict) -> Prediction:

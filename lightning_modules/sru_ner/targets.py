@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,3 +39,27 @@ class SRUTargetEncoder:
         if self.multitask:
             batch["other_mask"] = self.other_masks[batch["corpus_id"]]
         return batch
+
+
+def action_counts(
+    rows_by_corpus: Mapping[str, Any], label_space: LabelSpace
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per action column, its gold cells over the training rows: ``(A,)`` positives (1 in the gold
+    rows) and negatives (0), counting only the cells the loss supervises with a hard target: on a
+    sentence of corpus D, SHIFT, EOA and D's own TR/RE columns on every row, and the other corpora's
+    TR/RE columns on the EOA row alone (the dynamic target's soft cells are left out)."""
+    vocab = ActionVocabulary(len(label_space))
+    other = other_corpus_masks(label_space)  # (K, A) bool
+    positives = np.zeros(vocab.size, dtype=np.int64)
+    negatives = np.zeros(vocab.size, dtype=np.int64)
+    for corpus, rows in rows_by_corpus.items():
+        others = other[label_space.corpus_index[corpus]]
+        own = ~others
+        for spans, num_words in zip(rows["spans"], rows["num_words"]):
+            flat = np.asarray(spans, dtype=np.int64).reshape(-1, 3)
+            _, cols, num_rows = gold_action_rows([tuple(s) for s in flat.tolist()], int(num_words), vocab)
+            cells = np.bincount(cols, minlength=vocab.size)
+            positives += cells
+            negatives[own] += num_rows - cells[own]
+            negatives[others] += 1  # the EOA row
+    return positives, negatives
