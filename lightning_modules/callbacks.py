@@ -126,7 +126,9 @@ class FinalCheckpoint(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if getattr(self.last, "_last_global_step_saved", -1) == trainer.global_step or not self.last.dirpath:
             return
-        trainer.save_checkpoint(f"{self.last.dirpath}/{self.last.filename}{self.last.FILE_EXTENSION}")
+        # a full checkpoint (optimizer, loops, callbacks); said, so that Lightning does not log its default
+        path = f"{self.last.dirpath}/{self.last.filename}{self.last.FILE_EXTENSION}"
+        trainer.save_checkpoint(path, weights_only=False)
 
 
 class WandbPredictions(pl.Callback):

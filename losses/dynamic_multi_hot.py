@@ -9,7 +9,7 @@ Per step ``t`` and sentence ``b`` with original gold row ``g0`` (``A`` columns):
     p        = sigmoid(u).detach()
     live     = g0[EOA] == 0                           # no soft targets on the EOA row
     q        = live * other_mask * p                  # other corpora's TR/RE columns
-    keep_SH  = removed_prev OR all_a(q_a <= p_SH)
+    keep_SH  = removed_prev OR all_a(q_a <= p_SH - m)  # m = sh_margin, 0 in the reference
     g        = min(coeff * q, 1) + g0                 # detached
     g[SH]   *= keep_SH
     removed  = (g0[SH] == 1) AND NOT keep_SH          # the SH was displaced: reuse this gold row at t+1
@@ -36,6 +36,7 @@ def dynamic_multi_hot_target(
     shift_col: int,
     eoa_col: int,
     coeff: float = 1.0,
+    sh_margin: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Target row of one decoding step in multi-corpus training (spec A4 with the SH target detached).
 
@@ -47,6 +48,7 @@ def dynamic_multi_hot_target(
         shift_col: SHIFT column index.
         eoa_col: EOA column index.
         coeff: ``project_coeff`` c; 1 masks the other-corpus columns, > 1 self-trains, < 1 suppresses.
+        sh_margin: m of ``shift_kept``; 0 is the reference rule.
 
     Returns:
         target: ``(B, A)`` float32, no autograd history.
@@ -57,7 +59,7 @@ def dynamic_multi_hot_target(
         gold = gold_row.detach().float()  # (B, A)
         q = p * (other_mask & (gold[:, eoa_col : eoa_col + 1] == 0))  # (B, A), 0 on the EOA row
         p_sh = p[:, shift_col]  # (B,)
-        keep_sh = shift_kept(p, q, removed_prev, shift_col=shift_col)  # (B,)
+        keep_sh = shift_kept(p, q, removed_prev, shift_col=shift_col, margin=sh_margin)  # (B,)
         removed = (gold[:, shift_col] == 1) & ~keep_sh  # (B,)
         target = (q if coeff == 1.0 else (coeff * q).clamp_(max=1.0)).add_(gold)  # q <= 1 already
         target[:, shift_col] = torch.where(keep_sh, target[:, shift_col], 0.0) + removed * p_sh
@@ -65,12 +67,21 @@ def dynamic_multi_hot_target(
 
 
 def shift_kept(
-    probs: torch.Tensor, other_probs: torch.Tensor, removed_prev: torch.Tensor, *, shift_col: int
+    probs: torch.Tensor,
+    other_probs: torch.Tensor,
+    removed_prev: torch.Tensor,
+    *,
+    shift_col: int,
+    margin: float = 0.0,
 ) -> torch.Tensor:
-    """keep_SH of spec A4: ``removed_prev OR all_a(q_a <= p_SH)`` with ``probs`` = sigmoid(u) (B, A) and
-    ``other_probs`` = q (B, A), the probabilities of the other corpora's TR/RE columns (0 elsewhere and on
-    the EOA row). A loop that only needs where the pointer goes calls this alone, per step."""
-    return removed_prev | (other_probs.amax(dim=-1) <= probs[:, shift_col])
+    """keep_SH of spec A4: ``removed_prev OR all_a(q_a <= p_SH - margin)`` with ``probs`` = sigmoid(u)
+    (B, A) and ``other_probs`` = q (B, A), the probabilities of the other corpora's TR/RE columns (0
+    elsewhere and on the EOA row). A loop that only needs where the pointer goes calls this alone, per
+    step. ``margin`` (``model.sh_margin``, 0 = the reference): with m > 0 an SH is displaced as soon as
+    another corpus's action comes within m of it, so fewer rows teach "no mention" where an
+    unannotated type is likely (issue 20)."""
+    shift = probs[:, shift_col]
+    return removed_prev | (other_probs.amax(dim=-1) <= (shift - margin if margin else shift))
 
 
 def multi_hot_bce(

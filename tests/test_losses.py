@@ -135,6 +135,24 @@ def test_displacement_needs_strictly_greater_and_an_sh_row() -> None:
     assert target[:, SH].tolist() == [1.0, 0.0]
 
 
+def test_an_sh_margin_displaces_sh_once_another_corpus_comes_within_it() -> None:
+    # p_SH = sigmoid(1) = 0.731; the other corpus's TR at sigmoid(0.5) = 0.622: kept by the reference rule
+    # (0.622 <= 0.731), displaced with a margin of 0.15 (0.622 > 0.581), kept with 0.1 (0.622 <= 0.631)
+    logits = torch.tensor([[-4.0, 1.0, -3.0, -3.0, 0.5, -5.0]])
+    gold, none = _row(SH)[None], torch.zeros(1, dtype=torch.bool)
+    removed = {
+        margin: dynamic_multi_hot_target(
+            logits, gold, OTHER[None], none, shift_col=SH, eoa_col=EOA, sh_margin=margin
+        )[1].item()
+        for margin in (0.0, 0.1, 0.15)
+    }
+    assert removed == {0.0: False, 0.1: False, 0.15: True}
+    target, _ = dynamic_multi_hot_target(
+        logits, gold, OTHER[None], none, shift_col=SH, eoa_col=EOA, sh_margin=0.15
+    )
+    assert target[0, SH].item() == torch.sigmoid(logits)[0, SH].item()  # displaced: the detached p_SH
+
+
 def test_eoa_row_has_zero_other_corpus_targets() -> None:
     logits = torch.tensor([[1.0, -2.0, -3.0, -3.0, 4.0, 4.0]])
     gold = _row(EOA)[None]

@@ -254,3 +254,21 @@ def test_workspace_comes_back_without_a_backward() -> None:
     with torch.no_grad():
         fused(slots, word_mask, gold, other)
     assert not fused.workspace.lent  # no backward can come: never lent
+
+
+def test_fused_loop_equals_autograd_loop_with_an_sh_margin() -> None:
+    plain, fused = _heads()
+    plain.cfg = dataclasses.replace(plain.cfg, sh_margin=0.2)
+    fused.cfg = dataclasses.replace(fused.cfg, sh_margin=0.2)
+    batch = _batch(True)
+    out_p, loss_p, grads_p = _run(plain, *batch)
+    out_f, loss_f, grads_f = _run(fused, *batch)
+    reference = _run(_heads()[0], *batch)[0]  # the same weights, margin 0
+    assert out_p.logits.shape[1] > reference.logits.shape[1]  # the margin displaces more SH rows
+    assert torch.equal(out_f.row_mask, out_p.row_mask)
+    torch.testing.assert_close(out_f.logits, out_p.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out_f.targets, out_p.targets, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads_f, grads_p, strict=True):
+        assert (got is None) == (want is None)
+        if want is not None:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

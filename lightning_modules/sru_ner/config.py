@@ -40,6 +40,9 @@ class SRUNERConfig(ModelConfig):
     infer_step_factor: float = 1.5  # cap on inference steps, x Q
     sync_every: int = 8
     project_coeff: float = 1.0
+    # the displaced-SH test of the dynamic target: keep SH's target only while every other corpus's
+    # action is at least this much below it (0: the reference rule, q <= p_SH)
+    sh_margin: float = 0.0
 
     def check(self) -> None:
         if self.loss_normalization not in NORMALIZATIONS:
@@ -54,6 +57,8 @@ class SRUNERConfig(ModelConfig):
         for key in ("dropout_positions", "dropout_latents", "dropout_mlp"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"model.{key}={getattr(self, key)}: must be in [0, 1)")
+        if not 0.0 <= self.sh_margin < 1.0:
+            raise ValueError(f"model.sh_margin={self.sh_margin}: must be in [0, 1)")
         if self.action_weight_cap < 1:
             raise ValueError(f"model.action_weight_cap={self.action_weight_cap}: must be >= 1")
         for key, allowed in (

@@ -177,6 +177,7 @@ class LoopInputs:
     sync_every: int
     project_coeff: float
     workspace: Workspace | None = None  # lent to this loop, or None
+    sh_margin: float = 0.0
 
 
 def single_corpus_trajectory(gold_rows: torch.Tensor, num_slots: int):
@@ -308,8 +309,9 @@ class FusedTeacherForcing(torch.autograd.Function):
                 cursor = step_cursors[step]
                 probs = logits.float().sigmoid()  # as dynamic_multi_hot_target, in fp32
                 kept = shift_kept(
-                    probs, probs * other_live.index_select(0, cursor), step_removed[step], shift_col=SHIFT
-                )
+                    probs, probs * other_live.index_select(0, cursor), step_removed[step], shift_col=SHIFT,
+                    margin=run.sh_margin,
+                )  # fmt: skip
                 shift, eoa = shift_flags.index_select(0, cursor), eoa_flags.index_select(0, cursor)
                 torch.logical_and(shift, ~kept, out=step_removed[step + 1])
                 torch.logical_not(finished, out=step_row_mask[step])
@@ -329,6 +331,7 @@ class FusedTeacherForcing(torch.autograd.Function):
                 shift_col=SHIFT,
                 eoa_col=EOA,
                 coeff=run.project_coeff,
+                sh_margin=run.sh_margin,
             )
             targets = flat_targets.view(steps, batch, num_actions).transpose(0, 1)
 
@@ -524,7 +527,7 @@ def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: 
         keep.uniform_().lt_(1 - drop).div_(1 - drop)  # = bernoulli_(1 - drop), in half the time on CPU
     run = LoopInputs(
         word_mask, gold_rows, other_mask, keep, cap, params.half_context, cfg.omega == "softmax",
-        every, cfg.project_coeff, workspace,
+        every, cfg.project_coeff, workspace, cfg.sh_margin,
     )  # fmt: skip
     first, second = head.mlp[1], head.mlp[3]
     try:

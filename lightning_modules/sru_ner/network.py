@@ -152,7 +152,7 @@ class SRUHead(nn.Module):
             else:
                 target, removed = dynamic_multi_hot_target(
                     logits, gold, other_mask, removed,
-                    shift_col=SHIFT, eoa_col=EOA, coeff=self.cfg.project_coeff,
+                    shift_col=SHIFT, eoa_col=EOA, coeff=self.cfg.project_coeff, sh_margin=self.cfg.sh_margin,
                 )  # fmt: skip
             logits_seq.append(logits)
             target_seq.append(target)
