@@ -95,6 +95,9 @@ class CallbacksCfg:
     rich_progress: bool = True
     # last.ckpt is rewritten after every validation; set this to also rewrite it every N optimizer steps
     last_every_n_steps: int | None = None
+    # a JSON file of gold mentions a corpus leaves unannotated (scripts/synthetic_halves.py writes one):
+    # their recall is logged at every validation (lightning_modules/unannotated_recall.py)
+    hidden_gold: str | None = None
 
 
 @dataclass

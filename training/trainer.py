@@ -31,6 +31,7 @@ from lightning_modules.callbacks import (
     WandbSummaries,
 )
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from lightning_modules.unannotated_recall import UnannotatedRecall
 from lightning_modules.validation_history import ValidationHistory
 from training.logger import build_logger
 from training.run_dir import RunDir
@@ -102,6 +103,8 @@ def build_callbacks(cfg: Any, run: RunDir, *, with_logger: bool) -> list[Callbac
     callbacks += [RenamedMetrics(), FinalCheckpoint(last), RNGStateCheckpoint(), stop]
     callbacks.append(F1Chart(str(run.path), run.name))
     callbacks.append(ValidationHistory(run.path))
+    if cfg.callbacks.hidden_gold:
+        callbacks.append(UnannotatedRecall(cfg.callbacks.hidden_gold))
     if with_logger:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
