@@ -87,15 +87,20 @@ def markdown(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[dict], path: Path) -> Path:
-    """Dev merged macro F1 against the step, then one panel per corpus (its merged F1)."""
+def plot(runs: list[dict], path: Path, extra: list[str] = ()) -> Path:
+    """Dev merged macro F1 against the step, then one panel per corpus (its merged F1), then one per
+    ``extra`` history key (e.g. ``val/unannotated/<corpus>/<type>/recall``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     corpora = corpora_of(runs)
-    panels = [("macro", DEV), *((c, f"val/merged/{c}/f1") for c in corpora)]
+    panels = [
+        ("dev macro F1 (merged)", DEV),
+        *((f"dev {c} F1 (merged)", f"val/merged/{c}/f1") for c in corpora),
+        *((key.removeprefix("val/"), key) for key in extra),
+    ]
     columns = min(4, len(panels))
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), dpi=120, squeeze=False)
@@ -104,7 +109,7 @@ def plot(runs: list[dict], path: Path) -> Path:
             points = [(h["step"], h["metrics"][key]) for h in run["history"] if key in h["metrics"]]
             if points:
                 ax.plot(*zip(*points), marker="o", markersize=3, label=f"{run['name']} ({run['model']})")
-        ax.set_title(f"dev {title} F1 (merged)", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("runs", nargs="+", help="run directories")
     parser.add_argument("-o", "--output", default="compare", help="OUT: writes OUT.png and OUT.md")
+    parser.add_argument(
+        "--metric", action="append", default=[], help="one more history key to plot (repeatable)"
+    )
     args = parser.parse_args(argv)
     try:
         runs = [load_run(r) for r in args.runs]
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             raise BionerError(f"-o {args.output}: the directory {out.parent} does not exist")
         table = markdown(runs)
         out.with_suffix(".md").write_text(table)
-        plot(runs, out.with_suffix(".png"))
+        plot(runs, out.with_suffix(".png"), args.metric)
     except BionerError as err:
         return report_user_error(err)
     print(table, end="")

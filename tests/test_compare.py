@@ -41,6 +41,9 @@ def test_table_and_chart_of_a_finished_and_an_unfinished_run(tmp_path, capsys):
     assert table[3] == "| base-1 | baseline | 400 | 45.00 | – | – | 1.1 min |"  # best of its history
     assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG"
     assert "| sru-1 |" in capsys.readouterr().out
+    # any other history key as one more panel
+    assert compare.main([str(done), "-o", str(tmp_path / "more"), "--metric", "val/disjoint/macro_f1"]) == 0
+    assert (tmp_path / "more.png").stat().st_size > (tmp_path / "out.png").stat().st_size / 2
 
 
 def test_a_directory_without_history_or_metrics_is_one_error_line(tmp_path, capsys):
