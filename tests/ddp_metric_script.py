@@ -111,6 +111,12 @@ def main() -> None:
     if trainer.is_global_zero:
         result = {"world_size": trainer.world_size, **model.result}
         args.out.write_text(json.dumps(result, indent=1, sort_keys=True))
+    if torch.distributed.is_initialized():
+        # tear the group down here, every rank together, rather than in Lightning's atexit handler: there
+        # gloo's threads were once destroyed while joinable ("terminate called without an active
+        # exception", both ranks aborted after the result was written; CI at 15eb5be)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
