@@ -133,6 +133,8 @@ def multi_hot_bce_terms(
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if (pos_weight is None) != (neg_weight is None):
+        raise ValueError("pos_weight and neg_weight go together")
     targets, logits = targets.detach().float(), logits.float()
     if pos_weight is None:
         per_cell = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # (B, T, A)

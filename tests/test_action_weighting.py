@@ -117,3 +117,9 @@ def test_none_is_the_unweighted_loss_exactly_and_weights_come_from_the_training_
     )  # recomputed before every fit: checkpoint keys unchanged
     loss = welt.training_loss(batch)
     assert torch.isfinite(loss)
+
+
+def test_one_weight_without_the_other_is_refused():
+    logits, targets = torch.zeros(1, 1, 8), torch.zeros(1, 1, 8)
+    with pytest.raises(ValueError, match="together"):
+        multi_hot_bce_terms(logits, targets, torch.ones(1, 1, dtype=torch.bool), neg_weight=torch.ones(8))
