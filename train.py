@@ -24,6 +24,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
 from configs.compose import ConfigError, available, compose, default_group
@@ -34,10 +35,16 @@ from lightning_modules.agreed_stop import REQUEUE
 from lightning_modules.checkpoints import check_checkpoint
 from lightning_modules.registry import available_models, build_module
 from training.publish import publish_run_start, publish_test_scores
-from training.resume import resume_checkpoint, resume_command, with_checkpoint_model
+from training.resume import (
+    checkpoint_hyper_parameters,
+    resume_checkpoint,
+    resume_command,
+    with_checkpoint_model,
+)
 from training.run_dir import resolve_run_dir
 from training.slurm import requeue_slurm_job
 from training.trainer import agreed_stop, build_trainer
+from training.warm_start import apply_init, check_init, with_init_source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print("trainer groups:", ", ".join(available("trainer")))
         return 0
     try:
-        return run(compose(with_checkpoint_model(argv)), argv)
+        return run(compose(with_init_source(with_checkpoint_model(argv))), argv)
     except (BionerError, MisconfigurationException) as err:  # a user's mistake (a bad trainer.* value too)
         return report_user_error(err)
 
@@ -66,11 +73,16 @@ def run(cfg: Any, argv: list[str]) -> int:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     run_dir = resolve_run_dir(cfg)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir, trust=cfg.trust_checkpoint)
+    source = check_init(cfg, run_dir, resuming=ckpt_path is not None)
+    resumed = checkpoint_hyper_parameters(ckpt_path, trust=cfg.trust_checkpoint)
+    encoder_config = source.encoder_config if source is not None else resumed.get("encoder_config")
     plain = {
         **OmegaConf.to_container(cfg, resolve=True),
         "run_name": run_dir.name,
         "run_dir": str(run_dir.path),
     }
+    if (resumed.get("cfg") or {}).get("warm_start"):  # the model card keeps saying where the run started
+        plain["warm_start"] = resumed["cfg"]["warm_start"]
 
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
@@ -78,10 +90,15 @@ def run(cfg: Any, argv: list[str]) -> int:
     datamodule.check_files()
     label_space = datamodule.label_space
     try:
-        model = build_module(plain, label_space)
+        model = build_module(plain, label_space, encoder_config)
         datamodule.tokenizer  # noqa: B018 - load it now: a bad encoder.name fails here, not in fit
     except (OSError, ValueError) as err:  # unknown hub name, no network, a directory without a model
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
+    if source is not None:
+        report = apply_init(model, source, cfg)
+        plain["warm_start"] = report.to_dict()
+        if rank_zero_only.rank == 0:
+            print("\n".join(report.lines()), flush=True)
     datamodule.batch_transform = model.target_encoder()
     datamodule.eval_cost = model.eval_batch_bytes
     if model.uses_training_rows:  # what a model counts over the training split (TabERT-CNN's class weights)

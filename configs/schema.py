@@ -123,6 +123,11 @@ class RunCfg:
     # load the resumed checkpoint unrestricted (it may run code): only for a file one trusts, e.g. one's own
     # checkpoint that the restricted loader refuses (lightning_modules/checkpoints.py)
     trust_checkpoint: bool = False
+    # a warm start: the network weights of a trained model (a checkpoint or an export.py directory) for a
+    # new run with its own corpora, optimiser and schedule (training/warm_start.py); types map by their
+    # qualified name (init_map=qualified) or by merged name (init_map=merged)
+    init_from: str | None = None
+    init_map: str = "qualified"
     test_after_fit: bool = True
     compile: bool = False
     data: DataCfg = field(default_factory=DataCfg)

@@ -37,6 +37,21 @@ def write_model_card(
         "|---|---|",
         *[f"| {c} | {', '.join(ts)} |" for c, ts in label_space.corpus_types.items()],
         "",
+    ]
+    warm = plain.get("warm_start")
+    if warm:
+        renamed = [k if k == v else f"{k} <- {v}" for k, v in warm["kept"].items()]
+        lines += [
+            "## Warm start",
+            "",
+            f"Started from `{warm['source']}` (`init_map={warm['init_map']}`).",
+            "",
+            f"- kept ({len(renamed)}): {', '.join(renamed) or '-'}",
+            f"- new, freshly initialised ({len(warm['new'])}): {', '.join(warm['new']) or '-'}",
+            f"- dropped, in the source only ({len(warm['dropped'])}): {', '.join(warm['dropped']) or '-'}",
+            "",
+        ]
+    lines += [
         "## Test scores",
         "",
     ]

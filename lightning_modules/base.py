@@ -129,6 +129,15 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         self.test_results: dict[str, float] = {}
 
     @classmethod
+    def type_rows(
+        cls, model_config: ModelConfig, label_space: LabelSpace
+    ) -> dict[str, list[tuple[str, ...]]] | None:
+        """For a warm start (``init_from``, ``lightning_modules/warm_start.py``): every state-dict key
+        whose first dimension runs over entity types, corpora or relation types, with one row key per
+        row. None: this model does not know how its parameters map across label spaces."""
+        return None
+
+    @classmethod
     def label_space_problem(cls, model_config: ModelConfig, label_space: LabelSpace) -> str | None:
         """Why this model, so configured, cannot train on these corpora (None: it can). Checked with the
         run config, before anything is loaded."""

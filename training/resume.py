@@ -74,3 +74,11 @@ def resume_command(argv: Sequence[str], run: RunDir) -> str:
     """The command line that continues ``run``: the same arguments, its directory and ``resume=auto``."""
     kept = [a for a in argv if not a.startswith(("run_dir=", "resume="))]
     return " ".join(["python train.py", *kept, f"run_dir={run.path}", "resume=auto"])
+
+
+def checkpoint_hyper_parameters(path: str | None, *, trust: bool = False) -> dict:
+    """What the model of a resumed checkpoint was built from (``cfg``, ``encoder_config``: a warm start
+    from an export directory builds its encoder from a config); empty without a checkpoint."""
+    if path is None:
+        return {}
+    return read_checkpoint(path, trust=trust).get("hyper_parameters") or {}

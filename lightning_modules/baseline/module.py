@@ -16,6 +16,7 @@ from lightning_modules.baseline.targets import BIOTargetEncoder
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
+from lightning_modules.warm_start import CORPUS, TYPE, RowKey
 
 
 @dataclass
@@ -44,6 +45,16 @@ class PerCorpusTaggerModule(SpanNERModule):
         cls, config: BaselineConfig, label_space: LabelSpace, encoder: WordEncoder
     ) -> PerCorpusTaggerNetwork:
         return PerCorpusTaggerNetwork(encoder, BIOLayout(label_space), dropout=config.dropout)
+
+    @classmethod
+    def type_rows(cls, model_config: BaselineConfig, label_space: LabelSpace) -> dict[str, list[RowKey]]:
+        """The stacked heads' columns: per corpus its ``O``, then ``B`` and ``I`` of each of its types."""
+        tags: list[RowKey] = []
+        for corpus in label_space.corpora:
+            tags.append(("O", CORPUS, corpus))
+            for type_id in label_space.type_ids_of(corpus):
+                tags += [("B", TYPE, label_space.types[type_id]), ("I", TYPE, label_space.types[type_id])]
+        return {"network.heads.weight": tags, "network.heads.bias": tags}
 
     @functools.cached_property
     def layout(self) -> BIOLayout:

@@ -17,6 +17,7 @@ from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder, action_counts
+from lightning_modules.warm_start import POOL, TYPE, RowKey
 from losses import balanced_binary_weights, multi_hot_bce_terms, welt_binary_weights
 
 
@@ -34,6 +35,17 @@ class SRUNERModule(SpanNERModule):
     ) -> SRUNERNetwork:
         num_actions = ActionVocabulary(len(label_space)).size
         return SRUNERNetwork(encoder, config, num_actions)
+
+    @classmethod
+    def type_rows(cls, model_config: SRUNERConfig, label_space: LabelSpace) -> dict[str, list[RowKey]]:
+        """The action rows: ``EOA``, ``SHIFT``, then ``TR`` and ``RE`` of each type (``ActionVocabulary``)."""
+        actions: list[RowKey] = [("EOA",), ("SHIFT",)]
+        for qualified in label_space.types:
+            actions += [("TR", TYPE, qualified), ("RE", TYPE, qualified)]
+        latents = [("latent", POOL, str(j)) for j in range(model_config.action_space_dim * len(actions))]
+        head = "network.head."
+        return {f"{head}action_embeddings.weight": actions, f"{head}mlp.3.weight": actions,
+                f"{head}mlp.3.bias": actions, f"{head}read_params.latents": latents}  # fmt: skip
 
     def __init__(
         self,

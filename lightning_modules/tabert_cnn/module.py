@@ -29,6 +29,7 @@ from lightning_modules.registry import register_model
 from lightning_modules.tabert_cnn.network import FIRST_LAYERS, TabERTCNNNetwork, TableCNNConfig
 from lightning_modules.tabert_cnn.tables import (
     IGNORE,
+    TAGS,
     BILOULayout,
     decode_bilou,
     decode_relations,
@@ -36,6 +37,7 @@ from lightning_modules.tabert_cnn.tables import (
     encode_paper_targets,
 )
 from lightning_modules.tabert_cnn.targets import PaperTargetEncoder, SpanTargetEncoder
+from lightning_modules.warm_start import RELATION, TYPE, RowKey, type_keys
 from losses import dynamic_type_bce_sum, welt_binary_weights, welt_class_weights
 
 MODES = ("auto", "paper", "span")
@@ -127,6 +129,24 @@ class TabERTCNNModule(SpanNERModule):
             single_relation_corpus = len(label_space.corpora) == 1 and bool(label_space.relation_types)
             return "paper" if single_relation_corpus else "span"
         return config.mode
+
+    @classmethod
+    def type_rows(cls, model_config: TabERTCNNConfig, label_space: LabelSpace) -> dict[str, list[RowKey]]:
+        """Span mode: the last convolution's channel of each type. Paper mode: the entity head's ``O``
+        and ``B I L U`` of each type, the last convolution's ``None`` and ``R`` / ``L`` of each relation
+        type (``tables.py``)."""
+        last = f"network.table.convs.{model_config.layers - 1}."
+        if cls.resolved_mode(model_config, label_space) == "span":
+            types = type_keys("span", label_space)
+            return {f"{last}weight": types, f"{last}bias": types}
+        entity: list[RowKey] = [("O",)]
+        for qualified in label_space.types:
+            entity += [(tag, TYPE, qualified) for tag in TAGS]
+        relation: list[RowKey] = [("None",)]
+        for qualified in label_space.relation_types:
+            relation += [("R", RELATION, qualified), ("L", RELATION, qualified)]
+        return {"network.entity_head.weight": entity, "network.entity_head.bias": entity,
+                f"{last}weight": relation, f"{last}bias": relation}  # fmt: skip
 
     @classmethod
     def build_network(
