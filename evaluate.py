@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on corpora: per corpus and per type P/R/F1 in both views, as Markdown and JSON.
 
     python evaluate.py CKPT [--corpus NAME_OR_DIR ...] [--split test|dev] [--reading full|paper]
-        [--data-root DIR] [-o OUT_DIR] [--wandb] [--trust-checkpoint]
+        [--match strict,exact,partial,type|none] [--data-root DIR] [-o OUT_DIR] [--wandb] [--trust-checkpoint]
 
 Without ``--corpus`` it scores the model's own corpora exactly as training's final test does (same rows,
 batches and metric), so ``metrics.json`` reproduces the run's ``test/...`` numbers. A corpus the model never
@@ -10,6 +10,10 @@ sentences every predicted type whose merged name is one of the corpus's types co
 model trained on BC5CDR tags NCBI-disease's ``Disease`` through ``BC5CDR/Disease``); other predictions are
 ignored. ``OUT_DIR`` (default: ``eval/<checkpoint name>-<split>`` next to the checkpoint's run) receives
 ``metrics.json`` (the keys of training's ``metrics.json``), ``report.md`` and ``f1_per_corpus.png``.
+
+``--match`` (default: all four) adds the SemEval-2013 partial-match schemas (``metrics/partial_match.py``,
+scored by nervaluate) per corpus and type in both views: ``<split>/<view>/<schema>/<corpus>[/<type>]/f1``
+etc. in ``metrics.json``, one table per schema in ``report.md``.
 """
 
 from __future__ import annotations
@@ -67,15 +71,18 @@ def evaluate(
     data_root: str | None = None,
     device: str | None = None,
     trust_checkpoint: bool = False,
+    match: Sequence[str] = (),
 ) -> tuple[dict[str, float], Any]:
     """``({"<split>/<key>": value}, module)``: ``checkpoint`` scored on ``corpora`` (default: its own).
 
     The model's own corpora are scored in the model's label space, exactly as in training (a subset only
     leaves the others out); corpora it does not know through the merged types (module docstring). With
-    both, the macro F1 is the mean over all evaluated corpora and no micro F1 is given."""
+    both, the macro F1 is the mean over all evaluated corpora and no micro F1 is given. ``match``: the
+    partial-match schemas to add (``metrics/partial_match.py``)."""
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.base import ner_scores
     from lightning_modules.registry import load_module
+    from metrics.partial_match import PartialMatch
     from metrics.relation_f1 import RelationF1, gold_relation_tuples
     from metrics.span_f1 import SpanF1
 
@@ -101,6 +108,7 @@ def evaluate(
     own = [c for c in eval_space.corpora if c in model_space.corpora]
     foreign = [c for c in eval_space.corpora if c not in model_space.corpora]
     own_metric, foreign_metric = SpanF1(model_space), SpanF1(eval_space)
+    own_match, foreign_match = PartialMatch(model_space), PartialMatch(eval_space)
     relations = RelationF1(model_space) if eval_space == model_space and model_space.relation_types else None
     to_model = np.asarray([model_space.type_index.get(q, -1) for q in eval_space.types], dtype=np.int64)
     maps = foreign_type_maps(model_space, eval_space)
@@ -114,6 +122,8 @@ def evaluate(
                     gold = [torch.as_tensor(_retype(s.numpy(), to_model)) for s in batch["spans"]]
                     unreachable = [torch.as_tensor(to_model[u.numpy()]) for u in batch["unreachable"]]
                     own_metric.update(corpus_ids, gold, predicted.spans, unreachable)
+                    if match:
+                        own_match.update(corpus, gold, predicted.spans, unreachable)
                     if relations is not None:
                         pairs = [
                             gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])
@@ -126,6 +136,8 @@ def evaluate(
                         for found in predicted.spans
                     ]
                     foreign_metric.update(batch["corpus_id"], batch["spans"], spans, batch.get("unreachable"))
+                    if match:
+                        foreign_match.update(corpus, batch["spans"], spans, batch.get("unreachable"))
     results: dict[str, float] = {}
     if own:
         results.update(_scores(own_metric, own, model_space.corpora))
@@ -143,6 +155,17 @@ def evaluate(
     if relations is not None:
         results.update({k: float(v) for k, v in relations.compute().items()})
         results.update(ner_scores(results, model_space))
+    if match:
+        matched = {
+            **(own_match.compute(match) if own else {}),
+            **(foreign_match.compute(match) if foreign else {}),
+        }
+        if own and foreign:
+            for key in [k for k in matched if k.endswith("/macro_f1")]:
+                view, schema = key.split("/")[:2]
+                per_corpus = [matched[f"{view}/{schema}/{c}/f1"] for c in (*own, *foreign)]
+                matched[key] = sum(per_corpus) / len(per_corpus)
+        results.update(matched)
     return {f"{split}/{k}": v for k, v in results.items()}, module
 
 
@@ -165,6 +188,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", action="append", dest="corpora", metavar="NAME_OR_DIR", help=corpus_help)
     parser.add_argument("--split", choices=("test", "dev"), default="test")
     parser.add_argument("--reading", choices=("full", "paper"))
+    match_help = "partial-match schemas to add, comma-separated, or none (default: strict,exact,partial,type)"
+    parser.add_argument("--match", default="strict,exact,partial,type", help=match_help)
     parser.add_argument("--data-root", help="where the registered corpora are (default: the run's data.root)")
     parser.add_argument("-o", "--out-dir")
     parser.add_argument("--device")
@@ -176,27 +201,46 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def match_schemas(value: str) -> list[str]:
+    from metrics.partial_match import SCHEMAS
+
+    if value.strip().lower() == "none":
+        return []
+    schemas = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in schemas if s not in SCHEMAS]
+    if unknown or not schemas:
+        raise BionerError(f"--match {value}: use a comma-separated subset of {','.join(SCHEMAS)}, or none")
+    return schemas
+
+
 def run(args: argparse.Namespace) -> int:
+    from metrics.partial_match import is_match_key, render_match
     from metrics.report import render
 
     checkpoint = Path(args.checkpoint)
+    schemas = match_schemas(args.match)
     started = time.perf_counter()
-    metrics, module = evaluate(
+    everything, module = evaluate(
         checkpoint, args.corpora, split=args.split, reading=args.reading,
-        data_root=args.data_root, device=args.device, trust_checkpoint=args.trust_checkpoint,
+        data_root=args.data_root, device=args.device, trust_checkpoint=args.trust_checkpoint, match=schemas,
     )  # fmt: skip
+    metrics = {k: v for k, v in everything.items() if not is_match_key(k)}
     out = Path(args.out_dir) if args.out_dir else _default_out_dir(checkpoint, args.split)
     out.mkdir(parents=True, exist_ok=True)
-    record = {**metrics, "checkpoint": str(checkpoint.resolve()), "corpora": args.corpora}
+    record = {**everything, "checkpoint": str(checkpoint.resolve()), "corpora": args.corpora}
     (out / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     report = render(metrics, stage=args.split, markdown=True, types=True)
+    if schemas:
+        report += "\n" + render_match(everything, args.split, schemas)
     (out / "report.md").write_text(f"# Evaluation of `{checkpoint}` ({args.split})\n\n{report}\n")
     from metrics.charts import f1_bar_chart
 
     f1_bar_chart(metrics, args.split, out / "f1_per_corpus.png", title=f"{checkpoint.name} ({args.split})")
     if args.wandb or (args.wandb is None and module.cfg.get("logger") == "wandb"):
-        _log_wandb(module, metrics, args.split, out, checkpoint)
+        _log_wandb(module, everything, args.split, out, checkpoint)
     print(render(metrics, stage=args.split, types=True))
+    if schemas:
+        print(render_match(everything, args.split, schemas, markdown=False))
     print(f"evaluated in {time.perf_counter() - started:.0f} s; metrics: {out / 'metrics.json'}")
     return 0
 
@@ -226,7 +270,9 @@ def _log_wandb(module: Any, metrics: dict[str, float], split: str, out: Path, ch
         config={"checkpoint": str(checkpoint.resolve()), "split": split, "run_config": cfg},
     )
     run.log({f"eval/{k}": v for k, v in metrics.items() if not k.endswith(("/tp", "/fp", "/fn"))})
-    columns, rows = f1_table_rows(metrics, split)
+    from metrics.partial_match import is_match_key
+
+    columns, rows = f1_table_rows({k: v for k, v in metrics.items() if not is_match_key(k)}, split)
     run.log({"eval/f1_per_type": wandb.Table(columns=columns, data=rows)})
     run.log({"eval/f1_per_corpus": wandb.Image(str(out / "f1_per_corpus.png"))})
     run.finish()

@@ -50,6 +50,11 @@ def test_evaluate_reproduces_the_runs_test_scores_exactly(finished_run, tmp_path
     assert len(test_keys) > 20 and metrics["test/disjoint/BC5CDR/Chemical/f1"] > 0
     assert {k: again[k] for k in test_keys} == {k: metrics[k] for k in test_keys}
     assert "| BC5CDR |" in (tmp_path / "eval" / "report.md").read_text()
+    for schema in ("strict", "exact", "partial", "type"):  # --match's default: every schema, both views
+        for view in ("disjoint", "merged"):
+            assert 0 < again[f"test/{view}/{schema}/BC5CDR/f1"] <= 100
+            assert f"test/{view}/{schema}/BC5CDR/Chemical/f1" in again
+        assert f"### Partial match: {schema}" in (tmp_path / "eval" / "report.md").read_text()
     assert (tmp_path / "eval" / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
     media = find_run_file(tmp_path / "eval" / "wandb").parent / "files" / "media"  # an offline eval run
     per_type = json.loads(next((media / "table" / "eval").glob("f1_per_type_*.table.json")).read_text())
