@@ -34,6 +34,7 @@ from errors import BionerError, report_user_error
 from lightning_modules.agreed_stop import REQUEUE
 from lightning_modules.checkpoints import check_checkpoint
 from lightning_modules.registry import available_models, build_module
+from training.artifacts import log_model_artifacts
 from training.publish import publish_run_start, publish_test_scores
 from training.resume import (
     checkpoint_hyper_parameters,
@@ -128,14 +129,16 @@ def run(cfg: Any, argv: list[str]) -> int:
                 requeue_slurm_job()
         return 1
     if not cfg.test_after_fit:
+        log_model_artifacts(trainer, run_dir, cfg)
         return 0
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     if trainer.is_global_zero:
-        publish_test_scores(
+        metrics = publish_test_scores(
             trainer, model.test_results, cfg.callbacks.monitor, run_dir, plain, label_space, argv
         )
+        log_model_artifacts(trainer, run_dir, cfg, metrics)
     return 0
 
 

@@ -108,7 +108,9 @@ class WandbCfg:
     name: str | None = None
     tags: list[str] = field(default_factory=list)
     notes: str | None = None
-    log_model: bool = False
+    # the model as a W&B artifact when the run ends (training/artifacts.py): "best" (the best checkpoint's
+    # export directory), "all" (and the last checkpoint's) or "none"
+    log_model: str = "best"
     init_timeout: float = 30.0  # seconds to reach the server before falling back to offline logging
 
 

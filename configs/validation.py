@@ -19,6 +19,7 @@ from errors import BionerError
 from lightning_modules.registry import get_model
 
 LOGGERS = ("wandb", "csv", "none")
+MODEL_LOGGING = ("best", "all", "none")
 WANDB_MODES = ("online", "offline", "disabled")
 SCHEDULES = ("linear", "cosine")
 
@@ -83,6 +84,8 @@ def _problems_and_specs(cfg: Any) -> tuple[list[str], dict[str, Any]]:
     _at_least(problems, "data.val_subsample", data.val_subsample, 1, optional=True)
     _choice(problems, "logger", cfg.logger, LOGGERS)
     _choice(problems, "wandb.mode", cfg.wandb.mode, (None, *WANDB_MODES))
+    _choice(problems, "wandb.log_model", cfg.wandb.log_model, MODEL_LOGGING)
+    _choice(problems, "init_map", cfg.init_map, ("qualified", "merged"))
     _choice(problems, "optim.schedule", cfg.optim.schedule, SCHEDULES)
     _at_least(problems, "optim.total_steps", cfg.optim.total_steps, 1, optional=True)
     if len(cfg.optim.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.optim.betas):

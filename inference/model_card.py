@@ -8,6 +8,25 @@ from pathlib import Path
 from typing import Any
 
 
+def hub_header(model: str, encoder: str, corpora: list[str]) -> list[str]:
+    """The YAML front matter the Hugging Face Hub reads from a model card (library, tags, datasets,
+    metrics; the base model when the encoder is a hub name), so an export directory uploads as it is."""
+    datasets = [Path(str(c)).name for c in corpora]  # a user corpus by path: its directory's name
+    lines = [
+        "---",
+        "library_name: bioner-mtl",
+        "pipeline_tag: token-classification",
+        "language:",
+        "- en",
+        "tags:",
+    ]
+    lines += [f"- {t}" for t in ("biomedical", "named-entity-recognition", "token-classification", model)]
+    lines += ["datasets:", *(f"- {d}" for d in datasets), "metrics:", "- f1"]
+    if not Path(encoder).exists() and encoder.count("/") == 1:  # an owner/name on the Hub, not a local path
+        lines.append(f"base_model: {encoder}")
+    return [*lines, "---", ""]
+
+
 def write_model_card(
     run_dir: Path,
     plain: dict[str, Any],
@@ -24,6 +43,7 @@ def write_model_card(
     command = " ".join(["python train.py", *[a for a in argv if not a.startswith("resume=")]])
     best = (metrics or {}).get("best_checkpoint") or str(run_dir / "checkpoints" / "best.ckpt")
     lines = [
+        *hub_header(model["name"], encoder["name"], list(data["corpora"])),
         f"# {plain.get('run_name') or run_dir.name}",
         "",
         f"- model: `{model['name']}`; encoder: `{encoder['name']}`",

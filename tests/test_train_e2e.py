@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from train_runner import run_train, tiny_encoder_dir
-from wandb_offline import history_rows, summary, wait_for_run_file
+from wandb_offline import history_rows, read_wandb_records, summary, wait_for_run_file
 
 from configs.compose import available, compose
 
@@ -76,6 +76,31 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
     assert (run_dir / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
     card = (run_dir / "README.md").read_text()
     assert "## Test scores" in card and "merged F1" in card and "python train.py run_dir=" in card
+    assert (
+        card.startswith("---\nlibrary_name: bioner-mtl\n") and "datasets:\n- BC5CDR\n- NCBI-disease\n" in card
+    )
+
+    # the best checkpoint's export directory, a model artifact of the offline run (wandb.log_model=best)
+    best_step = torch.load(metrics["best_checkpoint"], map_location="cpu", mmap=True, weights_only=False)[
+        "global_step"
+    ]
+    artifacts = [
+        r.artifact
+        for r in read_wandb_records(run_file)
+        if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "model"
+    ]  # tables are artifacts too
+    assert len(artifacts) == 1
+    artifact = artifacts[0]
+    run_id = (run_dir / "wandb_id.txt").read_text().strip()
+    assert (artifact.type, artifact.name) == ("model", f"model-{run_id}")
+    assert {"best", f"step-{best_step}"} <= set(artifact.aliases)
+    files = {entry.path: Path(entry.local_path) for entry in artifact.manifest.contents}
+    assert {"model.safetensors", "bioner_model.json", "README.md", "tokenizer.json"} <= files.keys()
+    assert all(
+        path.is_file() and path.parent == run_dir / "export" / f"step-{best_step}" for path in files.values()
+    )
+    assert files["README.md"].read_text() == card  # the model card with its Hub header and the test scores
+    assert json.loads(files["bioner_model.json"].read_text())["global_step"] == best_step
 
     # the validation history in the run directory: the same scores as W&B's, and the comparison tool
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]

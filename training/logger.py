@@ -82,7 +82,8 @@ def _wandb_logger(
             wandb.teardown()  # the failed start keeps the run id and the online session settings
     if mode == "offline" and first_process:
         print(f"W&B: {reason}, logging offline under {run.path / 'wandb'}; upload later with `wandb sync`.")
-    return WandbLogger(save_dir=str(run.path), experiment=experiment, log_model=cfg.wandb.log_model, **init)
+    # log_model=False: not Lightning's raw checkpoint uploads; training/artifacts.py logs export directories
+    return WandbLogger(save_dir=str(run.path), experiment=experiment, log_model=False, **init)
 
 
 def is_first_process() -> bool:

@@ -33,8 +33,9 @@ def publish_test_scores(
     plain: dict,
     label_space: LabelSpace,
     argv: Sequence[str],
-) -> None:
-    """``metrics.json`` (best ``monitor`` score, best checkpoint, ``test/...`` scores) and the rest."""
+) -> dict[str, Any]:
+    """``metrics.json`` (best ``monitor`` score, best checkpoint, ``test/...`` scores) and the rest; the
+    metrics written."""
     checkpoint = trainer.checkpoint_callback
     score = checkpoint.best_model_score if checkpoint else None
     metrics: dict[str, Any] = {
@@ -53,3 +54,4 @@ def publish_test_scores(
         print(render(metrics, types=True))
     write_model_card(run.path, plain, label_space, argv, metrics)
     print(f"metrics: {run.path / 'metrics.json'}")
+    return metrics
