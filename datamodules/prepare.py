@@ -157,6 +157,12 @@ def prepare(
     """Fetch and verify every file (splits and extra files) of the named corpora."""
     root = Path(root)
     for spec in expand_corpora(names):
+        if not spec.redistributable:
+            origin = sorted({f.url.rsplit("/", 1)[0] for f in spec.all_files()})
+            log(
+                f"{spec.name}: {spec.licence}. This project does not ship it: it is fetched from "
+                f"{', '.join(origin)} (or --mirror); its use is yours to clear."
+            )
         for cfile in spec.all_files():
             status = fetch_file(root, spec.name, cfile, mirror=mirror, force=force)
             log(f"{status:8s} {root / spec.name / cfile.name}")

@@ -41,6 +41,7 @@ def toy(tmp_path, monkeypatch):
         {"train": CorpusFile("train.tsv", "https://example.invalid/toy/train.tsv", sha(TOY_TRAIN))},
         ("DNA",),
         extra_files=(CorpusFile("types.json", "https://example.invalid/toy/types.json", sha(TOY_TYPES)),),
+        redistributable=True,
     )
     monkeypatch.setitem(CORPORA, "Toy", spec)
     return mirror
@@ -155,3 +156,17 @@ def test_conll2003_conversion_reproduces_shared_dev_tsv(tmp_path):
     assert status == "fetched"
     assert (root / "CoNLL2003" / "dev.tsv").read_bytes() == (SHARED / "CoNLL2003" / "dev.tsv").read_bytes()
     assert sha((root / "CoNLL2003" / "dev.tsv").read_bytes()) == CORPORA["CoNLL2003"].splits["dev"].sha256
+
+
+@needs_shared
+def test_prepare_says_where_a_corpus_it_does_not_ship_comes_from(tmp_path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(SHARED / "CoNLL2003" / "original", mirror / "CoNLL2003")
+    lines: list[str] = []
+    prep.prepare(tmp_path / "data", ["CoNLL2003"], mirror=mirror.as_uri(), log=lines.append)
+    assert lines[0] == (
+        "CoNLL2003: research use only (Reuters RCV1 via NIST). This project does not ship it: it is fetched "
+        "from https://raw.githubusercontent.com/ZhixiuYe/HSCRF-pytorch/master/data (or --mirror); its use is "
+        "yours to clear."
+    )
+    assert [line.split()[0] for line in lines[1:]] == ["fetched"] * 3

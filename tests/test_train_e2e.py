@@ -143,14 +143,22 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
 
     encoder_dir = tiny_encoder_dir(tmp_path / "tiny")
     experiments = available("experiment")
-    assert {"mt6", "mt6_cpu", "single_corpus", "conll04", "conll04_cpu", "ade", "mt6_tabert_cpu"} <= set(
-        experiments
-    )
+    assert {
+        "mt6",
+        "mt6_cpu",
+        "single_corpus",
+        "conll04",
+        "conll04_cpu",
+        "ade",
+        "mt6_tabert_cpu",
+        "finetune",
+    } <= set(experiments)
     shipped = [n for n, e in available_models().items() if e.module_class.__module__.startswith("lightning_")]
     assert {"sru_ner", "baseline", "tabert_cnn"} <= set(shipped)
     for name in experiments:
         for model in shipped:
-            extra = ["data.corpora=[JNLPBA]"] if name == "single_corpus" else []
+            extra = ["data.corpora=[JNLPBA]"] if name in ("single_corpus", "finetune") else []
+            extra += ["init_from=a-trained-model"] if name == "finetune" else []  # composes; read at run time
             cfg = compose([f"experiment={name}", f"model={model}", f"encoder.name={encoder_dir}", *extra])
             assert (cfg.experiment, cfg.model.name) == (name, model)
             label_space = LabelSpace.from_corpora(cfg.data.corpora)
