@@ -45,13 +45,16 @@ def _run(command: list[str], log: Path) -> None:
 
 
 def train(args: list[str], run_dir: Path, log: Path) -> str:
-    """Train (or finish, or skip) one stage; its best checkpoint."""
+    """Train (or finish, or skip) one stage; its best checkpoint. With ``test_after_fit=false`` (stage 1
+    needs no test of its own) the run has no ``metrics.json``; a second call resumes it, finds it done
+    and returns at once."""
     metrics = run_dir / "metrics.json"
     if not metrics.is_file():
         _run([sys.executable, "train.py", *args, f"run_dir={run_dir}", "resume=auto"], log)
-    best = json.loads(metrics.read_text()).get("best_checkpoint")
-    if not best:
-        raise SystemExit(f"error: {metrics} names no best checkpoint (did the stage validate?)")
+    best = json.loads(metrics.read_text()).get("best_checkpoint") if metrics.is_file() else None
+    best = best or str(run_dir / "checkpoints" / "best.ckpt")
+    if not Path(best).is_file():
+        raise SystemExit(f"error: {run_dir} has no best checkpoint (did the stage validate?)")
     return best
 
 
