@@ -8,9 +8,8 @@ registered model's own config dataclass (every hyperparameter with its type and 
 mapping (e.g. ``defaults: {trainer: gpu}``); the command line wins. An experiment's ``model:`` section
 holds keys every model has (``lr``, ``weight_decay``, ``warmup_epochs``); hyperparameters of one model go
 under ``model_settings: {<model name>: {...}}`` and are merged only when that model is chosen, so every
-experiment runs with every model; ``encoder_settings: {<model name>: {...}}`` does the same for the
-``encoder`` section (a learning rate tuned for one model). Unknown keys and wrong types are errors that
-name the key and suggest the closest valid one.
+experiment runs with every model. Unknown keys and wrong types are errors that name the key and suggest
+the closest valid one.
 """
 
 from __future__ import annotations
@@ -129,12 +128,10 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
     )
     chosen = dict(base.pop("defaults", {}) or {})
     model_settings: dict = {}
-    encoder_settings: dict = {}
     if experiment is not None:
         chosen.update(experiment.pop("defaults", {}) or {})
         model_settings = dict(experiment.pop("model_settings", {}) or {})
-        encoder_settings = dict(experiment.pop("encoder_settings", {}) or {})
-        for name in [*model_settings, *encoder_settings]:
+        for name in model_settings:
             _model_entry(str(name))  # a misspelt model name is an error, not a silently unused section
     chosen.update({k: v for k, v in groups.items() if k != "experiment"})
     for group in chosen:
@@ -159,8 +156,6 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
             layers.append(experiment)
             if model in model_settings:
                 layers.append(OmegaConf.create({"model": model_settings[model]}))
-            if model in encoder_settings:
-                layers.append(OmegaConf.create({"encoder": encoder_settings[model]}))
             layers.append(OmegaConf.create({"experiment": groups["experiment"]}))
         layers.append(OmegaConf.from_dotlist(list(dotlist)))
         cfg = structure

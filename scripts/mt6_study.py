@@ -63,9 +63,11 @@ GRID: dict[str, tuple[str, str, list[str]]] = {
     "baseline-lr2e-3": ("baseline", "mt6_cpu", ["model.lr=2e-3"]),
     "baseline-lr4e-3": ("baseline", "mt6_cpu", ["model.lr=4e-3"]),
     "baseline-enc1e-4": ("baseline", "mt6_cpu", ["encoder.lr=1e-4"]),
-    "baseline-lr2e-3-enc1e-4": ("baseline", "mt6_cpu", ["model.lr=2e-3", "encoder.lr=1e-4"]),
+    "baseline-lr8e-3": ("baseline", "mt6_cpu", ["model.lr=8e-3"]),
+    "baseline-lr4e-3-enc1e-4": ("baseline", "mt6_cpu", ["model.lr=4e-3", "encoder.lr=1e-4"]),
     "tabert-lr1e-3": ("tabert_cnn", "mt6_tabert_cpu", []),
     "tabert-lr2e-3": ("tabert_cnn", "mt6_tabert_cpu", ["model.lr=2e-3"]),
+    "tabert-lr2e-3-enc1e-4": ("tabert_cnn", "mt6_tabert_cpu", ["model.lr=2e-3", "encoder.lr=1e-4"]),
 }
 
 # The confirmations: each model's mt6_cpu defaults, 1,000 steps, the best checkpoint on the full test.

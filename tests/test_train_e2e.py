@@ -172,6 +172,10 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
     assert (conll.model.name, conll.model.channels, conll.model.pair_dim) == ("tabert_cnn", 256, 128)
     assert compose(["experiment=conll04_cpu", "model.channels=64"]).model.channels == 64
     assert "channels" not in compose(["experiment=conll04_cpu", "model=baseline"]).model
+    # issue 20's study: each model's best dev setting is its mt6_cpu default (docs/results.md)
+    sru, baseline = compose(["experiment=mt6_cpu"]), compose(["experiment=mt6_cpu", "model=baseline"])
+    assert (sru.model.action_weighting, sru.model.lr, sru.encoder.lr) == ("balanced", 1e-3, 1e-4)
+    assert (baseline.model.lr, baseline.encoder.lr) == (4e-3, 1e-4)
     mt6 = compose(["experiment=mt6"])
     assert mt6.encoder.name == "michiyasunaga/BioLinkBERT-large"
     assert mt6.trainer.precision == "bf16-mixed" and len(mt6.data.corpora) == 6
