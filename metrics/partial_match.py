@@ -50,7 +50,7 @@ class PartialMatch:
         ls = self.label_space
         own = set(ls.type_ids_of(corpus))
         own_merged = set(ls.corpus_types[corpus])
-        cut_lists = unreachable if unreachable is not None else None
+        cut_lists = list(unreachable) if unreachable is not None else None
         for k, (gold_spans, pred_spans) in enumerate(zip(gold, predicted, strict=True)):
             gold_set = {(int(a), int(b), int(t)) for a, b, t in _rows(gold_spans)}
             pred_set = {(int(a), int(b), int(t)) for a, b, t in _rows(pred_spans)}

@@ -136,8 +136,7 @@ def apply_init(module: Any, source: InitSource, cfg: Any) -> WarmStartReport:
         if k not in OPTIMISATION_KEYS and mine.get(k) != v
     ]
     hint = f"; the model settings differ ({'; '.join(differ[:4])})" if differ else ""
-    report = warm_start(
+    return warm_start(
         module, source.state_dict, source.label_space, init_map=str(cfg.init_map), source_name=source.path,
         source_model=source.cfg.get("model"), settings_hint=hint,
     )  # fmt: skip
-    return report
