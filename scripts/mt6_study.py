@@ -68,6 +68,7 @@ GRID: dict[str, tuple[str, str, list[str]]] = {
     "tabert-lr1e-3": ("tabert_cnn", "mt6_tabert_cpu", []),
     "tabert-lr2e-3": ("tabert_cnn", "mt6_tabert_cpu", ["model.lr=2e-3"]),
     "tabert-lr2e-3-enc1e-4": ("tabert_cnn", "mt6_tabert_cpu", ["model.lr=2e-3", "encoder.lr=1e-4"]),
+    "tabert-lr4e-3": ("tabert_cnn", "mt6_tabert_cpu", ["model.lr=4e-3"]),
 }
 
 # Every grid run starts from the defaults mt6_cpu / mt6_tabert_cpu had before the study (its results are
