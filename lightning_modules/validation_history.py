@@ -26,7 +26,8 @@ class ValidationHistory(pl.Callback):
         self._started = 0.0
         self._wall_before = 0.0  # training wall time of the earlier segments of a resumed run
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # not on_fit_start: Lightning restores a resumed run's global step only after that hook
         self._started = time.perf_counter()
         if not trainer.is_global_zero:
             return

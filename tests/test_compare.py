@@ -71,7 +71,7 @@ def test_a_resume_drops_the_lines_past_its_step_and_continues_the_wall_time(tmp_
     with (tmp_path / "history.jsonl").open("a") as f:
         f.write('{"step": 400, "ep')  # torn by a kill
     history = ValidationHistory(tmp_path)
-    history.on_fit_start(_trainer(200), None)  # resumed from the step-200 checkpoint
+    history.on_train_start(_trainer(200), None)  # resumed from the step-200 checkpoint
     assert [h["step"] for h in read_history(tmp_path)] == [100, 200]
     history.on_validation_end(_trainer(300, metrics={"val/merged/macro_f1": 4.0, "train/loss": 0.5}), None)
     history.on_validation_end(_trainer(300, fn="validate"), None)  # not a training validation: skipped

@@ -19,6 +19,7 @@ import torch
 from train_runner import ROOT, clean_env, run_train, tiny_encoder_dir, tiny_run_args
 
 from lightning_modules.checkpoints import read_checkpoint
+from metrics.history import read_history
 
 STEPS = 12
 
@@ -56,11 +57,18 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
     assert fit_a["epoch_progress"] == fit_b["epoch_progress"]
 
 
-def _rerun_and_compare(args: list[str], cwd: Path, run_dir: Path, expected: dict, **kwargs) -> None:
+def _rerun_and_compare(
+    args: list[str], cwd: Path, run_dir: Path, expected: dict, reference: str = "reference", **kwargs
+) -> None:
     """Run the same command line again (``resume=auto``): it must end in the uninterrupted run's state."""
     proc = run_train(args, cwd, timeout=600, **kwargs)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _assert_same_training_state(expected, _last(run_dir))
+    # the validation history too: the lines before the interruption are kept, none is repeated
+    uninterrupted, resumed = read_history(run_dir.parent / reference), read_history(run_dir)
+    assert [h["step"] for h in resumed] == [h["step"] for h in uninterrupted] == [4, 8, 12]
+    assert [h["metrics"] for h in resumed] == [h["metrics"] for h in uninterrupted]
+    assert 0 < resumed[0]["wall_s"] < resumed[1]["wall_s"] < resumed[2]["wall_s"]
 
 
 STOP_HOOK = Path(__file__).resolve().parent / "stop_after_checkpoint"
@@ -203,7 +211,7 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
     code, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=env), signal.SIGTERM)
     assert code == 1, err[-3000:]
     assert 3 < _last(run_dir)["global_step"] < STEPS  # both ranks finished the same later step
-    _rerun_and_compare(args, tmp_path, run_dir, _last(tmp_path / "ddp-ref"), extra_env=env)
+    _rerun_and_compare(args, tmp_path, run_dir, _last(tmp_path / "ddp-ref"), "ddp-ref", extra_env=env)
     assert len(_last(run_dir)["rng_states"]) == 2
 
 
