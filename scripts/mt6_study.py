@@ -58,6 +58,17 @@ GRID: dict[str, tuple[str, str, list[str]]] = {
         "mt6_cpu",
         ["model.action_weighting=balanced", "model.lr=1e-3", "encoder.lr=1e-4"],
     ),
+    # precision: the adopted SRU-NER settings with a lower cap on the positive weights
+    "sru-balanced-lr1e-3-enc1e-4-cap3": (
+        "sru_ner",
+        "mt6_cpu",
+        ["model.action_weighting=balanced", "model.lr=1e-3", "encoder.lr=1e-4", "model.action_weight_cap=3"],
+    ),
+    "sru-balanced-lr1e-3-enc1e-4-cap5": (
+        "sru_ner",
+        "mt6_cpu",
+        ["model.action_weighting=balanced", "model.lr=1e-3", "encoder.lr=1e-4", "model.action_weight_cap=5"],
+    ),
     "baseline-lr5e-4": ("baseline", "mt6_cpu", []),
     "baseline-lr1e-3": ("baseline", "mt6_cpu", ["model.lr=1e-3"]),
     "baseline-lr2e-3": ("baseline", "mt6_cpu", ["model.lr=2e-3"]),

@@ -176,6 +176,8 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
     sru, baseline = compose(["experiment=mt6_cpu"]), compose(["experiment=mt6_cpu", "model=baseline"])
     assert (sru.model.action_weighting, sru.model.lr, sru.encoder.lr) == ("balanced", 1e-3, 1e-4)
     assert (baseline.model.lr, baseline.encoder.lr) == (4e-3, 1e-4)
+    tabert = compose(["experiment=mt6_tabert_cpu"])
+    assert (tabert.model.name, tabert.model.lr, tabert.encoder.lr) == ("tabert_cnn", 2e-3, 1e-4)
     mt6 = compose(["experiment=mt6"])
     assert mt6.encoder.name == "michiyasunaga/BioLinkBERT-large"
     assert mt6.trainer.precision == "bf16-mixed" and len(mt6.data.corpora) == 6
