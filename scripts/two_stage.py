@@ -106,8 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         stage2.insert(3, f"data.root={OmegaConf.load(out / 'stage1' / 'config.yaml').data.root}")
     best2 = train(stage2, out / "stage2", log)
     root = _data_root(stage2)
-    plumbing = ("data.root=", "encoder.name=", "logger=", "callbacks.", "trainer.enable_progress_bar=")
-    described = " ".join(a for a in args.stage1 if not a.startswith((*plumbing, "test_after_fit=")))
+    plumbing = (
+        "data.root=",
+        "encoder.name=",
+        "logger=",
+        "callbacks.",
+        "trainer.enable_progress_bar=",
+        "test_after_fit=",
+    )
+    described = " ".join(a for a in args.stage1 if not a.startswith(plumbing))
     rows = [
         (f"1: {described}", out / "stage1", evaluate(best1, args.target, out / "eval-stage1", root, log)),
         (
