@@ -2,6 +2,8 @@
 
     python evaluate.py CKPT [--corpus NAME_OR_DIR ...] [--split test|dev] [--reading full|paper]
         [--match strict,exact,partial,type|none] [--data-root DIR] [-o OUT_DIR] [--wandb] [--trust-checkpoint]
+        [--thresholds stored|default|tune [--tune-sentences N] [--save-thresholds]]
+        [--decisions raw|calibrated]
 
 Without ``--corpus`` it scores the model's own corpora exactly as training's final test does (same rows,
 batches and metric), so ``metrics.json`` reproduces the run's ``test/...`` numbers. A corpus the model never
@@ -14,6 +16,12 @@ ignored. ``OUT_DIR`` (default: ``eval/<checkpoint name>-<split>`` next to the ch
 ``--match`` (default: all four) adds the SemEval-2013 partial-match schemas (``metrics/partial_match.py``,
 scored by nervaluate) per corpus and type in both views: ``<split>/<view>/<schema>/<corpus>[/<type>]/f1``
 etc. in ``metrics.json``, one table per schema in ``report.md``.
+
+SRU-NER and TabERT-CNN (span mode) decide by per-type thresholds, tuned on dev at the end of training and
+stored in the checkpoint (``training/thresholds.py``). ``--thresholds default`` scores with every type at
+the untuned default; ``--thresholds tune`` tunes them now on the dev split of the model's own corpora
+(never on test) and ``--save-thresholds`` writes them into the checkpoint. ``--decisions raw`` decides on
+the raw scores instead of the ones calibrated for the loss weighting (``lightning_modules/decisions.py``).
 """
 
 from __future__ import annotations
@@ -72,13 +80,19 @@ def evaluate(
     device: str | None = None,
     trust_checkpoint: bool = False,
     match: Sequence[str] = (),
+    thresholds: str = "stored",
+    decisions: str | None = None,
+    tune_sentences: int | None = None,
 ) -> tuple[dict[str, float], Any]:
     """``({"<split>/<key>": value}, module)``: ``checkpoint`` scored on ``corpora`` (default: its own).
 
     The model's own corpora are scored in the model's label space, exactly as in training (a subset only
     leaves the others out); corpora it does not know through the merged types (module docstring). With
     both, the macro F1 is the mean over all evaluated corpora and no micro F1 is given. ``match``: the
-    partial-match schemas to add (``metrics/partial_match.py``)."""
+    partial-match schemas to add (``metrics/partial_match.py``). ``thresholds``: the checkpoint's
+    (``stored``), every type at the model's untuned default (``default``), or tuned now on the dev split of
+    the model's own corpora (``tune``: at most ``tune_sentences`` per corpus, seeded; the record is
+    ``module.threshold_tuning``). ``decisions``: ``calibrated`` or ``raw`` instead of the checkpoint's."""
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.base import ner_scores
     from lightning_modules.registry import load_module
@@ -92,6 +106,7 @@ def evaluate(
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_float32_matmul_precision("high")  # as train.py
     module.eval().to(target)
+    set_decisions(module, thresholds, decisions, target, data_root, tune_sentences)
     cfg = copy.deepcopy(module.cfg)
     data = cfg["data"]
     data["corpora"] = list(corpora or data["corpora"])
@@ -169,6 +184,75 @@ def evaluate(
     return {f"{split}/{k}": v for k, v in results.items()}, module
 
 
+THRESHOLDS = ("stored", "default", "tune")
+
+
+def set_decisions(
+    module: Any,
+    thresholds: str,
+    decisions: str | None,
+    device: torch.device,
+    data_root: str | None = None,
+    tune_sentences: int | None = None,
+) -> None:
+    """Apply ``evaluate``'s ``thresholds`` and ``decisions`` choices to a loaded ``module``."""
+    from lightning_modules.decisions import DECISIONS
+
+    module.threshold_tuning = None
+    if thresholds not in THRESHOLDS:
+        raise BionerError(f"--thresholds {thresholds}: use one of {', '.join(THRESHOLDS)}")
+    if decisions is not None:
+        if decisions not in DECISIONS or not hasattr(module.model_cfg, "decisions"):
+            raise BionerError(f"--decisions {decisions}: use one of {', '.join(DECISIONS)}")
+        module.model_cfg.decisions = decisions
+    if thresholds == "stored":
+        return
+    if not module.tunes_thresholds():
+        raise BionerError(
+            f"--thresholds {thresholds}: model {module.cfg['model']['name']} decides by an argmax and has "
+            "no thresholds (use --thresholds stored)"
+        )
+    from training.thresholds import apply_thresholds, tune_thresholds
+
+    if thresholds == "default":
+        apply_thresholds(module, np.full(len(module.label_space), module.default_threshold))
+        return
+    from datamodules.multi_corpus import MultiCorpusDataModule
+
+    cfg = copy.deepcopy(module.cfg)
+    cfg["data"]["val_subsample"] = None
+    if data_root is not None:
+        cfg["data"]["root"] = data_root
+    settings = cfg.get("thresholds") or {}
+    sentences = tune_sentences or settings.get("dev_sentences", 2000)
+    datamodule = MultiCorpusDataModule.from_config(cfg)
+    precision = cfg.get("trainer", {}).get("precision")
+    datamodule.eval_cost = partial(module.eval_batch_bytes, element_bytes=activation_bytes(precision, device))
+    datamodule.check_files()
+    tuning = tune_thresholds(
+        module, datamodule.dev_dataloaders(sentences), device=device, precision=precision,
+        granularity=settings.get("granularity", "auto"), min_gain=settings.get("min_gain", 0.5),
+        default=module.default_threshold, dev_sentences=sentences, seed=cfg.get("seed"),
+    )  # fmt: skip
+    apply_thresholds(module, tuning.thresholds)
+    module.threshold_tuning = tuning
+
+
+def save_thresholds(checkpoint: Path, module: Any, trust_checkpoint: bool = False) -> None:
+    """Write ``module``'s thresholds and their tuning record into ``checkpoint`` (atomically)."""
+    from lightning_modules.checkpoint_io import AtomicCheckpointIO
+    from lightning_modules.checkpoints import read_checkpoint
+    from training.thresholds import CHECKPOINT_KEY
+
+    raw = read_checkpoint(checkpoint, trust=trust_checkpoint, mmap=False)
+    raw["state_dict"]["type_thresholds"] = module.type_thresholds.detach().cpu().clone()
+    raw[CHECKPOINT_KEY] = module.threshold_tuning.to_dict(module.label_space)
+    try:
+        AtomicCheckpointIO(trust=trust_checkpoint).save_checkpoint(raw, checkpoint)
+    except OSError as err:
+        raise BionerError(f"--save-thresholds: cannot write {checkpoint} ({err})") from None
+
+
 def _retype(spans: np.ndarray, to_model: np.ndarray) -> np.ndarray:
     """``(S, 3)`` spans with their type ids moved from the evaluation's label space to the model's."""
     out = spans.copy()
@@ -196,6 +280,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load a checkpoint that needs more than plain data; it may run code: "
                         "only a file you trust")  # fmt: skip
+    thresholds_help = (
+        "decision thresholds: the checkpoint's (stored), the untuned default (default), or tuned now on "
+        "the dev split of the model's corpora (tune; never the test split)"
+    )
+    parser.add_argument("--thresholds", choices=THRESHOLDS, default="stored", help=thresholds_help)
+    parser.add_argument("--tune-sentences", type=int, metavar="N",
+                        help="with --thresholds tune: at most N dev sentences per corpus (seeded; default: "
+                        "the run's thresholds.dev_sentences, 2000)")  # fmt: skip
+    save_help = "with --thresholds tune: write the tuned thresholds into the checkpoint"
+    parser.add_argument("--save-thresholds", action="store_true", help=save_help)
+    decisions_help = "decide on calibrated or raw scores (default: as the model was trained)"
+    parser.add_argument("--decisions", choices=("calibrated", "raw"), help=decisions_help)
     wandb_help = "log a job_type=eval run in the training run's W&B group (default: when it logged to W&B)"
     parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None, help=wandb_help)
     return parser.parse_args(argv)
@@ -219,15 +315,28 @@ def run(args: argparse.Namespace) -> int:
 
     checkpoint = Path(args.checkpoint)
     schemas = match_schemas(args.match)
+    if args.save_thresholds and args.thresholds != "tune":
+        raise BionerError("--save-thresholds saves tuned thresholds: add --thresholds tune")
+    if args.tune_sentences is not None and args.tune_sentences < 1:
+        raise BionerError(f"--tune-sentences {args.tune_sentences}: must be >= 1")
     started = time.perf_counter()
     everything, module = evaluate(
         checkpoint, args.corpora, split=args.split, reading=args.reading,
         data_root=args.data_root, device=args.device, trust_checkpoint=args.trust_checkpoint, match=schemas,
+        thresholds=args.thresholds, decisions=args.decisions, tune_sentences=args.tune_sentences,
     )  # fmt: skip
+    tuning = module.threshold_tuning
     metrics = {k: v for k, v in everything.items() if not is_match_key(k)}
     out = Path(args.out_dir) if args.out_dir else _default_out_dir(checkpoint, args.split)
     out.mkdir(parents=True, exist_ok=True)
     record = {**everything, "checkpoint": str(checkpoint.resolve()), "corpora": args.corpora}
+    record["thresholds"] = args.thresholds
+    if module.tunes_thresholds():
+        record["type_thresholds"] = dict(zip(module.label_space.types, map(float, module.thresholds())))
+    if tuning is not None:
+        from training.thresholds import CHECKPOINT_KEY
+
+        record[CHECKPOINT_KEY] = tuning.to_dict(module.label_space)
     (out / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     report = render(metrics, stage=args.split, markdown=True, types=True)
     if schemas:
@@ -241,6 +350,11 @@ def run(args: argparse.Namespace) -> int:
     print(render(metrics, stage=args.split, types=True))
     if schemas:
         print(render_match(everything, args.split, schemas, markdown=False))
+    if tuning is not None:
+        print("\n".join(tuning.lines(module.label_space)))
+        if args.save_thresholds:
+            save_thresholds(checkpoint, module, args.trust_checkpoint)
+            print(f"thresholds written into {checkpoint}")
     print(f"evaluated in {time.perf_counter() - started:.0f} s; metrics: {out / 'metrics.json'}")
     return 0
 

@@ -1,5 +1,5 @@
-"""Train a model: compose config -> check -> build data, model and Trainer -> fit -> test the best
-checkpoint -> publish its scores.
+"""Train a model: compose config -> check -> build data, model and Trainer -> fit -> tune the best
+checkpoint's decision thresholds on dev -> test it -> publish its scores.
 
     python train.py                                   # the embedded default (bundled samples, MiniLM, CPU)
     python train.py experiment=mt6 trainer.devices=4  # the paper's multi-task run on 4 GPUs
@@ -44,6 +44,7 @@ from training.resume import (
 )
 from training.run_dir import resolve_run_dir
 from training.slurm import requeue_slurm_job
+from training.thresholds import tune_after_fit
 from training.trainer import agreed_stop, build_trainer
 from training.warm_start import apply_init, check_init, with_init_source
 
@@ -128,11 +129,14 @@ def run(cfg: Any, argv: list[str]) -> int:
             if stop.agreed == REQUEUE:  # once, by rank 0, now that the checkpoint is on disk
                 requeue_slurm_job()
         return 1
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    tuned = tune_after_fit(trainer, model, datamodule, best, cfg)
+    if tuned is not None:
+        plain["decision_thresholds"] = tuned
     if not cfg.test_after_fit:
         log_model_artifacts(trainer, run_dir, cfg)
         return 0
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     if trainer.is_global_zero:
         metrics = publish_test_scores(

@@ -115,6 +115,16 @@ class WandbCfg:
 
 
 @dataclass
+class ThresholdsCfg:
+    # per-type decision thresholds tuned on dev after fit (training/thresholds.py), for the models that
+    # decide by thresholds (SRU-NER, TabERT-CNN span mode); stored in best.ckpt, used by test and predict
+    tune: bool = True
+    dev_sentences: int | None = 2000  # a seeded subsample of each larger dev split; null: all of it
+    granularity: str = "auto"  # auto (per type where it adds min_gain F1 points), corpus or type
+    min_gain: float = 0.5
+
+
+@dataclass
 class RunCfg:
     experiment: str = "default"
     run_name: str | None = None  # default: <model>-<timestamp>, the same on every rank
@@ -140,3 +150,4 @@ class RunCfg:
     trainer: TrainerCfg = field(default_factory=TrainerCfg)  # type: ignore[valid-type]
     callbacks: CallbacksCfg = field(default_factory=CallbacksCfg)
     wandb: WandbCfg = field(default_factory=WandbCfg)
+    thresholds: ThresholdsCfg = field(default_factory=ThresholdsCfg)

@@ -17,6 +17,7 @@ from datamodules.registry import CorpusSpec
 from datamodules.sampler import WEIGHTINGS
 from errors import BionerError
 from lightning_modules.registry import get_model
+from training.thresholds import GRANULARITIES
 
 LOGGERS = ("wandb", "csv", "none")
 MODEL_LOGGING = ("best", "all", "none")
@@ -87,6 +88,9 @@ def _problems_and_specs(cfg: Any) -> tuple[list[str], dict[str, Any]]:
     _choice(problems, "wandb.log_model", cfg.wandb.log_model, MODEL_LOGGING)
     _choice(problems, "init_map", cfg.init_map, ("qualified", "merged"))
     _choice(problems, "optim.schedule", cfg.optim.schedule, SCHEDULES)
+    _choice(problems, "thresholds.granularity", cfg.thresholds.granularity, GRANULARITIES)
+    _at_least(problems, "thresholds.dev_sentences", cfg.thresholds.dev_sentences, 1, optional=True)
+    _at_least(problems, "thresholds.min_gain", cfg.thresholds.min_gain, 0)
     _at_least(problems, "optim.total_steps", cfg.optim.total_steps, 1, optional=True)
     if len(cfg.optim.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
         problems.append(f"optim.betas={list(cfg.optim.betas)}: two values in [0, 1)")

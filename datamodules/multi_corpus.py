@@ -464,5 +464,10 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         """One loader per corpus in ``label_space.corpora`` order: dataloader_idx == corpus index."""
         return self._eval_loaders("dev", self.val_subsample)
 
+    def dev_dataloaders(self, subsample: int | None) -> list[DataLoader]:
+        """One loader per corpus over a seeded subsample of at most ``subsample`` dev sentences (None:
+        all), as validation's; for tuning decisions on dev (``training/thresholds.py``)."""
+        return self._eval_loaders("dev", subsample)
+
     def test_dataloader(self) -> list[DataLoader]:
         return self._eval_loaders("test", None)

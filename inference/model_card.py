@@ -71,6 +71,7 @@ def write_model_card(
             f"- dropped, in the source only ({len(warm['dropped'])}): {', '.join(warm['dropped']) or '-'}",
             "",
         ]
+    lines += decision_threshold_lines(plain.get("decision_thresholds"), label_space)
     lines += [
         "## Test scores",
         "",
@@ -108,3 +109,32 @@ def write_model_card(
     path = run_dir / "README.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def decision_threshold_lines(record: dict[str, Any] | None, label_space: Any) -> list[str]:
+    """The card's "Decision thresholds" section from a tuning record (``training/thresholds.py``)."""
+    from datamodules.label_space import qualify
+
+    if not record:
+        return []
+    cap = record.get("dev_sentences")
+    sample = f"a seeded subsample of at most {cap} sentences" if cap else "every sentence"
+    lines = [
+        "## Decision thresholds",
+        "",
+        f"Tuned on the dev split after training ({sample} per corpus, seed {record.get('seed')}), never on "
+        f"test; a mention fires when its calibrated probability is above its type's threshold (untuned: "
+        f"{record['default']}). Dev F1 (disjoint) of those sentences:",
+        "",
+        "| corpus | thresholds | chosen per | dev F1 untuned | dev F1 tuned | sentences |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for corpus, types in label_space.corpus_types.items():
+        chosen = record["thresholds"]
+        values = ", ".join(f"{t} {chosen[qualify(corpus, t)]:.2f}" for t in types)
+        lines.append(
+            f"| {corpus} | {values} | {record['granularity'].get(corpus, 'corpus')} | "
+            f"{record['default_f1'].get(corpus, 0.0):.2f} | {record['tuned_f1'].get(corpus, 0.0):.2f} | "
+            f"{record['sentences'].get(corpus, 0)} |"
+        )
+    return [*lines, ""]

@@ -41,10 +41,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch import nn
 
 from datamodules.label_space import LabelSpace
+from lightning_modules.decisions import DEFAULT_THRESHOLD
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.model_config import ModelConfig
 from lightning_modules.outputs import LossTerms, Prediction
@@ -127,6 +129,46 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         self.val_relation_metric = RelationF1(self.label_space) if with_relations else None
         self.test_relation_metric = RelationF1(self.label_space) if with_relations else None
         self.test_results: dict[str, float] = {}
+        # model state that checkpoints written before it existed lack (register_model_state)
+        self._state_defaults: list[str] = []
+        self.register_load_state_dict_pre_hook(_keep_missing_model_state)
+
+    def register_model_state(self, name: str, value: torch.Tensor) -> None:
+        """A buffer that checkpoints and exports carry (loss weights, decision thresholds) and that
+        checkpoints written before it existed lack: loading one of those keeps the buffer's current value
+        (its initial value, or what ``learn_from_training_rows`` set before a resume)."""
+        self.register_buffer(name, value)
+        self._state_defaults.append(name)
+
+    @property
+    def optional_state_keys(self) -> frozenset[str]:
+        """State-dict keys an older checkpoint may lack (``register_model_state``)."""
+        return frozenset(self._state_defaults)
+
+    # --- decisions (lightning_modules/decisions.py) -------------------------------------------------
+    def tunes_thresholds(self) -> bool:
+        """Whether this model decides its mentions by per-type thresholds (``type_thresholds``, tuned
+        on dev by ``training/thresholds.py``): then it implements ``decision_scores`` and
+        ``decode_decisions``, and ``predict`` is the two with the stored thresholds."""
+        return False
+
+    def decision_scores(self, batch: dict, lowest_threshold: float) -> Any:
+        """What one forward pass leaves for ``decode_decisions`` to decide on, on the host, holding at
+        least every candidate whose probability is above ``lowest_threshold``."""
+        raise NotImplementedError(f"{type(self).__name__} has no decision thresholds")
+
+    def decode_decisions(self, scores: Any, thresholds: np.ndarray) -> Prediction:
+        """The prediction of ``decision_scores``' batch under ``(M,)`` per-type thresholds."""
+        raise NotImplementedError(f"{type(self).__name__} has no decision thresholds")
+
+    @property
+    def default_threshold(self) -> float:
+        """The threshold of every type before tuning."""
+        return DEFAULT_THRESHOLD
+
+    def thresholds(self) -> np.ndarray:
+        """The stored per-type thresholds, ``(M,)`` float64."""
+        return self.type_thresholds.detach().double().cpu().numpy()
 
     @classmethod
     def type_rows(
@@ -290,6 +332,12 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         decay = cosine_warmup_decay if optim.get("schedule", "linear") == "cosine" else linear_warmup_decay
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay(w, total) for w in warmups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _keep_missing_model_state(module: SpanNERModule, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Load-state-dict pre-hook: a ``register_model_state`` buffer the checkpoint lacks keeps its value."""
+    for name in module._state_defaults:
+        state_dict.setdefault(prefix + name, getattr(module, name).detach().clone())
 
 
 def mean_loss(terms: LossTerms) -> torch.Tensor:

@@ -157,7 +157,9 @@ def check_checkpoint(
             "(set data.corpora to match)",
         )
     saved, current = checkpoint["state_dict"], model.state_dict()
-    missing, unexpected = sorted(current.keys() - saved.keys()), sorted(saved.keys() - current.keys())
+    optional = getattr(model, "optional_state_keys", frozenset())  # older checkpoints lack these
+    missing = sorted(current.keys() - saved.keys() - optional)
+    unexpected = sorted(saved.keys() - current.keys())
     if missing or unexpected:
         detail = "; ".join(
             f"{what} {len(keys)} (e.g. {keys[0]})"
@@ -166,7 +168,7 @@ def check_checkpoint(
         )
         raise CheckpointError(path, f"parameters do not match this model: {detail}")
     for name, tensor in current.items():
-        if saved[name].shape != tensor.shape:
+        if name in saved and saved[name].shape != tensor.shape:
             raise CheckpointError(
                 path,
                 f"{name} has shape {tuple(saved[name].shape)} in the checkpoint, {tuple(tensor.shape)} here "

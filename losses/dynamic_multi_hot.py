@@ -9,7 +9,8 @@ Per step ``t`` and sentence ``b`` with original gold row ``g0`` (``A`` columns):
     p        = sigmoid(u).detach()
     live     = g0[EOA] == 0                           # no soft targets on the EOA row
     q        = live * other_mask * p                  # other corpora's TR/RE columns
-    keep_SH  = removed_prev OR all_a(q_a <= p_SH - m)  # m = sh_margin, 0 in the reference
+    p', q'   = as p, q with sigmoid(u - c)            # c = decision_offset, 0 in the reference
+    keep_SH  = removed_prev OR all_a(q'_a <= p'_SH - m)  # m = sh_margin, 0 in the reference
     g        = min(coeff * q, 1) + g0                 # detached
     g[SH]   *= keep_SH
     removed  = (g0[SH] == 1) AND NOT keep_SH          # the SH was displaced: reuse this gold row at t+1
@@ -17,6 +18,11 @@ Per step ``t`` and sentence ``b`` with original gold row ``g0`` (``A`` columns):
 
 With ``coeff = 1`` the other-corpus cells have target ``sigmoid(u)`` and hence an exactly zero BCE gradient;
 they still count in the ``1/A`` of the row mean.
+
+``decision_offset`` c (``(A,)``) is the shift a weighted loss puts on each column's loss-optimal logit,
+``log(w+ / w-)`` (``lightning_modules.decisions``): the SH test is a decision, so it compares the
+calibrated probabilities ``sigmoid(u - c)``. The targets themselves keep the model's own ``sigmoid(u)``,
+whose gradient is zero whatever the weights.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ def dynamic_multi_hot_target(
     eoa_col: int,
     coeff: float = 1.0,
     sh_margin: float = 0.0,
+    decision_offset: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Target row of one decoding step in multi-corpus training (spec A4 with the SH target detached).
 
@@ -49,6 +56,7 @@ def dynamic_multi_hot_target(
         eoa_col: EOA column index.
         coeff: ``project_coeff`` c; 1 masks the other-corpus columns, > 1 self-trains, < 1 suppresses.
         sh_margin: m of ``shift_kept``; 0 is the reference rule.
+        decision_offset: ``(A,)`` c, subtracted from the logits for the SH test only; None: 0.
 
     Returns:
         target: ``(B, A)`` float32, no autograd history.
@@ -57,9 +65,15 @@ def dynamic_multi_hot_target(
     with torch.no_grad():  # few kernels: this runs once per generation step
         p = logits.detach().float().sigmoid()  # (B, A)
         gold = gold_row.detach().float()  # (B, A)
-        q = p * (other_mask & (gold[:, eoa_col : eoa_col + 1] == 0))  # (B, A), 0 on the EOA row
+        live = other_mask & (gold[:, eoa_col : eoa_col + 1] == 0)  # (B, A), none on the EOA row
+        q = p * live  # (B, A)
         p_sh = p[:, shift_col]  # (B,)
-        keep_sh = shift_kept(p, q, removed_prev, shift_col=shift_col, margin=sh_margin)  # (B,)
+        if decision_offset is None:
+            p_dec, q_dec = p, q
+        else:
+            p_dec = (logits.detach().float() - decision_offset).sigmoid()
+            q_dec = p_dec * live
+        keep_sh = shift_kept(p_dec, q_dec, removed_prev, shift_col=shift_col, margin=sh_margin)  # (B,)
         removed = (gold[:, shift_col] == 1) & ~keep_sh  # (B,)
         target = (q if coeff == 1.0 else (coeff * q).clamp_(max=1.0)).add_(gold)  # q <= 1 already
         target[:, shift_col] = torch.where(keep_sh, target[:, shift_col], 0.0) + removed * p_sh

@@ -44,8 +44,29 @@ def _build(corpora: list[str], model: dict) -> SpanNERModule:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_state_dict_keys_are_those_of_existing_checkpoints(case):
+    """Every key of an existing checkpoint, and no other except the model state that older checkpoints
+    may lack (``register_model_state``: loss weights and decision thresholds, issue 33)."""
     module = _build(*CASES[case])
-    assert [[k, list(v.shape)] for k, v in module.state_dict().items()] == KEYS[case]
+    optional = module.optional_state_keys
+    state = module.state_dict()
+    assert [[k, list(v.shape)] for k, v in state.items() if k not in optional] == KEYS[case]
+    assert optional <= {"action_pos_weight", "action_neg_weight", "type_thresholds"}
+
+
+@pytest.mark.parametrize("case", ["sru_ner", "tabert_cnn_span"])
+def test_a_checkpoint_without_the_newer_model_state_loads(tmp_path, case):
+    """A checkpoint written before the weights and thresholds were model state loads through
+    ``load_module`` (its checks included) with weights 1 and the default thresholds."""
+    from lightning_modules.registry import load_module
+
+    module = _build(*CASES[case])
+    state = {k: v for k, v in module.state_dict().items() if k not in module.optional_state_keys}
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": dict(module.hparams)}, path)
+    loaded = load_module(path)
+    assert loaded.thresholds().tolist() == [0.5] * len(loaded.label_space)
+    if case == "sru_ner":
+        assert loaded.action_pos_weight.tolist() == [1.0] * loaded.vocab.size
 
 
 def test_a_model_missing_part_of_the_contract_is_refused_at_registration():

@@ -275,7 +275,7 @@ def test_sru_span_score_is_the_lower_of_its_tr_and_re_probabilities():
           [0.1, 0.2, 0.1, 0.6],  # RE (p .6) at word 2: the span [0, 2)
           [0.9, 0.0, 0.0, 0.0]]]  # EOA
     )  # fmt: skip
-    assert decode_batch(probs, [3], vocab) == ([[(0, 2, 0)]], [[pytest.approx(0.6)]])
+    assert decode_batch(torch.logit(probs), [3], vocab) == ([[(0, 2, 0)]], [[pytest.approx(0.6)]])
 
 
 @pytest.mark.parametrize("model", ["baseline", "tabert_cnn"])
@@ -389,7 +389,7 @@ def test_sru_scores_stay_with_their_spans():
         [0, 0, 0, 0, 0, 0.6],  # RE(1) .6: type 1 [0, 2), score .6
         [0.9, 0, 0, 0, 0, 0],  # EOA
     ]
-    spans, scores = decode_batch(torch.tensor([rows]), [2], vocab)
+    spans, scores = decode_batch(torch.logit(torch.tensor([rows])), [2], vocab)
     assert spans == [[(0, 2, 1), (0, 1, 0)]]
     assert scores == [[pytest.approx(0.6), pytest.approx(0.8)]]
 

@@ -27,10 +27,15 @@ DNA, PROTEIN = 0, 1
 V2 = ActionVocabulary(2)  # TR(DNA)=2 RE(DNA)=3 TR(Protein)=4 RE(Protein)=5
 
 
+def as_logits(probs) -> torch.Tensor:
+    """Probabilities -> the logits ``decode_batch`` reads (0 and 1 become -inf and inf)."""
+    return torch.logit(torch.as_tensor(probs, dtype=torch.float64))
+
+
 def decode_actions(probs, num_words: int, vocab: ActionVocabulary, threshold: float = 0.5) -> list:
     """One sentence's ``(T, A)`` action probabilities through ``decode_batch``: its spans."""
     assert probs.ndim == 2
-    return decode_batch(probs[None], [num_words], vocab, threshold)[0][0]
+    return decode_batch(as_logits(probs[None]), [num_words], vocab, threshold)[0][0]
 
 
 def test_vocabulary_indices() -> None:
@@ -189,7 +194,7 @@ def test_decode_batch_matches_per_sentence_and_pads() -> None:
     junk = np.random.default_rng(0).random(batch.shape).astype(np.float32)
     for b, (_, _, nr) in enumerate(items):
         batch[b, nr:] = junk[b, nr:]
-    out, scores = decode_batch(torch.from_numpy(batch), torch.tensor(nwords), v)
+    out, scores = decode_batch(as_logits(batch), torch.tensor(nwords), v)
     assert out == golds
     assert [len(s) for s in scores] == [len(s) for s in out]
     assert out == [decode_actions(batch[b], nwords[b], v) for b in range(20)]

@@ -69,6 +69,7 @@ def tiny_run_args(tmp_path: Path, run_dir: Path, encoder: Path, corpora: str = "
         f"data.cache_dir={tmp_path / 'cache'}",
         f"data.corpora=[{corpora}]",
         "data.val_subsample=8",
+        "thresholds.dev_sentences=8",  # the validation sentences (the tiny encoder has 128 positions)
         "logger=none",
         "callbacks.rich_progress=false",
         "trainer.enable_progress_bar=false",

@@ -42,6 +42,8 @@ def publish_test_scores(
         monitor: float(score) if score is not None else None,
         "best_checkpoint": checkpoint.best_model_path if checkpoint else "",
     }
+    if plain.get("decision_thresholds"):  # tuned on dev after fit (training/thresholds.py)
+        metrics["decision_thresholds"] = plain["decision_thresholds"]
     metrics.update({names.logged("test", k): v for k, v in test_results.items()})
     (run.path / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     if test_results:  # none with trainer.limit_test_batches=0

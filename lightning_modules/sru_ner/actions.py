@@ -26,12 +26,14 @@ otherwise they start a new row. So everything between two SHs shares one row unl
 computed with one ``cumsum`` over the per-boundary extra-row counts, and Python loops only over boundaries
 that carry spans.
 
-Decoder (A5, with the end bound fixed to ``start < wc <= N``). Per row ``t``: ``a* = argmax p_t``; stop at
-the first row whose argmax is EOA; an SH argmax advances the word counter ``wc`` (TR/RE above the threshold
-on that row are ignored); otherwise apply every RE with ``p > threshold`` (ascending index; each pops the
-most recent open start of its type and emits ``[s, wc)`` when ``s < wc <= N``), then every TR with
-``p > threshold`` (push ``wc`` on the stack of its type). Spans left open are dropped. Output is a
-deduplicated list sorted by ``(start, -end, type)``.
+Decoder (A5, with the end bound fixed to ``start < wc <= N``), on the decision logits ``z_t`` that
+generation advanced on (the raw logits, or the calibrated ``u - c`` of ``lightning_modules.decisions``).
+Per row ``t``: ``a* = argmax z_t``; stop at the first row whose argmax is EOA; an SH argmax advances the
+word counter ``wc`` (TR/RE above the threshold on that row are ignored); otherwise apply every RE with
+``sigmoid(z) > threshold`` (ascending index; each pops the most recent open start of its type and emits
+``[s, wc)`` when ``s < wc <= N``), then every TR above the threshold (push ``wc`` on the stack of its
+type). The threshold is per type (tuned on dev). Spans left open are dropped. Output is a deduplicated
+list sorted by ``(start, -end, type)``.
 
 Round trip ``decode(oracle(spans)) == sorted(set(spans))`` and its exact exceptions:
 
@@ -54,11 +56,13 @@ Round trip ``decode(oracle(spans)) == sorted(set(spans))`` and its exact excepti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from lightning_modules.decisions import sigmoid, threshold_logits
 from metrics.span_f1 import SpanTuple
 
 if TYPE_CHECKING:
@@ -281,46 +285,89 @@ def dense_batch(
 
 
 # --- decoder -----------------------------------------------------------------------------------
-def _to_numpy(probs: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(probs, torch.Tensor):
-        probs = probs.detach()
-        if probs.dtype not in (torch.float32, torch.float64):
-            probs = probs.float()
-        return probs.cpu().numpy()
-    return np.asarray(probs)
+@dataclass
+class TypedCells:
+    """The TR/RE cells a decoder can fire, from one generation pass: every typed cell of every row whose
+    argmax is a TR/RE action, before the sentence's first EOA argmax, with a decision logit above
+    ``floor``. Sorted per row with REs (ascending column) before TRs (ascending column), the order in
+    which the decoder applies them. Which cells fire is then one comparison per threshold, so one pass
+    serves every candidate threshold (``training/thresholds.py``)."""
+
+    batch_size: int
+    num_words: list[int]
+    sentence: np.ndarray  # (C,) int64
+    column: np.ndarray  # (C,) int64 action column
+    word_counter: np.ndarray  # (C,) int64 wc on the cell's row
+    logit: np.ndarray  # (C,) float64 decision logit
+
+    @property
+    def type_id(self) -> np.ndarray:
+        return (self.column - FIRST_TYPED) >> 1
 
 
-def _decode(
-    probs: np.ndarray, num_words: np.ndarray, vocab: ActionVocabulary, threshold: float
-) -> list[dict[SpanTuple, float]]:
-    """Spec A5 on a ``(B, T, A)`` array; vectorised except for the loop over above-threshold TR/RE cells.
-    Per sentence: span -> score, the lower of the probabilities of its TR and its RE."""
-    if probs.ndim != 3 or probs.shape[-1] != vocab.size:
-        raise ValueError(f"expected probabilities of shape (B, T, {vocab.size}), got {probs.shape}")
-    bsz, steps, _ = probs.shape
+def _to_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach()
+        if values.dtype not in (torch.float32, torch.float64):
+            values = values.float()
+        return values.cpu().numpy()
+    return np.asarray(values)
+
+
+def typed_cells(
+    logits: np.ndarray | torch.Tensor,
+    num_words: Sequence[int] | np.ndarray | torch.Tensor,
+    vocab: ActionVocabulary,
+    floor: float = -np.inf,
+) -> TypedCells:
+    """Spec A5's row decisions on a ``(B, T, A)`` batch of decision logits (generation's own, so the
+    row argmax is the one generation advanced on): per row ``a* = argmax``; stop at the first EOA argmax;
+    an SH argmax advances the word counter; a TR/RE argmax makes the row's TR/RE cells candidates."""
+    z = _to_numpy(logits)
+    n = np.asarray(_to_numpy(num_words) if isinstance(num_words, torch.Tensor) else num_words, dtype=np.int64)
+    if z.ndim != 3 or z.shape[-1] != vocab.size or len(n) != z.shape[0]:
+        raise ValueError(
+            f"expected (B, T, {vocab.size}) decision logits and B word counts, got {z.shape}, {len(n)}"
+        )
+    bsz, steps, _ = z.shape
     if steps == 0:
-        return [{} for _ in range(bsz)]
-    best = probs.argmax(-1)  # (B, T); first maximum on ties, like torch.argmax
+        empty = np.zeros(0, dtype=np.int64)
+        return TypedCells(bsz, n.tolist(), empty, empty, empty, np.zeros(0))
+    best = z.argmax(-1)  # (B, T); the first maximum on ties, as torch.argmax in generation
     is_eoa = best == EOA
     cut = np.where(is_eoa.any(1), is_eoa.argmax(1), steps)  # (B,) first EOA-argmax row, else T
     live = np.arange(steps)[None, :] < cut[:, None]  # (B, T) rows before the first EOA argmax
     word_counter = np.cumsum((best == SHIFT) & live, axis=1)  # (B, T) #SH rows so far (== wc on TR/RE rows)
     typed_row = live & (best >= FIRST_TYPED)  # (B, T)
-    fire = (probs[:, :, FIRST_TYPED:] > threshold) & typed_row[:, :, None]  # (B, T, A-2)
-    b_idx, t_idx, a_idx = np.nonzero(fire)
+    candidate = (z[:, :, FIRST_TYPED:] > floor) & typed_row[:, :, None]  # (B, T, A-2)
+    b_idx, t_idx, a_idx = np.nonzero(candidate)
     a_idx = a_idx + FIRST_TYPED
-    is_tr = a_idx % 2 == 0
-    order = np.lexsort((a_idx, is_tr, t_idx, b_idx))  # per row: REs (ascending) before TRs (ascending)
-    wc_of = word_counter[b_idx, t_idx][order].tolist()
-    p_of = probs[b_idx, t_idx, a_idx][order].tolist()
-    b_list, a_list, tr_list = b_idx[order].tolist(), a_idx[order].tolist(), is_tr[order].tolist()
-    n_list = np.asarray(num_words, dtype=np.int64).tolist()
+    order = np.lexsort((a_idx, a_idx % 2 == 0, t_idx, b_idx))  # per row: REs (ascending) before TRs
+    b_idx, t_idx, a_idx = b_idx[order], t_idx[order], a_idx[order]
+    return TypedCells(
+        bsz, n.tolist(), b_idx, a_idx, word_counter[b_idx, t_idx], z[b_idx, t_idx, a_idx].astype(np.float64)
+    )
 
-    found: list[dict[SpanTuple, float]] = [{} for _ in range(bsz)]  # span -> min(p TR, p RE)
+
+def decode_cells(
+    cells: TypedCells, thresholds: float | np.ndarray | torch.Tensor
+) -> tuple[list[list[SpanTuple]], list[list[float]]]:
+    """Spec A5's stacks on the cells whose calibrated probability is above their type's threshold (a
+    float, or ``(M,)`` per type id): every RE pops the most recent open start of its type and emits
+    ``[s, wc)`` when ``s < wc <= N``; every TR pushes ``wc``. Per sentence its spans, sorted by
+    ``(start, -end, type)``, and aligned with them each span's score, min(p TR, p RE). A type's spans
+    depend on its own threshold only."""
+    bounds = threshold_logits(thresholds)
+    limit = bounds[cells.type_id] if bounds.ndim else bounds
+    fire = cells.logit > limit
+    probs = sigmoid(cells.logit[fire]).tolist()
+    found: list[dict[SpanTuple, float]] = [{} for _ in range(cells.batch_size)]  # span -> min(p TR, p RE)
     stacks: dict[tuple[int, int], list[tuple[int, float]]] = {}
-    for b, a, tr, wc, p in zip(b_list, a_list, tr_list, wc_of, p_of):
+    rows = zip(cells.sentence[fire].tolist(), cells.column[fire].tolist(), cells.word_counter[fire].tolist())
+    n_list = cells.num_words
+    for (b, a, wc), p in zip(rows, probs):
         k = (a - FIRST_TYPED) >> 1
-        if tr:
+        if a % 2 == 0:  # TR
             stacks.setdefault((b, k), []).append((wc, p))
             continue
         stack = stacks.get((b, k))
@@ -329,28 +376,25 @@ def _decode(
             if start < wc <= n_list[b]:
                 span = (start, wc, k)
                 found[b][span] = max(found[b].get(span, 0.0), min(p_open, p))
-    return found
-
-
-def _sorted(found: dict[SpanTuple, float]) -> list[SpanTuple]:
-    return sorted(found, key=lambda x: (x[0], -x[1], x[2]))
+    spans = [sorted(f, key=lambda x: (x[0], -x[1], x[2])) for f in found]
+    return spans, [[f[s] for s in ordered] for f, ordered in zip(found, spans)]
 
 
 def decode_batch(
-    probs: np.ndarray | torch.Tensor,
+    logits: np.ndarray | torch.Tensor,
     num_words: Sequence[int] | np.ndarray | torch.Tensor,
     vocab: ActionVocabulary,
-    threshold: float = 0.5,
+    thresholds: float | np.ndarray | torch.Tensor = 0.5,
 ) -> tuple[list[list[SpanTuple]], list[list[float]]]:
-    """Decode a ``(B, T, A)`` batch (CPU tensor or array; one host transfer per batch): per sentence its
-    spans, and aligned with them each span's score, min(p TR, p RE).
+    """Decode a ``(B, T, A)`` batch of decision logits (CPU tensor or array; one host transfer per
+    batch): per sentence its spans, and aligned with them each span's score, min(p TR, p RE), ``p`` the
+    sigmoid of the decision logit. A TR/RE fires when its probability is above ``thresholds`` (one
+    value, or ``(M,)`` per type id).
 
-    Rows after a sentence's own sequence may hold anything: decoding stops at its first EOA argmax.
+    It reads logits, not probabilities: fp32 sigmoids tie at 1.0 from a logit of about 16.7 on, where
+    the argmax of the probabilities could pick another row type than generation, which advances on the
+    argmax of the logits. Rows after a sentence's own sequence may hold anything: decoding stops at its
+    first EOA argmax.
     """
-    arr = _to_numpy(probs)
-    n = _to_numpy(num_words) if isinstance(num_words, torch.Tensor) else np.asarray(num_words)
-    if arr.ndim != 3 or len(n) != arr.shape[0]:
-        raise ValueError(f"expected (B, T, A) probabilities and B word counts, got {arr.shape}, {len(n)}")
-    decoded = _decode(arr, n, vocab, threshold)
-    spans = [_sorted(found) for found in decoded]
-    return spans, [[found[s] for s in ordered] for found, ordered in zip(decoded, spans)]
+    bounds = threshold_logits(thresholds)
+    return decode_cells(typed_cells(logits, num_words, vocab, floor=float(bounds.min())), thresholds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lightning_modules.decisions import DECISIONS
 from lightning_modules.model_config import ModelConfig
 from losses.dynamic_multi_hot import NORMALIZATIONS
 
@@ -13,6 +14,7 @@ OMEGAS = ("softmax", "logits")
 MEMORIES = ("decomposed", "dense")
 LOOPS = ("fused", "autograd")
 ACTION_WEIGHTINGS = ("none", "welt", "balanced")
+WEIGHTED_ACTIONS = ("all", "typed")
 
 
 @dataclass
@@ -25,6 +27,11 @@ class SRUNERConfig(ModelConfig):
     # column's negative/positive ratio on its positives, clamped to [1 / cap, cap])
     action_weighting: str = "none"
     action_weight_cap: float = 10.0
+    # which columns the weighting covers: all, or typed (TR/RE only; SH and EOA keep weight 1)
+    weighted_actions: str = "all"
+    # what decisions read (lightning_modules/decisions.py): calibrated (u - log(w+/w-): the pointer's
+    # argmax, the EOA stop, the TR/RE thresholds and the dynamic target's SH test) or raw (u, as before)
+    decisions: str = "calibrated"
     # --- the SRU head (network.SRUHead)
     action_space_dim: int = 2  # J = action_space_dim * num_actions latents
     half_context: int = 150
@@ -63,6 +70,7 @@ class SRUNERConfig(ModelConfig):
             raise ValueError(f"model.action_weight_cap={self.action_weight_cap}: must be >= 1")
         for key, allowed in (
             ("omega", OMEGAS), ("memory", MEMORIES), ("loop", LOOPS), ("action_weighting", ACTION_WEIGHTINGS),
+            ("weighted_actions", WEIGHTED_ACTIONS), ("decisions", DECISIONS),
         ):  # fmt: skip
             if getattr(self, key) not in allowed:
                 raise ValueError(

@@ -178,6 +178,7 @@ class LoopInputs:
     project_coeff: float
     workspace: Workspace | None = None  # lent to this loop, or None
     sh_margin: float = 0.0
+    decision_offset: torch.Tensor | None = None  # (A,) c: the SH test reads sigmoid(u - c)
 
 
 def single_corpus_trajectory(gold_rows: torch.Tensor, num_slots: int):
@@ -307,7 +308,9 @@ class FusedTeacherForcing(torch.autograd.Function):
                 torch.mul(value, keep_read[step + 1], out=step_read_inputs[step + 1])
             if not single:  # where the pointer and the gold cursor go (the targets follow after the loop)
                 cursor = step_cursors[step]
-                probs = logits.float().sigmoid()  # as dynamic_multi_hot_target, in fp32
+                probs = (  # as dynamic_multi_hot_target's SH test, in fp32
+                    logits.float() if run.decision_offset is None else logits.float() - run.decision_offset
+                ).sigmoid()
                 kept = shift_kept(
                     probs, probs * other_live.index_select(0, cursor), step_removed[step], shift_col=SHIFT,
                     margin=run.sh_margin,
@@ -332,6 +335,7 @@ class FusedTeacherForcing(torch.autograd.Function):
                 eoa_col=EOA,
                 coeff=run.project_coeff,
                 sh_margin=run.sh_margin,
+                decision_offset=run.decision_offset,
             )
             targets = flat_targets.view(steps, batch, num_actions).transpose(0, 1)
 
@@ -511,7 +515,7 @@ class FusedTeacherForcing(torch.autograd.Function):
         )  # fmt: skip
 
 
-def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: int):
+def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: int, decision_offset=None):
     """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask). ``every``:
     steps between two host reads of the stop condition."""
     cfg, params = head.cfg, head.read_params
@@ -527,7 +531,7 @@ def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: 
         keep.uniform_().lt_(1 - drop).div_(1 - drop)  # = bernoulli_(1 - drop), in half the time on CPU
     run = LoopInputs(
         word_mask, gold_rows, other_mask, keep, cap, params.half_context, cfg.omega == "softmax",
-        every, cfg.project_coeff, workspace, cfg.sh_margin,
+        every, cfg.project_coeff, workspace, cfg.sh_margin, decision_offset,
     )  # fmt: skip
     first, second = head.mlp[1], head.mlp[3]
     try:

@@ -5,7 +5,7 @@ the probabilities), with what does not depend on the step done once per batch: e
 MLP's first layer (b1 + W1_slot S_q, one product over all B x Q slots, then one row gather per step), D1
 folded into W1's read half, each action's written row [E_a ; alpha Lambda E_a] (one product per step
 gives Omega and its score contribution), the output biases written once. Per step: the two MLP products,
-the sigmoid and stop flags, Omega, the write (two scatters) and the read (``SlotMemory.read``: five
+the decision logits and stop flags, Omega, the write (two scatters) and the read (``SlotMemory.read``: five
 kernels), and the pointer's move.
 """
 
@@ -20,9 +20,16 @@ from lightning_modules.sru_ner.fused import SlotMemory
 
 
 @torch.no_grad()
-def fused_generation(head, slots: torch.Tensor, word_mask: torch.Tensor, every: int) -> torch.Tensor:
-    """Action probabilities (B, T, A) up to the step where every sentence has reached EOA, as
-    ``SRUHead.generate``; ``every``: steps between two host reads of the stop condition."""
+def fused_generation(
+    head,
+    slots: torch.Tensor,
+    word_mask: torch.Tensor,
+    every: int,
+    decision_offset: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Decision logits ``u - c`` (B, T, A) up to the step where every sentence has reached EOA, as
+    ``SRUHead.generate``; ``every``: steps between two host reads of the stop condition; ``c``:
+    ``decision_offset`` (A,) or 0."""
     cfg, params = head.cfg, head.read_params
     batch, num_slots, hidden = slots.shape
     device = slots.device
@@ -39,7 +46,7 @@ def fused_generation(head, slots: torch.Tensor, word_mask: torch.Tensor, every: 
     slot_terms = torch.addmm(first.bias, slots.reshape(-1, hidden), w1[:, :hidden].T)  # (B * Q, 2d)
 
     logits_all = second.bias.expand(cap, batch, -1).clone()  # (T, B, A), the biases once
-    probs_all = torch.empty_like(logits_all)
+    decisions_all = logits_all if decision_offset is None else torch.empty_like(logits_all)
     reached_all = torch.zeros(cap + 1, batch, dtype=torch.bool, device=device)  # [t + 1]: EOA by step t
     h = slots.new_empty(batch, 2 * hidden)
     row = slots.new_empty(batch, written_rows.shape[1])
@@ -56,8 +63,10 @@ def fused_generation(head, slots: torch.Tensor, word_mask: torch.Tensor, every: 
         flat_slot = memory.flat_rows + pointer
         torch.index_select(slot_terms, 0, flat_slot, out=h).addmm_(value, w1_read_t).tanh_()
         logits = logits_all[step].addmm_(h, w2_t)
-        probs = torch.sigmoid(logits, out=probs_all[step])
-        reached = torch.logical_or(reached_all[step], probs[:, EOA] > 0.5, out=reached_all[step + 1])
+        decisions = logits
+        if decision_offset is not None:
+            decisions = torch.sub(logits, decision_offset, out=decisions_all[step])
+        reached = torch.logical_or(reached_all[step], decisions[:, EOA] > 0, out=reached_all[step + 1])
         if (step + 1) % every == 0 and bool(reached.all()):
             steps = step + 1
             break
@@ -66,9 +75,9 @@ def fused_generation(head, slots: torch.Tensor, word_mask: torch.Tensor, every: 
         torch.mm(omega_weights.masked_fill_(dropped, 0), written_rows, out=row)
         memory.write_row(row, pointer, flat_slot)
         memory.read(pointer, out=read)
-        advance = logits.argmax(-1) <= SHIFT  # EOA = 0, SHIFT = 1
+        advance = decisions.argmax(-1) <= SHIFT  # EOA = 0, SHIFT = 1
         pointer = torch.add(pointer, advance).clamp_(max=num_slots - 1)
     done = reached_all[1 : steps + 1].all(1).nonzero()  # the first step by which all had reached EOA
     if len(done):
         steps = int(done[0, 0]) + 1
-    return probs_all[:steps].transpose(0, 1).contiguous()
+    return decisions_all[:steps].transpose(0, 1).contiguous()

@@ -6,14 +6,23 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import SpanNERModule
+from lightning_modules.decisions import DEFAULT_THRESHOLD, binary_offset, threshold_logits
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
-from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
+from lightning_modules.sru_ner.actions import (
+    EOA,
+    SHIFT,
+    ActionVocabulary,
+    TypedCells,
+    decode_cells,
+    typed_cells,
+)
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder, action_counts
@@ -55,12 +64,12 @@ class SRUNERModule(SpanNERModule):
         encoder_config: Mapping[str, Any] | None = None,
     ):
         super().__init__(network, cfg, label_space, encoder_config)
-        # model.action_weighting: ones until learn_from_training_rows. Not persistent: a function of the
-        # training data that train.py recomputes before every fit, resumes included, and checkpoints of
-        # runs without weighting keep their keys
+        # model.action_weighting's per-column weights: ones until learn_from_training_rows (which train.py
+        # runs before every fit, resumes included); model state, so a loaded model decides as it trained
         size = self.vocab.size
-        self.register_buffer("action_pos_weight", torch.ones(size), persistent=False)
-        self.register_buffer("action_neg_weight", torch.ones(size), persistent=False)
+        self.register_model_state("action_pos_weight", torch.ones(size))
+        self.register_model_state("action_neg_weight", torch.ones(size))
+        self.register_model_state("type_thresholds", torch.full((len(self.label_space),), DEFAULT_THRESHOLD))
 
     @property
     def uses_training_rows(self) -> bool:  # type: ignore[override]
@@ -77,8 +86,18 @@ class SRUNERModule(SpanNERModule):
             pos, neg = welt_binary_weights(positives, negatives)
         else:
             pos, neg = balanced_binary_weights(positives, negatives, self.model_cfg.action_weight_cap)
+        if self.model_cfg.weighted_actions == "typed":  # SH and EOA unweighted
+            pos[[EOA, SHIFT]], neg[[EOA, SHIFT]] = 1.0, 1.0
         self.action_pos_weight.copy_(pos)
         self.action_neg_weight.copy_(neg)
+
+    @property
+    def decision_offset(self) -> torch.Tensor | None:
+        """``(A,)`` ``log(w+ / w-)``, what decisions subtract from the logits (``model.decisions=
+        calibrated`` with a weighting), else None (decide on the raw logits)."""
+        if self.model_cfg.decisions == "raw" or self.model_cfg.action_weighting == "none":
+            return None
+        return binary_offset(self.action_pos_weight, self.action_neg_weight)
 
     @functools.cached_property
     def vocab(self) -> ActionVocabulary:
@@ -91,7 +110,7 @@ class SRUNERModule(SpanNERModule):
         """The summed BCE of the kept action rows (``model.loss_normalization=rows``) or of the
         per-sentence means (``sentences``), and the count of those rows (sentences), known only after
         the forward pass (a displaced SHIFT adds a row)."""
-        out = self.network(batch)
+        out = self.network(batch, self.decision_offset)
         weighted = self.model_cfg.action_weighting != "none"
         return LossTerms(
             *multi_hot_bce_terms(
@@ -104,8 +123,22 @@ class SRUNERModule(SpanNERModule):
             )  # fmt: skip
         )
 
+    def tunes_thresholds(self) -> bool:
+        return True
+
+    def decision_scores(self, batch: dict, lowest_threshold: float) -> TypedCells:
+        """Generation's decision logits (one host transfer per batch), reduced to the TR/RE cells a
+        threshold above ``lowest_threshold`` can fire."""
+        logits = self.network.generate(batch, self.decision_offset).cpu()
+        floor = float(threshold_logits(lowest_threshold))
+        return typed_cells(logits, batch["num_words"], self.vocab, floor=floor)
+
+    def decode_decisions(self, scores: TypedCells, thresholds: np.ndarray) -> Prediction:
+        spans, span_scores = decode_cells(scores, thresholds)
+        return Prediction(spans, scores=span_scores)
+
     def predict(self, batch: dict) -> Prediction:
-        """Spans with scores: the lower of the probabilities of the span's TR and RE actions."""
-        probs = self.network.generate(batch).cpu()  # the one host transfer per batch
-        spans, scores = decode_batch(probs, batch["num_words"], self.vocab)
-        return Prediction(spans, scores=scores)
+        """Spans with scores: the lower of the calibrated probabilities of the span's TR and RE actions,
+        each above its type's threshold."""
+        thresholds = self.thresholds()
+        return self.decode_decisions(self.decision_scores(batch, float(thresholds.min())), thresholds)

@@ -60,7 +60,7 @@ def _in_full_precision(method: Callable) -> Callable:
 class SRUHead(nn.Module):
     """The transition loop over the slots. It always computes in its parameters' dtype (fp32 in training)
     with autocast off, whoever calls it and under whatever autocast: its decisions (the displaced SH
-    test ``q <= p_SH``, Omega's selection, generation's thresholds) compare logits, which bf16 would
+    test ``q <= p_SH``, Omega's selection, generation's decisions) compare logits, which bf16 would
     round. Slots come in any dtype; the gradient goes back in theirs."""
 
     def __init__(self, cfg: SRUNERConfig, num_actions: int, hidden: int):
@@ -124,11 +124,12 @@ class SRUHead(nn.Module):
         word_mask: torch.Tensor,  # (B, Q) bool
         gold_rows: torch.Tensor,  # (B, Tg, A) multi-hot, zero-padded
         other_mask: torch.Tensor | None = None,  # (B, A) bool: other corpora's TR/RE columns
+        decision_offset: torch.Tensor | None = None,  # (A,) c: the SH test reads sigmoid(u - c)
     ) -> TrainingOutput:
         if self.cfg.fused:
             every = steps_between_checks(self.cfg, slots.device)
             return TrainingOutput(
-                *fused_teacher_forcing(self, slots, word_mask, gold_rows, other_mask, every)
+                *fused_teacher_forcing(self, slots, word_mask, gold_rows, other_mask, every, decision_offset)
             )
         batch, num_slots, _ = slots.shape
         gold_steps = gold_rows.shape[1]
@@ -153,6 +154,7 @@ class SRUHead(nn.Module):
                 target, removed = dynamic_multi_hot_target(
                     logits, gold, other_mask, removed,
                     shift_col=SHIFT, eoa_col=EOA, coeff=self.cfg.project_coeff, sh_margin=self.cfg.sh_margin,
+                    decision_offset=decision_offset,
                 )  # fmt: skip
             logits_seq.append(logits)
             target_seq.append(target)
@@ -173,24 +175,28 @@ class SRUHead(nn.Module):
     # --- inference --------------------------------------------------------------------------------
     @torch.no_grad()
     @_in_full_precision
-    def generate(self, slots: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
-        """Greedy generation; returns action probabilities (B, T, A) up to the stop step."""
+    def generate(
+        self, slots: torch.Tensor, word_mask: torch.Tensor, decision_offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Greedy generation; returns the decision logits ``z = u - c`` (B, T, A) up to the stop step,
+        ``c`` = ``decision_offset`` (A,) or 0. The pointer advances on ``argmax z``, a sentence has
+        reached EOA once ``z_EOA > 0``, and Omega is built from the raw logits ``u``, as in training."""
         batch, num_slots, _ = slots.shape
         cap = math.ceil(self.cfg.infer_step_factor * num_slots)
         every = steps_between_checks(self.cfg, slots.device)
         if self.cfg.fused and not self.training:  # (in train mode, dropout: the step-by-step loop below)
-            return fused_generation(self, slots, word_mask, every)
+            return fused_generation(self, slots, word_mask, every, decision_offset)
         if self.cfg.fused:
             memory, read, pointer = self._start_fused(slots, word_mask)
         else:
             memory, read, pointer = self._start(slots, word_mask, cap)
         reached = torch.zeros(batch, dtype=torch.bool, device=slots.device)
-        probs_seq, all_reached = [], []
+        decisions_seq, all_reached = [], []
         for step in range(cap):
             logits = self.mlp(torch.cat([self._at(slots, pointer), read], dim=-1))
-            probs = logits.sigmoid()
-            probs_seq.append(probs)
-            reached = reached | (probs[:, EOA] > 0.5)
+            decisions = logits if decision_offset is None else logits - decision_offset
+            decisions_seq.append(decisions)
+            reached = reached | (decisions[:, EOA] > 0)
             all_reached.append(reached.all())
             if (step + 1) % every == 0 and bool(reached.all()):
                 break
@@ -198,11 +204,11 @@ class SRUHead(nn.Module):
             read = memory.read(pointer)
             if self.cfg.fused:
                 read = read[0]
-            advance = logits.argmax(-1) <= SHIFT  # EOA = 0, SHIFT = 1
+            advance = decisions.argmax(-1) <= SHIFT  # EOA = 0, SHIFT = 1
             pointer = (pointer + advance.long()).clamp(max=num_slots - 1)
         done = torch.stack(all_reached).nonzero()
-        steps = int(done[0, 0]) + 1 if len(done) else len(probs_seq)
-        return torch.stack(probs_seq[:steps], 1)
+        steps = int(done[0, 0]) + 1 if len(done) else len(decisions_seq)
+        return torch.stack(decisions_seq[:steps], 1)
 
 
 class SRUNERNetwork(nn.Module):
@@ -217,9 +223,11 @@ class SRUNERNetwork(nn.Module):
         num_slots = batch["word_mask"].shape[1]
         return self.encoder(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_slots)
 
-    def forward(self, batch: dict) -> TrainingOutput:
+    def forward(self, batch: dict, decision_offset: torch.Tensor | None = None) -> TrainingOutput:
         slots = self.slots(batch)
-        return self.head(slots, batch["word_mask"], batch["gold_rows"], batch.get("other_mask"))
+        word_mask, gold_rows, other_mask = batch["word_mask"], batch["gold_rows"], batch.get("other_mask")
+        return self.head(slots, word_mask, gold_rows, other_mask, decision_offset)
 
-    def generate(self, batch: dict) -> torch.Tensor:
-        return self.head.generate(self.slots(batch), batch["word_mask"])
+    def generate(self, batch: dict, decision_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """The decision logits (B, T, A) of greedy generation (``SRUHead.generate``)."""
+        return self.head.generate(self.slots(batch), batch["word_mask"], decision_offset)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from datamodules.label_space import LabelSpace
 from lightning_modules.base import ModelConfig, SpanNERModule
+from lightning_modules.decisions import binary_offset, check_decisions, class_offset
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
@@ -64,6 +65,9 @@ class TabERTCNNConfig(ModelConfig):
     threshold: float = 0.5  # span mode: a cell is a mention above this probability
     project_coeff: float = 1.0  # span mode: scale of the other corpora's soft targets (1 = no gradient)
     class_weighting: str = "none"  # none | welt (losses.class_weights)
+    # what decisions read (lightning_modules/decisions.py): calibrated (with class_weighting, the cell
+    # threshold on u - log(w+/w-), paper mode's argmax on u - log w) or raw (u, as before)
+    decisions: str = "calibrated"
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -74,6 +78,7 @@ class TabERTCNNConfig(ModelConfig):
             )
         if self.first_layer not in FIRST_LAYERS:
             raise ValueError(f"model.first_layer={self.first_layer}: use one of {', '.join(FIRST_LAYERS)}")
+        check_decisions(self.decisions)
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"model.threshold={self.threshold}: must be in (0, 1)")
         if self.project_coeff < 0:
@@ -182,6 +187,8 @@ class TabERTCNNModule(SpanNERModule):
         else:
             self.register_buffer("span_pos_weight", torch.ones(len(ls)))
             self.register_buffer("span_neg_weight", torch.ones(len(ls)))
+            # per-type cell thresholds, model.threshold until tuned on dev (training/thresholds.py)
+            self.register_model_state("type_thresholds", torch.full((len(ls),), self.model_cfg.threshold))
 
     def target_encoder(self) -> PaperTargetEncoder | SpanTargetEncoder:
         if self.mode == "paper":
@@ -255,29 +262,62 @@ class TabERTCNNModule(SpanNERModule):
         decode = sentences * words * words * self.network.table.config.out_channels * 4 * 2  # fp32 probs
         return max(table, decode)
 
+    def _calibrated(self) -> bool:
+        return self.model_cfg.decisions == "calibrated" and self.model_cfg.class_weighting != "none"
+
+    def tunes_thresholds(self) -> bool:
+        return self.mode == "span"
+
+    @property
+    def default_threshold(self) -> float:
+        return self.model_cfg.threshold
+
+    def decision_scores(self, batch: dict, lowest_threshold: float) -> SpanCells:
+        """Span mode: the cells whose calibrated probability ``sigmoid(u - log(w+/w-))`` is above
+        ``lowest_threshold``, with those probabilities (one host transfer)."""
+        logits, _ = self.network(batch)
+        decisions = logits.float().permute(0, 2, 3, 1)  # (B, n, n, K)
+        if self._calibrated():
+            decisions = decisions - binary_offset(self.span_pos_weight, self.span_neg_weight)
+        probs = torch.sigmoid(decisions) * self.cell_mask(batch)[..., None]
+        cells = torch.nonzero(probs > lowest_threshold)  # (M, 4)
+        scores = probs[cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3]]
+        return SpanCells(len(batch["num_words"]), cells.cpu().numpy(), scores.detach().double().cpu().numpy())
+
+    def decode_decisions(self, scores: SpanCells, thresholds: np.ndarray) -> Prediction:
+        keep = scores.probs > np.asarray(thresholds, dtype=np.float64)[scores.cells[:, 3]]
+        spans, span_scores = decode_span_table(scores.cells[keep], scores.probs[keep], scores.batch_size)
+        return Prediction(spans, scores=span_scores)
+
     def predict(self, batch: dict) -> Prediction:
+        if self.mode == "span":
+            thresholds = self.thresholds()
+            return self.decode_decisions(self.decision_scores(batch, float(thresholds.min())), thresholds)
         logits, entity_logits = self.network(batch)
         num_words = batch["num_words"].numpy()
-        if self.mode == "paper":
-            table = logits.argmax(1)  # (B, n, n) relation labels
-            word_probs, word_labels = entity_logits.float().softmax(-1).max(-1)  # (B, n)
-            table.diagonal(dim1=1, dim2=2).copy_(word_labels)  # entity labels on the diagonal
-            table, word_probs = table.to(torch.int16).cpu().numpy(), word_probs.detach().cpu().numpy()
-            entities = decode_bilou(np.diagonal(table, axis1=1, axis2=2), num_words)
-            relations = decode_relations(table, entities, self.layout.num_relation_labels)
-            # an entity's score: the lowest probability of its words' BILOU labels
-            scores = [
-                [float(word_probs[b, s:e].min()) for s, e, _ in found] for b, found in enumerate(entities)
-            ]
-            return Prediction(entities, relations, scores)
-        probs = torch.sigmoid(logits.float()).permute(0, 2, 3, 1)  # (B, n, n, K)
-        probs = probs * self.cell_mask(batch)[..., None]
-        cells = torch.nonzero(probs > self.model_cfg.threshold)  # (M, 4)
-        scores = probs[cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3]]
-        spans, span_scores = decode_span_table(
-            cells.cpu().numpy(), scores.detach().cpu().numpy(), len(num_words)
-        )
-        return Prediction(spans, scores=span_scores)
+        logits, entity_logits = logits.float(), entity_logits.float()
+        if self._calibrated():  # a weighted cross-entropy's optimum is log p_c + log w_c (+ a constant)
+            logits = logits - class_offset(self.relation_class_weights)[None, :, None, None]
+            entity_logits = entity_logits - class_offset(self.entity_class_weights)
+        table = logits.argmax(1)  # (B, n, n) relation labels
+        word_probs, word_labels = entity_logits.softmax(-1).max(-1)  # (B, n)
+        table.diagonal(dim1=1, dim2=2).copy_(word_labels)  # entity labels on the diagonal
+        table, word_probs = table.to(torch.int16).cpu().numpy(), word_probs.detach().cpu().numpy()
+        entities = decode_bilou(np.diagonal(table, axis1=1, axis2=2), num_words)
+        relations = decode_relations(table, entities, self.layout.num_relation_labels)
+        # an entity's score: the lowest probability of its words' BILOU labels
+        scores = [[float(word_probs[b, s:e].min()) for s, e, _ in found] for b, found in enumerate(entities)]
+        return Prediction(entities, relations, scores)
+
+
+@dataclass
+class SpanCells:
+    """Span mode's candidate cells of one batch: ``(M, 4)`` (sentence, i, j, type) and their ``(M,)``
+    calibrated probabilities."""
+
+    batch_size: int
+    cells: np.ndarray
+    probs: np.ndarray
 
 
 # --- class counts for WeLT -------------------------------------------------------------------------
