@@ -8,7 +8,8 @@ registered model's own config dataclass (every hyperparameter with its type and 
 mapping (e.g. ``defaults: {trainer: gpu}``); the command line wins. An experiment's ``model:`` section
 holds keys every model has (``lr``, ``weight_decay``, ``warmup_epochs``); hyperparameters of one model go
 under ``model_settings: {<model name>: {...}}`` and are merged only when that model is chosen, so every
-experiment runs with every model. Unknown keys and wrong types are errors that name the key and suggest
+experiment runs with every model. ``train.yaml`` may have a ``model_settings`` section too: the embedded
+default's, merged only when no experiment is chosen. Unknown keys and wrong types are errors that name the key and suggest
 the closest valid one.
 """
 
@@ -127,8 +128,12 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
         _load_yaml(_group_file("experiment", groups["experiment"])) if "experiment" in groups else None
     )
     chosen = dict(base.pop("defaults", {}) or {})
-    model_settings: dict = {}
-    if experiment is not None:
+    # the embedded default's own per-model settings: only when no experiment is chosen
+    model_settings: dict = dict(base.pop("model_settings", {}) or {})
+    if experiment is None:
+        for name in model_settings:
+            _model_entry(str(name))
+    else:
         chosen.update(experiment.pop("defaults", {}) or {})
         model_settings = dict(experiment.pop("model_settings", {}) or {})
         for name in model_settings:
@@ -154,8 +159,9 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
                 layers.append(OmegaConf.create({group: _load_yaml(path)}))
         if experiment is not None:
             layers.append(experiment)
-            if model in model_settings:
-                layers.append(OmegaConf.create({"model": model_settings[model]}))
+        if model in model_settings:
+            layers.append(OmegaConf.create({"model": model_settings[model]}))
+        if experiment is not None:
             layers.append(OmegaConf.create({"experiment": groups["experiment"]}))
         layers.append(OmegaConf.from_dotlist(list(dotlist)))
         cfg = structure

@@ -183,6 +183,12 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
     assert mt6.trainer.precision == "bf16-mixed" and len(mt6.data.corpora) == 6
     assert (mt6.encoder.lr, mt6.model.lr, mt6.data.batch_size) == (2e-5, 3e-4, 16)
     assert (mt6.model.half_context, mt6.model.dropout_latents) == (150, 0.2)  # the paper's, by default
+    # the embedded default takes mt6_cpu's per-model settings (issue 33), and only without an experiment
+    default = compose([])
+    assert (default.model.action_weighting, default.model.lr, default.encoder.lr) == ("balanced", 1e-3, 1e-4)
+    assert default.model.decisions == "calibrated" and default.thresholds.tune
+    assert compose(["model=baseline"]).model.lr == 4e-3
+    assert (mt6.model.action_weighting, mt6.model.lr) == ("none", 3e-4)
 
 
 CONLL04_SENTENCES = [

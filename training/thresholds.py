@@ -246,6 +246,7 @@ def tune_after_fit(trainer: Any, model: Any, datamodule: Any, best_path: str, cf
     from lightning_modules.checkpoints import read_checkpoint
 
     settings = cfg.thresholds
+    model = getattr(model, "_orig_mod", model)  # compile=true: the module inside torch.compile's wrapper
     if not (settings.tune and best_path and model.tunes_thresholds()):
         return None
     checkpoint = read_checkpoint(best_path, trust=cfg.trust_checkpoint, mmap=False)
