@@ -9,8 +9,8 @@ mapping (e.g. ``defaults: {trainer: gpu}``); the command line wins. An experimen
 holds keys every model has (``lr``, ``weight_decay``, ``warmup_epochs``); hyperparameters of one model go
 under ``model_settings: {<model name>: {...}}`` and are merged only when that model is chosen, so every
 experiment runs with every model. ``train.yaml`` may have a ``model_settings`` section too: the embedded
-default's, merged only when no experiment is chosen. Unknown keys and wrong types are errors that name the key and suggest
-the closest valid one.
+default's, merged only when no experiment is chosen. Unknown keys and wrong types are errors that name
+the key and suggest the closest valid one.
 """
 
 from __future__ import annotations
