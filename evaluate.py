@@ -3,7 +3,7 @@
     python evaluate.py CKPT [--corpus NAME_OR_DIR ...] [--split test|dev] [--reading full|paper]
         [--match strict,exact,partial,type|none] [--data-root DIR] [-o OUT_DIR] [--wandb] [--trust-checkpoint]
         [--thresholds stored|default|tune [--tune-sentences N] [--save-thresholds]]
-        [--decisions raw|calibrated]
+        [--decisions calibrated|thresholds|raw]
 
 Without ``--corpus`` it scores the model's own corpora exactly as training's final test does (same rows,
 batches and metric), so ``metrics.json`` reproduces the run's ``test/...`` numbers. A corpus the model never
@@ -20,8 +20,10 @@ etc. in ``metrics.json``, one table per schema in ``report.md``.
 SRU-NER and TabERT-CNN (span mode) decide by per-type thresholds, tuned on dev at the end of training and
 stored in the checkpoint (``training/thresholds.py``). ``--thresholds default`` scores with every type at
 the untuned default; ``--thresholds tune`` tunes them now on the dev split of the model's own corpora
-(never on test) and ``--save-thresholds`` writes them into the checkpoint. ``--decisions raw`` decides on
-the raw scores instead of the ones calibrated for the loss weighting (``lightning_modules/decisions.py``).
+(never on test) and ``--save-thresholds`` writes them into the checkpoint. ``--decisions
+raw|thresholds|calibrated`` decides on the raw scores, calibrates only the thresholds, or every decision
+the loss weighting shifted (``lightning_modules/decisions.py``), instead of what the model was trained
+with.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def evaluate(
     partial-match schemas to add (``metrics/partial_match.py``). ``thresholds``: the checkpoint's
     (``stored``), every type at the model's untuned default (``default``), or tuned now on the dev split of
     the model's own corpora (``tune``: at most ``tune_sentences`` per corpus, seeded; the record is
-    ``module.threshold_tuning``). ``decisions``: ``calibrated`` or ``raw`` instead of the checkpoint's."""
+    ``module.threshold_tuning``). ``decisions``: one of ``decisions.DECISIONS``, not the checkpoint's."""
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.base import ner_scores
     from lightning_modules.registry import load_module
@@ -290,8 +292,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "the run's thresholds.dev_sentences, 2000)")  # fmt: skip
     save_help = "with --thresholds tune: write the tuned thresholds into the checkpoint"
     parser.add_argument("--save-thresholds", action="store_true", help=save_help)
-    decisions_help = "decide on calibrated or raw scores (default: as the model was trained)"
-    parser.add_argument("--decisions", choices=("calibrated", "raw"), help=decisions_help)
+    decisions_help = (
+        "calibrate every decision, the thresholds only, or none (default: as the model was trained)"
+    )
+    parser.add_argument("--decisions", choices=("calibrated", "thresholds", "raw"), help=decisions_help)
     wandb_help = "log a job_type=eval run in the training run's W&B group (default: when it logged to W&B)"
     parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None, help=wandb_help)
     return parser.parse_args(argv)

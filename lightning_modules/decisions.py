@@ -4,10 +4,19 @@ A binary cross-entropy that weighs a column's positives by ``w+`` and its negati
 minimised at ``sigmoid(u) = w+ p / (w+ p + w- (1 - p))``: the loss-optimal logit moves from ``logit(p)``
 to ``logit(p) + log(w+ / w-)``. A decision on the raw logit (``sigmoid(u) > 0.5``, an argmax over columns)
 therefore fires at a calibrated probability of ``1 / (1 + w+ / w-)`` instead of 0.5: about 9 % at
-``w+ / w- = 10``. With ``model.decisions=calibrated`` (the default) every decision a model's loss weighting
-shifted reads the corrected score ``u - c``, ``c = log(w+ / w-)`` per column (``binary_offset``); for a
-weighted softmax cross-entropy (class weights ``w_c``) the optimum moves by ``log w_c`` (``class_offset``).
-``raw`` decides on ``u`` itself, as before (for comparison). Without weighting ``c = 0`` and both agree.
+``w+ / w- = 10``. ``model.decisions`` says which decisions read the corrected score ``u - c``,
+``c = log(w+ / w-)`` per column (``binary_offset``; for a weighted softmax cross-entropy with class
+weights ``w_c`` the optimum moves by ``log w_c``, ``class_offset``):
+
+- ``thresholds`` (the default): the decisions that compare one type's probability with a threshold
+  (SRU-NER's TR/RE cells, TabERT-CNN's cells). The competitions between columns stay raw (SRU-NER's row
+  argmax, its pointer, the EOA stop and the displaced-SH test; paper mode's argmax): on ``mt6_cpu`` a
+  calibrated row argmax turns true TR rows into SH rows, which no threshold can undo (docs/results.md,
+  issue 33's study);
+- ``calibrated``: every decision the weighting shifted;
+- ``raw``: none, as before (for comparison).
+
+Without weighting ``c = 0`` and all three agree.
 
 The weights are model state (checkpoints and exports carry them), so a loaded model decides as it was
 trained. So are the per-type decision thresholds, tuned on dev (``training/thresholds.py``): a type's
@@ -21,7 +30,10 @@ import math
 import numpy as np
 import torch
 
-DECISIONS = ("calibrated", "raw")
+# calibrated: every decision the weighting shifted; thresholds: only the thresholds on a type's
+# probability (SRU-NER's TR/RE cells, TabERT-CNN's span cells), not an argmax over columns or the SH
+# test; raw: none
+DECISIONS = ("calibrated", "thresholds", "raw")
 DEFAULT_THRESHOLD = 0.5
 
 

@@ -308,3 +308,19 @@ def test_weights_and_thresholds_are_model_state_that_older_checkpoints_lack():
     older = _sru("calibrated")
     older.load_state_dict(old)  # strict: the missing keys keep their values
     assert older.action_pos_weight.tolist() == [1.0] * A and older.thresholds().tolist() == [0.5] * 3
+
+
+def test_thresholds_mode_calibrates_the_thresholds_only(tmp_path):
+    """``model.decisions=thresholds``: the TR/RE thresholds read the calibrated probability (the mention of
+    the threshold test is dropped, as with ``calibrated``), the row argmax and the pointer the raw logits
+    (the pointer test's row 0 is an SH row, as with ``raw``), and the SH test is raw (no offset)."""
+    module = _sru("thresholds")
+    _set_weights(module, {TR[0]: 10.0, RE[0]: 10.0})
+    script = [_row(TR0=1.0, SH=-5.0), _row(SH=5.0), _row(RE0=1.0, SH=-5.0), _row(SH=5.0), _row(SH=5.0),
+              _row(EOA=5.0)]  # fmt: skip
+    assert _predict(module, script, tmp_path) == []
+    assert module.decision_offset is None
+    module = _sru("thresholds")
+    _set_weights(module, {SHIFT: 10.0, TR[0]: 0.1})
+    script = [_row(SH=2.0, TR0=1.0), _row(SH=5.0), _row(RE0=5.0), _row(SH=5.0), _row(SH=5.0), _row(EOA=5.0)]
+    assert _predict(module, script, tmp_path) == []

@@ -319,10 +319,12 @@ def typed_cells(
     num_words: Sequence[int] | np.ndarray | torch.Tensor,
     vocab: ActionVocabulary,
     floor: float = -np.inf,
+    cell_offset: np.ndarray | None = None,
 ) -> TypedCells:
     """Spec A5's row decisions on a ``(B, T, A)`` batch of decision logits (generation's own, so the
     row argmax is the one generation advanced on): per row ``a* = argmax``; stop at the first EOA argmax;
-    an SH argmax advances the word counter; a TR/RE argmax makes the row's TR/RE cells candidates."""
+    an SH argmax advances the word counter; a TR/RE argmax makes the row's TR/RE cells candidates. A
+    cell's logit, which its threshold reads, is the row's minus ``cell_offset[a]`` (``(A,)``; None: 0)."""
     z = _to_numpy(logits)
     n = np.asarray(_to_numpy(num_words) if isinstance(num_words, torch.Tensor) else num_words, dtype=np.int64)
     if z.ndim != 3 or z.shape[-1] != vocab.size or len(n) != z.shape[0]:
@@ -339,14 +341,15 @@ def typed_cells(
     live = np.arange(steps)[None, :] < cut[:, None]  # (B, T) rows before the first EOA argmax
     word_counter = np.cumsum((best == SHIFT) & live, axis=1)  # (B, T) #SH rows so far (== wc on TR/RE rows)
     typed_row = live & (best >= FIRST_TYPED)  # (B, T)
-    candidate = (z[:, :, FIRST_TYPED:] > floor) & typed_row[:, :, None]  # (B, T, A-2)
+    cells = z[:, :, FIRST_TYPED:].astype(np.float64)  # (B, T, A-2)
+    if cell_offset is not None:
+        cells = cells - np.asarray(cell_offset, dtype=np.float64)[FIRST_TYPED:]
+    candidate = (cells > floor) & typed_row[:, :, None]  # (B, T, A-2)
     b_idx, t_idx, a_idx = np.nonzero(candidate)
-    a_idx = a_idx + FIRST_TYPED
     order = np.lexsort((a_idx, a_idx % 2 == 0, t_idx, b_idx))  # per row: REs (ascending) before TRs
     b_idx, t_idx, a_idx = b_idx[order], t_idx[order], a_idx[order]
-    return TypedCells(
-        bsz, n.tolist(), b_idx, a_idx, word_counter[b_idx, t_idx], z[b_idx, t_idx, a_idx].astype(np.float64)
-    )
+    logit = cells[b_idx, t_idx, a_idx]
+    return TypedCells(bsz, n.tolist(), b_idx, a_idx + FIRST_TYPED, word_counter[b_idx, t_idx], logit)
 
 
 def decode_cells(

@@ -29,9 +29,10 @@ class SRUNERConfig(ModelConfig):
     action_weight_cap: float = 10.0
     # which columns the weighting covers: all, or typed (TR/RE only; SH and EOA keep weight 1)
     weighted_actions: str = "all"
-    # what decisions read (lightning_modules/decisions.py): calibrated (u - log(w+/w-): the pointer's
-    # argmax, the EOA stop, the TR/RE thresholds and the dynamic target's SH test) or raw (u, as before)
-    decisions: str = "calibrated"
+    # what decisions read (lightning_modules/decisions.py): thresholds (the TR/RE thresholds read
+    # u - log(w+/w-); issue 33's study), calibrated (also the pointer's argmax, the EOA stop and the
+    # dynamic target's SH test) or raw (u, as before)
+    decisions: str = "thresholds"
     # --- the SRU head (network.SRUHead)
     action_space_dim: int = 2  # J = action_space_dim * num_actions latents
     half_context: int = 150

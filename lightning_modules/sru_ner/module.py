@@ -93,11 +93,19 @@ class SRUNERModule(SpanNERModule):
 
     @property
     def decision_offset(self) -> torch.Tensor | None:
-        """``(A,)`` ``log(w+ / w-)``, what decisions subtract from the logits (``model.decisions=
-        calibrated`` with a weighting), else None (decide on the raw logits)."""
-        if self.model_cfg.decisions == "raw" or self.model_cfg.action_weighting == "none":
+        """``(A,)`` ``log(w+ / w-)``, what generation's decisions (pointer, EOA stop, row argmax) and the
+        SH test subtract from the logits (``model.decisions=calibrated`` with a weighting), else None."""
+        if self.model_cfg.decisions != "calibrated" or self.model_cfg.action_weighting == "none":
             return None
         return binary_offset(self.action_pos_weight, self.action_neg_weight)
+
+    @property
+    def threshold_offset(self) -> np.ndarray | None:
+        """What the TR/RE thresholds subtract from generation's logits on top of ``decision_offset``:
+        ``log(w+ / w-)`` with ``model.decisions=thresholds`` (and a weighting), else None."""
+        if self.model_cfg.decisions != "thresholds" or self.model_cfg.action_weighting == "none":
+            return None
+        return binary_offset(self.action_pos_weight, self.action_neg_weight).double().cpu().numpy()
 
     @functools.cached_property
     def vocab(self) -> ActionVocabulary:
@@ -131,7 +139,9 @@ class SRUNERModule(SpanNERModule):
         threshold above ``lowest_threshold`` can fire."""
         logits = self.network.generate(batch, self.decision_offset).cpu()
         floor = float(threshold_logits(lowest_threshold))
-        return typed_cells(logits, batch["num_words"], self.vocab, floor=floor)
+        return typed_cells(
+            logits, batch["num_words"], self.vocab, floor=floor, cell_offset=self.threshold_offset
+        )
 
     def decode_decisions(self, scores: TypedCells, thresholds: np.ndarray) -> Prediction:
         spans, span_scores = decode_cells(scores, thresholds)

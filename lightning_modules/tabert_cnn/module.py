@@ -66,8 +66,8 @@ class TabERTCNNConfig(ModelConfig):
     project_coeff: float = 1.0  # span mode: scale of the other corpora's soft targets (1 = no gradient)
     class_weighting: str = "none"  # none | welt (losses.class_weights)
     # what decisions read (lightning_modules/decisions.py): calibrated (with class_weighting, the cell
-    # threshold on u - log(w+/w-), paper mode's argmax on u - log w) or raw (u, as before)
-    decisions: str = "calibrated"
+    # threshold on u - log(w+/w-), paper mode's argmax on u - log w), thresholds (the cells only) or raw
+    decisions: str = "thresholds"
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -263,7 +263,10 @@ class TabERTCNNModule(SpanNERModule):
         return max(table, decode)
 
     def _calibrated(self) -> bool:
-        return self.model_cfg.decisions == "calibrated" and self.model_cfg.class_weighting != "none"
+        """Span mode's thresholds are calibrated unless ``raw``; paper mode's argmax only when
+        ``calibrated``."""
+        modes = ("calibrated", "thresholds") if self.mode == "span" else ("calibrated",)
+        return self.model_cfg.decisions in modes and self.model_cfg.class_weighting != "none"
 
     def tunes_thresholds(self) -> bool:
         return self.mode == "span"
