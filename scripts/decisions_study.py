@@ -1,7 +1,8 @@
 """Issue 33's study on ``experiment=mt6_cpu``: which SRU-NER decisions match its loss, ranked on dev only.
 
-    python scripts/decisions_study.py grid --data-root ../shared/data   # every run, then the table
-    python scripts/decisions_study.py table                              # the table of what has run
+    python scripts/decisions_study.py grid --data-root ../shared/data    # every run, then the table
+    python scripts/decisions_study.py decode --data-root ../shared/data  # decode-only comparisons
+    python scripts/decisions_study.py table                               # the table of what has run
 
 Each run is 400 steps of 16 sentences from ``mt6_cpu``'s defaults (validation at 200 and 400 on the seeded
 200-sentence dev subsample of each corpus, at the untuned thresholds), ``test_after_fit=false``, seed 42,
@@ -29,12 +30,21 @@ from metrics.history import read_history  # noqa: E402
 
 TUNE_SENTENCES = 500
 
+# Each run pins the decisions it trained and validated with (the default is now ``thresholds``, adopted
+# from this study: its training is ``raw``'s; only the TR/RE thresholds read calibrated scores).
 GRID: dict[str, list[str]] = {
     "none": ["model.action_weighting=none"],
     "balanced-raw": ["model.decisions=raw"],
-    "balanced-calibrated": [],  # mt6_cpu's defaults
-    "balanced-calibrated-typed": ["model.weighted_actions=typed"],
-    "balanced-raw-typed": ["model.decisions=raw", "model.weighted_actions=typed"],
+    "balanced-calibrated": ["model.decisions=calibrated"],
+    "balanced-calibrated-typed": ["model.decisions=calibrated", "model.weighted_actions=typed"],
+}
+
+# Decode-only comparisons on the grid's checkpoints (evaluate.py --decisions ... --thresholds tune): which
+# decisions a trained model reads, apart from how it was trained.
+DECODE: dict[str, tuple[str, str]] = {
+    "balanced-raw-as-calibrated": ("balanced-raw", "calibrated"),
+    "balanced-raw-as-thresholds": ("balanced-raw", "thresholds"),
+    "balanced-calibrated-as-raw": ("balanced-calibrated", "raw"),
 }
 
 
@@ -57,6 +67,42 @@ def grid(out: Path, data_root: str, only: list[str]) -> None:
         record = _tuning(run_dir)
         if record is not None:
             (run_dir / "metrics.json").write_text(json.dumps({"decision_thresholds": record}, indent=2))
+
+
+def decode(out: Path, data_root: str) -> None:
+    """Each ``DECODE`` entry: the grid checkpoint's thresholds re-tuned on the same dev subsample under
+    other decisions (the evaluated split is NCBI-disease's dev, small; the tuning covers every corpus)."""
+    for name, (source, decisions) in DECODE.items():
+        log = out / "decode" / f"{name}.log"
+        if log.is_file() and "decision thresholds tuned" in log.read_text():
+            continue
+        command = [
+            sys.executable, "evaluate.py", str(out / "grid" / source / "checkpoints" / "best.ckpt"),
+            "--split", "dev", "--corpus", "NCBI-disease", "--thresholds", "tune",
+            "--tune-sentences", str(TUNE_SENTENCES), "--decisions", decisions, "--match", "none",
+            "--data-root", data_root, "-o", str(out / "decode" / name),
+        ]  # fmt: skip
+        run(command, log)
+
+
+def _decode_rows(out: Path) -> list[str]:
+    rows = []
+    for name, (source, decisions) in DECODE.items():
+        log = out / "decode" / f"{name}.log"
+        if not log.is_file():
+            continue
+        untuned, tuned = [], []
+        for line in log.read_text().splitlines():
+            if "dev F1" in line and " -> " in line:
+                before, after = line.split("dev F1 ")[1].split(" -> ")
+                untuned.append(float(before.split()[0]))
+                tuned.append(float(after.split()[0]))
+        if tuned:
+            rows.append(
+                f"| {name} | `{source}` read with `model.decisions={decisions}` | "
+                f"{sum(untuned) / len(untuned):.2f} → {sum(tuned) / len(tuned):.2f} |"
+            )
+    return rows
 
 
 def _tuning(run_dir: Path) -> dict | None:
@@ -101,6 +147,10 @@ def table(out: Path) -> str:
             f"| {name} | {settings} | {' → '.join(map(_f, merged))} | {' → '.join(map(_f, disjoint))} "
             f"| {tuned} | {thresholds} | {history[-1]['wall_s'] / 60:.1f} min |"
         )
+    decoded = _decode_rows(out)
+    if decoded:
+        lines += ["", "| decode-only | checkpoint and decisions | tuning dev disjoint macro, 0.5 → tuned |",
+                  "|---|---|---|", *decoded]  # fmt: skip
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.md").write_text(text)
@@ -111,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("stage", choices=["grid", "table"])
+    parser.add_argument("stage", choices=["grid", "decode", "table"])
     parser.add_argument("--data-root", default="data", help="where the six corpora are (default: data)")
     parser.add_argument("--out", default="outputs/decisions_study", help="the study's directory")
     parser.add_argument("--only", nargs="*", default=[], help="run only these names")
@@ -124,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.stage == "grid":
         grid(Path(args.out), args.data_root, args.only)
+    elif args.stage == "decode":
+        decode(Path(args.out), args.data_root)
     print(table(Path(args.out)), end="")
     return 0
 
