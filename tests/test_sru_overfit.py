@@ -123,7 +123,7 @@ def test_tiny_sru_ner_fits_two_corpora_with_disjoint_types(tmp_path, weighting):
     rows: dict = {}
     for sentence in sentences:
         corpus = rows.setdefault(sentence.corpus, {"spans": [], "num_words": []})
-        corpus["num_words"].append(len(sentence.words))
+        corpus["num_words"].append(len(sentence.tokens))
         corpus["spans"].append(
             [
                 v
