@@ -16,8 +16,8 @@ from datamodules.readers import READINGS
 from datamodules.registry import CorpusSpec
 from datamodules.sampler import WEIGHTINGS
 from errors import BionerError
+from lightning_modules.decisions import GRANULARITIES
 from lightning_modules.registry import get_model
-from training.thresholds import GRANULARITIES
 
 LOGGERS = ("wandb", "csv", "none")
 MODEL_LOGGING = ("best", "all", "none")

@@ -35,6 +35,7 @@ import torch
 # test; raw: none
 DECISIONS = ("calibrated", "thresholds", "raw")
 DEFAULT_THRESHOLD = 0.5
+GRANULARITIES = ("auto", "corpus", "type")  # thresholds.granularity: what a threshold is tuned per
 
 
 def binary_offset(pos_weight: torch.Tensor, neg_weight: torch.Tensor) -> torch.Tensor:

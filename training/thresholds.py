@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from datamodules.label_space import LabelSpace
+from lightning_modules.decisions import GRANULARITIES
 from metrics.span_f1 import prf
 
 CANDIDATES = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
-GRANULARITIES = ("auto", "corpus", "type")
 CHECKPOINT_KEY = "decision_thresholds"  # the tuning record in a checkpoint (the thresholds: its state_dict)
 
 
