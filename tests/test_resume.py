@@ -25,6 +25,7 @@ def _run(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> None:
         "data.corpora=[BC5CDR,NCBI-disease]",
         "data.samples_per_epoch=128",  # 8 steps of 16
         "data.val_subsample=8",
+        "thresholds.dev_sentences=8",
         "trainer.val_check_interval=4",
         "optim.total_steps=8",
         "test_after_fit=false",

@@ -24,6 +24,7 @@ def _train(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str):
         "data.corpora=[BC5CDR,NCBI-disease]",
         "data.samples_per_epoch=64",  # 4 steps of 16 sentences (8 per rank)
         "data.val_subsample=8",
+        "thresholds.dev_sentences=8",
         "trainer.max_steps=4",
         "logger=none",
         "callbacks.rich_progress=false",

@@ -186,7 +186,7 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
     # the embedded default takes mt6_cpu's per-model settings (issue 33), and only without an experiment
     default = compose([])
     assert (default.model.action_weighting, default.model.lr, default.encoder.lr) == ("balanced", 1e-3, 1e-4)
-    assert default.model.decisions == "calibrated" and default.thresholds.tune
+    assert default.model.decisions == "thresholds" and default.thresholds.tune
     assert compose(["model=baseline"]).model.lr == 4e-3
     assert (mt6.model.action_weighting, mt6.model.lr) == ("none", 3e-4)
 

@@ -14,8 +14,8 @@ from train_runner import ROOT, clean_env, tiny_encoder_dir
 @pytest.mark.slow
 def test_two_stages_run_and_are_scored_side_by_side(tmp_path):
     encoder = tiny_encoder_dir(tmp_path / "enc")
-    common = [f"data.cache_dir={tmp_path / 'cache'}", "data.val_subsample=8", "logger=none",
-              "callbacks.rich_progress=false", "trainer.enable_progress_bar=false",
+    common = [f"data.cache_dir={tmp_path / 'cache'}", "data.val_subsample=8", "thresholds.dev_sentences=8",
+              "logger=none", "callbacks.rich_progress=false", "trainer.enable_progress_bar=false",
               "data.samples_per_epoch=32"]  # fmt: skip
     out = tmp_path / "two"
     command = [
