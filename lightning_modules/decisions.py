@@ -25,8 +25,6 @@ mention fires when its calibrated probability is above its threshold.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -67,7 +65,3 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 def check_decisions(value: str, key: str = "model.decisions") -> None:
     if value not in DECISIONS:
         raise ValueError(f"{key}={value}: use one of {', '.join(DECISIONS)}")
-
-
-def logit(p: float) -> float:
-    return math.log(p) - math.log1p(-p)
