@@ -242,8 +242,8 @@ def set_decisions(
 
 def save_thresholds(checkpoint: Path, module: Any, trust_checkpoint: bool = False) -> None:
     """Write ``module``'s thresholds and their tuning record into ``checkpoint`` (atomically)."""
-    from lightning_modules.checkpoint_io import AtomicCheckpointIO
     from lightning_modules.checkpoints import read_checkpoint
+    from training.checkpointing import AtomicCheckpointIO
     from training.thresholds import CHECKPOINT_KEY
 
     raw = read_checkpoint(checkpoint, trust=trust_checkpoint, mmap=False)

@@ -174,7 +174,7 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
     def type_rows(
         cls, model_config: ModelConfig, label_space: LabelSpace
     ) -> dict[str, list[tuple[str, ...]]] | None:
-        """For a warm start (``init_from``, ``lightning_modules/warm_start.py``): every state-dict key
+        """For a warm start (``init_from``, ``training/warm_start.py``): every state-dict key
         whose first dimension runs over entity types, corpora or relation types, with one row key per
         row. None: this model does not know how its parameters map across label spaces."""
         return None

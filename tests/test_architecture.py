@@ -157,3 +157,36 @@ def test_imports_point_down_the_layers():
         if package(imported) != package(module) and LAYERS[package(imported)] >= LAYERS[package(module)]
     )
     assert upward == []
+
+
+def _callback_classes(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                text = ast.unparse(base)
+                if text.endswith("Callback") or text.endswith("CheckpointIO"):
+                    names.append(node.name)
+    return names
+
+
+def test_how_a_job_runs_lives_in_training():
+    """Callbacks and checkpoint IO are job control: ``training/`` holds every one of them."""
+    outside = {
+        f"{module}.{name}"
+        for module, path in project_modules().items()
+        if not module.startswith("training")
+        for name in _callback_classes(path)
+    }
+    assert outside == set()
+    inside = {
+        n for m, p in project_modules().items() if m.startswith("training") for n in _callback_classes(p)
+    }
+    assert {"AgreedStop", "AtomicCheckpointIO", "ValidationHistory", "UnannotatedRecall"} <= inside
+
+
+def test_lightning_modules_holds_the_contract_the_registry_and_the_models():
+    from lightning_modules.registry import BUILTIN_MODELS
+
+    packages = sorted(p.name for p in (ROOT / "lightning_modules").iterdir() if (p / "__init__.py").is_file())
+    assert sorted(name.rpartition(".")[2] for name in BUILTIN_MODELS) == packages

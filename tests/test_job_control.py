@@ -1,4 +1,4 @@
-"""Multi-process jobs end by one agreed protocol (``lightning_modules/agreed_stop.py``): SLURM's requeue
+"""Multi-process jobs end by one agreed protocol (``training/agreed_stop.py``): SLURM's requeue
 signal, an exception on one rank, and SIGTERM during validation, each under 2-process DDP (CPU, gloo).
 
 Every run trains the configuration of ``test_job_survival`` (12 optimiser steps, validation and

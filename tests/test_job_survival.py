@@ -252,7 +252,7 @@ def test_slurm_requeue_signal_stops_writes_a_restricted_last_ckpt_and_requeues(r
 
 
 def test_resume_auto_picks_the_readable_checkpoint_with_most_steps(tmp_path, capsys):
-    from lightning_modules.checkpoints import newest_good_checkpoint
+    from training.checkpointing import newest_good_checkpoint
 
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Warm start (``init_from``, ``lightning_modules/warm_start.py``): with the same corpora a run starts
+"""Warm start (``init_from``, ``training/warm_start.py``): with the same corpora a run starts
 from exactly the source's weights and predictions; with other corpora the rows of shared types are the
 source's (at the row indices worked out by hand below) and the others are the run's fresh initialisation;
 ``init_map=merged`` carries a registered corpus onto a user corpus; the one-line errors."""
@@ -17,7 +17,7 @@ import train
 from datamodules.label_space import LabelSpace
 from datamodules.sentence import Sentence, Span
 from lightning_modules.registry import build_module
-from lightning_modules.warm_start import WarmStartError, label_mapping, warm_start
+from training.warm_start import WarmStartError, label_mapping, warm_start
 
 MODELS = {
     "sru_ner": {"name": "sru_ner"},

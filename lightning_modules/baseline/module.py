@@ -16,7 +16,7 @@ from lightning_modules.baseline.targets import BIOTargetEncoder
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
-from lightning_modules.warm_start import CORPUS, TYPE, RowKey
+from lightning_modules.row_keys import CORPUS, TYPE, RowKey
 
 
 @dataclass

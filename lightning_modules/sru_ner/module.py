@@ -15,6 +15,7 @@ from lightning_modules.decisions import DEFAULT_THRESHOLD, binary_offset, thresh
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
+from lightning_modules.row_keys import POOL, TYPE, RowKey
 from lightning_modules.sru_ner.actions import (
     EOA,
     SHIFT,
@@ -26,7 +27,6 @@ from lightning_modules.sru_ner.actions import (
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder, action_counts
-from lightning_modules.warm_start import POOL, TYPE, RowKey
 from losses import balanced_binary_weights, multi_hot_bce_terms, welt_binary_weights
 
 

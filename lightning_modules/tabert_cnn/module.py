@@ -27,6 +27,7 @@ from lightning_modules.decisions import binary_offset, check_decisions, class_of
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
+from lightning_modules.row_keys import RELATION, TYPE, RowKey, type_keys
 from lightning_modules.tabert_cnn.network import FIRST_LAYERS, TabERTCNNNetwork, TableCNNConfig
 from lightning_modules.tabert_cnn.tables import (
     IGNORE,
@@ -38,7 +39,6 @@ from lightning_modules.tabert_cnn.tables import (
     encode_paper_targets,
 )
 from lightning_modules.tabert_cnn.targets import PaperTargetEncoder, SpanTargetEncoder
-from lightning_modules.warm_start import RELATION, TYPE, RowKey, type_keys
 from losses import dynamic_type_bce_sum, welt_binary_weights, welt_class_weights
 
 MODES = ("auto", "paper", "span")
