@@ -2,9 +2,10 @@
 touches it.
 
 Every checkpoint load of the project goes through ``read_checkpoint`` (Lightning's own too, through
-``training.checkpointing.AtomicCheckpointIO``): ``torch.load(weights_only=True)`` with exactly ``CHECKPOINT_GLOBALS``
-allowed, so a file that would run code when unpickled is refused, naming the first global it needs;
-``trust=True`` (``--trust-checkpoint``, ``trust_checkpoint=true``) loads such a file the old way.
+``training.checkpointing.AtomicCheckpointIO``): ``torch.load(weights_only=True)`` with exactly
+``CHECKPOINT_GLOBALS`` allowed, so a file that would run code when unpickled is refused, naming the first
+global it needs; ``trust=True`` (``--trust-checkpoint``, ``trust_checkpoint=true``) loads such a file the
+old way.
 
 Lightning would fail deep inside ``fit``/``test`` with a bare ``RuntimeError``/``ValueError`` (or a zip
 error for a truncated file); ``check_checkpoint`` names the file and what does not fit.
@@ -30,8 +31,9 @@ from errors import CheckpointError
 # safe loader; tests/test_safe_loading.py) holds only the globals collections.OrderedDict,
 # torch._utils._rebuild_tensor_v2 and torch.{Float,Long,Byte}Storage, all in torch's set: Lightning's loop,
 # callback, optimizer and scheduler states are dicts of numbers, strings and tensors, the sampler state is
-# plain numbers, the RNG states are tensors, lists and tuples of ints (training.checkpointing.RNGStateCheckpoint), the
-# label space and the run config are plain dicts. A type added here is a type any file may then build.
+# plain numbers, the RNG states are tensors, lists and tuples of ints (training.checkpointing.
+# RNGStateCheckpoint), the label space and the run config are plain dicts. A type added here is a type any
+# file may then build.
 CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
 
 _GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")

@@ -190,3 +190,14 @@ def test_lightning_modules_holds_the_contract_the_registry_and_the_models():
 
     packages = sorted(p.name for p in (ROOT / "lightning_modules").iterdir() if (p / "__init__.py").is_file())
     assert sorted(name.rpartition(".")[2] for name in BUILTIN_MODELS) == packages
+
+
+def test_only_the_sru_head_knows_its_layer_order():
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "lightning_modules").rglob("*.py")
+        if path.name != "network.py" or path.parent.name != "sru_ner"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "mlp[" in line or "mlp." in line
+    ]
+    assert offenders == []

@@ -202,8 +202,8 @@ def test_training_passes_the_offset_to_the_sh_test(tmp_path, loop):
         head = module.network.head
         script = [_row(SH=1.0, TR2=2.0)] + [_row(SH=1.0)] * 12
         if loop == "fused":  # the fused loop reads the MLP's weights: every row's logits = the bias
-            head.mlp[3].weight.data.zero_()
-            head.mlp[3].bias.data.copy_(torch.tensor(script[0]))
+            head.weights().w2.data.zero_()
+            head.weights().b2.data.copy_(torch.tensor(script[0]))
         else:
             head.mlp = ScriptedMLP(script)
         batch = collate_sentences(tmp_path, sentences, LS, module.target_encoder())

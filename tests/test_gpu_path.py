@@ -99,7 +99,7 @@ def test_cuda_fused_generation_equals_autograd_generation() -> None:
     plain, fused = (head.cuda() for head in _heads())
     for head in (plain, fused):
         with torch.no_grad():
-            head.mlp[3].bias[EOA] = -4.0  # no early stop: many reads and writes are compared
+            head.weights().b2[EOA] = -4.0  # no early stop: many reads and writes are compared
         head.eval()
     slots, word_mask, _, _ = _on_cuda(_batch(False))
     with torch.no_grad():

@@ -95,7 +95,8 @@ def test_the_sru_network_is_built_from_its_model_config():
     assert head.cfg is config
     assert head.read_params.positions.num_embeddings == 2 * 7 + 4  # offsets -7..7, padding, 2 ends
     assert head.read_params.latents.shape[0] == 3 * 6  # J = action_space_dim x actions
-    assert head.mlp[0].p == 0.25 and head.mlp[-1].out_features == 6
+    weights = head.weights()
+    assert weights.dropout == 0.25 and weights.w2.shape == (6, 2 * 4) and weights.b2.shape == (6,)
     with pytest.raises(ValueError, match="model.omega must be 'softmax' or 'logits'"):
         SRUNERConfig(omega="other")
     with pytest.raises(ValueError, match="model.loop must be 'fused' or 'autograd'"):

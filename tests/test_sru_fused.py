@@ -118,7 +118,7 @@ def test_fused_generation_equals_autograd_generation(omega: str, every: int, mon
         plain, fused = _heads(omega)
         for head in (plain, fused):
             with torch.no_grad():
-                head.mlp[3].bias[EOA] = eoa_bias
+                head.weights().b2[EOA] = eoa_bias
             head.eval()
         slots, word_mask, _, _ = _batch(False)
         expected = plain.generate(slots, word_mask)
