@@ -14,7 +14,7 @@ from tiny_models import collate_sentences, tiny_bert_config
 from datamodules.label_space import LabelSpace
 from datamodules.sentence import Sentence, Span
 from lightning_modules.registry import build_module
-from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.targets import action_counts
 from losses import balanced_binary_weights, dynamic_multi_hot_target, multi_hot_bce_terms, welt_binary_weights
 

@@ -12,8 +12,8 @@ from tiny_models import collate_sentences, tiny_bert_config
 
 from datamodules.label_space import LabelSpace
 from datamodules.sentence import Sentence, Span
+from lightning_modules.baseline.codec import IGNORE, BIOLayout, decode_tags, encode_tags, flat_spans
 from lightning_modules.baseline.network import PerCorpusTaggerNetwork
-from lightning_modules.baseline.tagging import IGNORE, BIOLayout, decode_tags, encode_tags, flat_spans
 from lightning_modules.baseline.targets import BIOTargetEncoder
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.registry import build_module

@@ -11,7 +11,8 @@ import torch
 from test_sru_fused import _batch, _heads
 
 from lightning_modules.sru_ner.fused import fused_teacher_forcing
-from lightning_modules.tabert_cnn.network import TableCNN, TableCNNConfig
+from lightning_modules.tabert_cnn.config import TabERTCNNConfig
+from lightning_modules.tabert_cnn.network import TableCNN
 from losses import multi_hot_bce
 
 
@@ -71,8 +72,8 @@ def test_the_sru_generation_under_bf16_autocast_is_exactly_the_fp32_generation()
 @pytest.mark.parametrize("pair_dim", [8, 0], ids=["projected", "encoder-width"])
 def test_tabert_cnn_cell_activations_stay_bf16_under_autocast(first_layer: str, pair_dim: int) -> None:
     torch.manual_seed(0)
-    config = TableCNNConfig(out_channels=3, pair_dim=pair_dim, channels=6, layers=3, first_layer=first_layer)
-    net = TableCNN(16, config).eval()
+    config = TabERTCNNConfig(pair_dim=pair_dim, channels=6, layers=3, first_layer=first_layer)
+    net = TableCNN(16, config, out_channels=3).eval()
     inputs: list[torch.dtype] = []
     for conv in net.convs:  # the factored path computes convs[0] itself: its output feeds convs[1]
         conv.register_forward_pre_hook(lambda module, args: inputs.append(args[0].dtype))

@@ -16,7 +16,7 @@ from datamodules.label_space import LabelSpace
 from datamodules.sentence import Sentence, Span
 from lightning_modules.decisions import binary_offset, class_offset, threshold_logits
 from lightning_modules.registry import build_module
-from lightning_modules.sru_ner.actions import EOA, SHIFT, ActionVocabulary, decode_batch
+from lightning_modules.sru_ner.codec import EOA, SHIFT, ActionVocabulary, decode_batch
 from losses import dynamic_multi_hot_target
 
 LS = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2

@@ -94,7 +94,7 @@ def test_cuda_fused_loop_equals_autograd_loop(multi: bool) -> None:
 
 @needs_cuda
 def test_cuda_fused_generation_equals_autograd_generation() -> None:
-    from lightning_modules.sru_ner.actions import EOA
+    from lightning_modules.sru_ner.codec import EOA
 
     plain, fused = (head.cuda() for head in _heads())
     for head in (plain, fused):

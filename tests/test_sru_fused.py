@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from lightning_modules.sru_ner import network as sru_network
-from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.fused import FusedTeacherForcing, LoopInputs
 from lightning_modules.sru_ner.network import SRUHead

@@ -11,7 +11,7 @@ from datamodules.multi_corpus import Collator
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
 from lightning_modules.encoder import WordEncoder
-from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
+from lightning_modules.sru_ner.codec import ActionVocabulary, decode_batch
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder

@@ -19,8 +19,7 @@ from datamodules.multi_corpus import Collator
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Relation, Sentence, Span
 from lightning_modules.registry import build_module
-from lightning_modules.tabert_cnn.network import TableCNN, TableCNNConfig
-from lightning_modules.tabert_cnn.tables import (
+from lightning_modules.tabert_cnn.codec import (
     IGNORE,
     decode_bilou,
     decode_relations,
@@ -28,6 +27,8 @@ from lightning_modules.tabert_cnn.tables import (
     encode_paper_targets,
     span_cells,
 )
+from lightning_modules.tabert_cnn.config import TabERTCNNConfig
+from lightning_modules.tabert_cnn.network import TableCNN
 from metrics.relation_f1 import RelationF1, gold_relation_tuples
 from metrics.span_f1 import SpanF1
 
@@ -39,10 +40,10 @@ CONLL = LabelSpace({"CoNLL04": ["Loc", "Org", "Other", "Peop"]}, {"CoNLL04": ["K
 @pytest.mark.parametrize("kernel,layers", [(3, 2), (5, 3)])
 def test_factored_first_convolution_equals_the_straightforward_table(kernel, layers):
     torch.manual_seed(0)
-    config = TableCNNConfig(
-        out_channels=7, pair_dim=16, channels=24, kernel=kernel, layers=layers, dropout=0.0, conv_dropout=0.0
+    config = TabERTCNNConfig(
+        pair_dim=16, channels=24, kernel=kernel, layers=layers, dropout=0.0, conv_dropout=0.0
     )
-    cnn = TableCNN(20, config).double()
+    cnn = TableCNN(20, config, out_channels=7).double()
     words = torch.randn(3, 9, 20, dtype=torch.double, requires_grad=True)
     mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4, [1] + [0] * 8], dtype=torch.bool)
     cells = (mask[:, :, None] & mask[:, None, :])[:, None]  # logits of padded cells are never read
@@ -59,9 +60,7 @@ def test_factored_first_convolution_equals_the_straightforward_table(kernel, lay
 
 def test_a_sentence_gets_the_same_logits_with_or_without_batch_padding():
     torch.manual_seed(1)
-    cnn = TableCNN(
-        12, TableCNNConfig(out_channels=5, pair_dim=8, channels=16, dropout=0, conv_dropout=0)
-    ).eval()
+    cnn = TableCNN(12, TabERTCNNConfig(pair_dim=8, channels=16, dropout=0, conv_dropout=0), 5).eval()
     words = torch.randn(2, 10, 12)
     mask = torch.tensor([[1] * 10, [1] * 4 + [0] * 6], dtype=torch.bool)
     batched = cnn(words, mask)
@@ -410,8 +409,8 @@ def test_span_mode_fits_32_nested_mention_sentences(tmp_path):
 
 
 def test_welt_in_the_span_bce_and_the_class_counts_by_hand():
+    from lightning_modules.tabert_cnn.codec import BILOULayout
     from lightning_modules.tabert_cnn.module import class_counts_paper, class_counts_span
-    from lightning_modules.tabert_cnn.tables import BILOULayout
     from losses import masked_bce_sum
 
     # BCE with per-type weights: -(w+ t log s + w- (1 - t) log(1 - s)) over the masked cells only

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.fused_memory import SlotMemory
 from lightning_modules.sru_ner.workspace import Workspace, allocator
 from losses import dynamic_multi_hot_target, shift_kept

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.fused_memory import SlotMemory
 
 

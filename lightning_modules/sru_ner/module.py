@@ -16,7 +16,7 @@ from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
 from lightning_modules.row_keys import POOL, TYPE, RowKey
-from lightning_modules.sru_ner.actions import (
+from lightning_modules.sru_ner.codec import (
     EOA,
     SHIFT,
     ActionVocabulary,

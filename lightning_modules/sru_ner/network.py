@@ -22,7 +22,7 @@ from torch import nn
 
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.precision import ieee_fp32_matmuls
-from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.fused import fused_teacher_forcing
 from lightning_modules.sru_ner.fused_generation import fused_generation
