@@ -201,3 +201,11 @@ def test_only_the_sru_head_knows_its_layer_order():
         if "mlp[" in line or "mlp." in line
     ]
     assert offenders == []
+
+
+def test_every_model_package_has_the_same_five_files():
+    layout = {"__init__.py", "config.py", "network.py", "codec.py", "targets.py", "module.py"}
+    packages = [p for p in (ROOT / "lightning_modules").iterdir() if (p / "__init__.py").is_file()]
+    assert len(packages) == 3
+    missing = {p.name: sorted(layout - {f.name for f in p.glob("*.py")}) for p in packages}
+    assert missing == {p.name: [] for p in packages}
