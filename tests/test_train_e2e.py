@@ -191,27 +191,6 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
     assert (mt6.model.action_weighting, mt6.model.lr) == ("none", 3e-4)
 
 
-CONLL04_SENTENCES = [
-    {
-        "tokens": ["John", "Smith", "works", "for", "Acme", "Corp", "in", "Boston", "."],
-        "entities": [
-            {"type": "Peop", "start": 0, "end": 2},
-            {"type": "Org", "start": 4, "end": 6},
-            {"type": "Loc", "start": 7, "end": 8},
-        ],
-        "relations": [
-            {"type": "Work_For", "head": 0, "tail": 1},
-            {"type": "OrgBased_In", "head": 1, "tail": 2},
-        ],
-    },
-    {
-        "tokens": ["Mary", "lives", "in", "Paris", "."],
-        "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Loc", "start": 3, "end": 4}],
-        "relations": [{"type": "Live_In", "head": 0, "tail": 1}],
-    },
-]
-
-
 def _wandb_best_summaries(run_file: Path) -> dict[str, str]:
     """Metric name -> the best-value summary W&B was told to keep for it (``define_metric``)."""
     from wandb_offline import read_wandb_records
@@ -225,12 +204,9 @@ def _wandb_best_summaries(run_file: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_conll04_keeps_its_own_selection_metric_as_the_wandb_best_value(tmp_path):
+def test_conll04_keeps_its_own_selection_metric_as_the_wandb_best_value(tmp_path, conll04_root):
     """experiment=conll04 selects on val/re_plus/micro_f1: W&B keeps its maximum, as for checkpoints."""
-    root = tmp_path / "data"
-    (root / "CoNLL04").mkdir(parents=True)
-    for split in ("train", "dev", "test"):
-        (root / "CoNLL04" / f"conll04_{split}.json").write_text(json.dumps(CONLL04_SENTENCES))
+    root = conll04_root
     run_dir = tmp_path / "run"
     encoder = tiny_encoder_dir(tmp_path / "encoder")
     proc = _train(
