@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 from lightning.pytorch import Trainer
 
+from datamodules.catalog import BIOMEDICAL
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB
-from datamodules.registry import BIOMEDICAL
 from metrics.names import DEFAULT_MONITOR
 
 _TRAINER_MANAGED = {"self", "logger", "callbacks", "plugins", "use_distributed_sampler", "default_root_dir"}

@@ -52,13 +52,12 @@ from torch.utils.data import Dataset as TorchDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from datamodules.cache import load_or_tokenize
-from datamodules.corpora import read_split, resolve_all, split_path
+from datamodules.catalog import CorpusSpec
+from datamodules.corpora import label_space_of_specs, resolve_all, split_path, split_source
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB, BatchCost, budget_batches
 from datamodules.label_space import LabelSpace
-from datamodules.registry import CorpusSpec
 from datamodules.rows import FEATURES, TokenizationReport, Unsplittable
 from datamodules.sampler import InverseSizeSampler
-from datamodules.sentence import Sentence
 from datamodules.splitting import MAX_SUBWORDS
 from errors import BionerError, ConfigError
 
@@ -232,7 +231,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
     @property
     def label_space(self) -> LabelSpace:
         if self._label_space is None:
-            self._label_space = LabelSpace.from_specs(self.specs.values())
+            self._label_space = label_space_of_specs(self.specs.values())
         return self._label_space
 
     @property
@@ -312,14 +311,11 @@ class MultiCorpusDataModule(pl.LightningDataModule):
 
             self.reports[(corpus, split)] = TokenizationReport(corpus, split, self.max_subwords)
             return Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
-        path = split_path(spec, self.data_root, split, fold)  # MissingCorpusError with the fetch command
-
-        def sentences() -> list[Sentence]:
-            return read_split(spec, self.data_root, split, reading=self.reading, fold=fold).sentences
-
+        # the file found once (MissingCorpusError with the fetch command); read only on a cache miss
+        source = split_source(spec, self.data_root, split, reading=self.reading, fold=fold)
         rows, report = load_or_tokenize(
-            path,
-            sentences,
+            source.path,
+            source.sentences,
             self.tokenizer,
             self.label_space,
             corpus=corpus,

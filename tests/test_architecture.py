@@ -209,3 +209,10 @@ def test_every_model_package_has_the_same_five_files():
     assert len(packages) == 3
     missing = {p.name: sorted(layout - {f.name for f in p.glob("*.py")}) for p in packages}
     assert missing == {p.name: [] for p in packages}
+
+
+def test_the_label_space_is_below_the_corpus_catalog():
+    graph = project_import_graph()
+    assert not {m for m in graph["datamodules.label_space"] if m.startswith("datamodules")}
+    names = [p.name for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
+    assert names.count("registry.py") == 1  # the model registry; the corpora are datamodules/catalog.py

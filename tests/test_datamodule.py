@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
-from datamodules import cache, multi_corpus
+from datamodules import cache, corpora
 from datamodules.cache import load_or_tokenize
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of, label_space_of_specs
 from datamodules.multi_corpus import Collator, CorpusRows, MultiCorpusDataModule
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
@@ -48,7 +48,7 @@ def sent(words: str, spans=(), corpus="BC5CDR") -> Sentence:
 
 # --- collate -----------------------------------------------------------------------------------
 def test_collate_two_sentences_by_hand(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, /Disease 1, NCBI/Disease 2
+    ls = label_space_of(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, /Disease 1, NCBI/Disease 2
     sentences = [
         sent("aspirin induced hypertension", [(0, 1, "Chemical"), (2, 3, "Disease")]),
         sent("the cancer", [(1, 2, "Disease")]),
@@ -88,7 +88,7 @@ def test_collate_two_sentences_by_hand(tokenizer):
 
 
 def test_collate_sentence_without_spans_gives_empty_span_tensor(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     rows, _ = tokenize_corpus([sent("the cancer")], tokenizer, ls, "BC5CDR")
     batch = Collator(PAD)([CorpusRows(rows, 0)[0]])
     assert batch["spans"][0].shape == (0, 3)
@@ -148,7 +148,7 @@ def test_split_long_sentence_random_cases_never_cut_a_mention():
 
 
 def test_long_sentence_split_rebases_spans(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     # 8 words, 10 subwords: "aspirin" and "hypertension" have 2 each; cap 9 -> budget 7
     s = sent(
         "the aspirin in the patients with the hypertension",
@@ -164,7 +164,7 @@ def test_long_sentence_split_rebases_spans(tokenizer):
 
 
 def test_unsplittable_sentence_is_reported_not_lost(tokenizer, caplog):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     sentences = [
         sent("the cancer", [(1, 2, "Disease")]),
         # one 6-subword mention does not fit a budget of 5 (cap 7)
@@ -190,7 +190,7 @@ def test_unsplittable_sentence_is_reported_not_lost(tokenizer, caplog):
 
 
 def test_word_that_tokenizes_to_nothing_gets_unk(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     s = Sentence(("the", "\u200b", "cancer", "\u200b"), (Span(2, 3, "Disease"),), "BC5CDR")
     assert tokenizer(["\u200b"], is_split_into_words=True, add_special_tokens=False)["input_ids"] == []
     rows, report = tokenize_corpus([s], tokenizer, ls, "BC5CDR")
@@ -202,7 +202,7 @@ def test_word_that_tokenizes_to_nothing_gets_unk(tokenizer):
 
 # --- cache -------------------------------------------------------------------------------------
 def test_load_or_tokenize_cache_hit_reads_nothing(tokenizer, tmp_path, monkeypatch):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     f = tmp_path / "train.tsv"
     f.write_text("whatever\tO\n")
     sentences = [sent("the cancer", [(1, 2, "Disease")])]
@@ -291,7 +291,7 @@ def test_cache_second_setup_does_no_tokenization_and_invalidates(
         raise AssertionError("corpus parsed on a cache hit")
 
     counter.calls.clear()
-    monkeypatch.setattr(multi_corpus, "read_split", no_read)
+    monkeypatch.setattr(corpora.SplitSource, "read", no_read)
     again = make_dm(data_root, tokenizer_dir, tmp_path)
     again.setup("fit")
     assert counter.calls == []  # second construction: nothing read, nothing tokenized
@@ -417,7 +417,7 @@ def test_an_unreadable_cache_entry_is_named_rebuilt_and_the_run_goes_on(
 def test_concurrent_rebuilds_of_one_entry_warn_once_and_agree(tokenizer, tmp_path, capsys):
     from concurrent.futures import ThreadPoolExecutor
 
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     f = tmp_path / "train.tsv"
     f.write_text("whatever\tO\n")
     sentences = [sent("the cancer", [(1, 2, "Disease")]), sent("aspirin induced hypertension")] * 50
@@ -449,8 +449,8 @@ def test_training_rows_load_the_fit_stage_and_the_label_space_comes_from_the_res
         },
     }  # fmt: skip
     dm = MultiCorpusDataModule.from_config(cfg)
-    assert dm.label_space == LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
-    assert dm.label_space == LabelSpace.from_specs(dm.specs.values())
+    assert dm.label_space == label_space_of(["BC5CDR", "NCBI-disease"])
+    assert dm.label_space == label_space_of_specs(dm.specs.values())
     rows = dm.training_rows()
     assert rows is dm.datasets["train"] and set(rows) == {"BC5CDR", "NCBI-disease"}
     assert len(rows["BC5CDR"]) == 4  # 5 sentences, one too long to split without cutting a mention

@@ -12,14 +12,14 @@ import pytest
 import torch
 from tiny_models import collate_sentences, tiny_bert_config
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from datamodules.sentence import Sentence, Span
 from lightning_modules.decisions import binary_offset, class_offset, threshold_logits
 from lightning_modules.registry import build_module
 from lightning_modules.sru_ner.codec import EOA, SHIFT, ActionVocabulary, decode_batch
 from losses import dynamic_multi_hot_target
 
-LS = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
+LS = label_space_of(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
 TR = {k: 2 + 2 * k for k in range(3)}
 RE = {k: 3 + 2 * k for k in range(3)}
 A = 8
@@ -248,7 +248,7 @@ def _tabert(decisions: str, corpora=("BC5CDR", "NCBI-disease"), **model):
         "model": {"name": "tabert_cnn", "channels": 16, "pair_dim": 8, "class_weighting": "welt",
                   "decisions": decisions, **model},
     }  # fmt: skip
-    return build_module(cfg, LabelSpace.from_corpora(list(corpora)), tiny_bert_config().to_dict()).eval()
+    return build_module(cfg, label_space_of(list(corpora)), tiny_bert_config().to_dict()).eval()
 
 
 def test_tabert_cell_threshold_reads_the_calibrated_probability(tmp_path, monkeypatch):

@@ -67,14 +67,12 @@ def test_tabert_estimate_is_within_25_percent_of_the_measured_peak_on_the_longes
     from torch.profiler import ProfilerActivity, profile
 
     from configs.compose import compose
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import build_module
 
     cfg = compose(["experiment=mt6_tabert_cpu", f"data.root={SHARED}", f"data.cache_dir={tmp_path}"])
-    module = build_module(
-        OmegaConf.to_container(cfg, resolve=True), LabelSpace.from_corpora(cfg.data.corpora)
-    )
+    module = build_module(OmegaConf.to_container(cfg, resolve=True), label_space_of(cfg.data.corpora))
     module.eval()
     data_cfg = OmegaConf.merge(cfg, {"data": {"corpora": ["BC4CHEMD"]}})
     data = MultiCorpusDataModule.from_config(data_cfg, batch_transform=module.target_encoder())

@@ -13,14 +13,14 @@ import torch
 from test_sru_fused import GOLD_STEPS, _batch, _heads
 from tiny_models import collate_sentences, tiny_bert_config
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from datamodules.sentence import Sentence, Span
 from lightning_modules.registry import build_module
 from losses import multi_hot_bce
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a GPU")
-LABELS = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
+LABELS = label_space_of(["BC5CDR", "NCBI-disease"])
 MODELS = {
     "sru_ner": {"name": "sru_ner"},
     "baseline": {"name": "baseline"},

@@ -14,7 +14,7 @@ from tiny_models import tiny_bert_config
 from train_runner import tiny_encoder_dir, tiny_run_args
 
 import train
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from lightning_modules.base import SpanNERModule
 from lightning_modules.checkpoints import read_checkpoint
 from lightning_modules.outputs import LossTerms
@@ -39,7 +39,7 @@ CASES = {
 
 def _build(corpora: list[str], model: dict) -> SpanNERModule:
     cfg = {"encoder": {"name": "tiny"}, "model": model}
-    return build_module(cfg, LabelSpace.from_corpora(corpora), tiny_bert_config().to_dict())
+    return build_module(cfg, label_space_of(corpora), tiny_bert_config().to_dict())
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from tiny_models import tiny_tokenizer
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from errors import BionerError
 from inference.documents import Document, InputFormatError, Passage, read_documents, write_documents
 from inference.tagger import Tagger, _resolve_merged
@@ -21,7 +21,7 @@ from lightning_modules.outputs import Prediction
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PUBTATOR = SHARED / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
-LS = LabelSpace.from_corpora(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
+LS = label_space_of(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
 CHEMICAL, DISEASE = LS.type_id("BC5CDR", "Chemical"), LS.type_id("NCBI-disease", "Disease")
 
 

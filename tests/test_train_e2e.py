@@ -137,7 +137,7 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
 def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path):
     from omegaconf import OmegaConf
 
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import available_models, build_module
 
@@ -161,7 +161,7 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
             extra += ["init_from=a-trained-model"] if name == "finetune" else []  # composes; read at run time
             cfg = compose([f"experiment={name}", f"model={model}", f"encoder.name={encoder_dir}", *extra])
             assert (cfg.experiment, cfg.model.name) == (name, model)
-            label_space = LabelSpace.from_corpora(cfg.data.corpora)
+            label_space = label_space_of(cfg.data.corpora)
             module = build_module(OmegaConf.to_container(cfg, resolve=True), label_space)
             assert module.hparams["cfg"]["model"]["name"] == model
             assert module.label_space is label_space
