@@ -7,22 +7,22 @@ stats, prepare, config validation); nothing looks a spec up by name again, so th
 of user corpora.
 
 :func:`split_source` finds one split's file once (a missing registered corpus is an error that prints
-the command fetching it), and its ``SplitSource`` reads it with the readers, types renamed by the spec:
-the data module hands that reading step to the cache, which runs it only on a miss.
+the command fetching it) and binds the readers' function to it (types renamed by the spec): the data module
+hands that reading step to the cache, which runs it only on a miss.
 :func:`label_space_of` is the label space of a run's entries.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from datamodules.catalog import CORPORA, CorpusSpec
 from datamodules.label_space import LabelSpace
-from datamodules.readers import READINGS, ReadResult, read_iob, read_spert_json
-from datamodules.sentence import Sentence
+from datamodules.readers import READINGS, ReadResult, read_corpus_file
 from datamodules.user_corpus import load_user_corpus
 from errors import BionerError, MissingCorpusError
 
@@ -85,45 +85,37 @@ def split_path(spec: CorpusSpec, root: str | os.PathLike, split: str, fold: int 
 
 @dataclass(frozen=True)
 class SplitSource:
-    """One split of one corpus with its file found once (``split_source``): what the cache hashes and, on a
-    miss, reads (``sentences``)."""
+    """One split of one corpus with its file found once (``split_source``): what the cache hashes
+    (``path``) and, on a miss, reads (``read``: the readers' function bound to the file)."""
 
-    spec: CorpusSpec
-    split: str
     path: Path
-    reading: str = "full"
-
-    def read(self, rename_types: bool = True) -> ReadResult:
-        """The split's sentences, with the spec's type renames unless ``rename_types=False`` (types as
-        written, for the stats command), and the file's reading notes (None for SpERT JSON)."""
-        spec = self.spec
-        rename = spec.rename if rename_types else None
-        if spec.format == "iob":
-            prefix = f"{spec.name}/{self.split}"
-            return read_iob(
-                self.path,
-                spec.name,
-                reading=self.reading,
-                scheme=spec.scheme,
-                doc_prefix=prefix,
-                rename=rename,
-            )
-        if spec.format == "spert":  # ``reading="paper"`` only concerns IOB files (the reference converter's)
-            return ReadResult(read_spert_json(self.path, spec.name, rename=rename), None)
-        raise ValueError(f"corpus {spec.name}: unknown format {spec.format!r}")
-
-    def sentences(self) -> list[Sentence]:
-        return self.read().sentences
+    read: Callable[[], ReadResult]
 
 
 def split_source(
-    spec: CorpusSpec, root: str | os.PathLike, split: str, *, reading: str = "full", fold: int | None = None
-) -> SplitSource:
+    spec: CorpusSpec,
+    root: str | os.PathLike,
+    split: str,
+    *,
+    reading: str = "full",
+    fold: int | None = None,
+    rename_types: bool = True,
+    absent_ok: bool = False,
+) -> SplitSource | None:
     """The split of ``spec`` (of fold ``fold``) under ``root``, its file found (``split_path``: a missing
-    file is an error that says how to fetch it)."""
+    file is an error that says how to fetch it); ``None`` for a split the corpus does not have when
+    ``absent_ok`` (ADE has no dev split). ``rename_types=False`` keeps the types as written (for the
+    stats command)."""
     if reading not in READINGS:
         raise ValueError(f"reading must be one of {', '.join(READINGS)}; got {reading!r}")
-    return SplitSource(spec, split, split_path(spec, root, split, fold), reading)
+    if absent_ok and split not in spec.fold_splits(fold):
+        return None
+    path = split_path(spec, root, split, fold)
+    read = functools.partial(
+        read_corpus_file, path, spec.name, format=spec.format, reading=reading, scheme=spec.scheme,
+        doc_prefix=f"{spec.name}/{split}", rename=spec.rename if rename_types else None,
+    )  # fmt: skip
+    return SplitSource(path, read)
 
 
 def read_split(
@@ -135,8 +127,9 @@ def read_split(
     fold: int | None = None,
     rename_types: bool = True,
 ) -> ReadResult:
-    """One split's sentences and reading notes (``SplitSource.read``)."""
-    return split_source(spec, root, split, reading=reading, fold=fold).read(rename_types)
+    """One split's sentences, with the spec's type renames unless ``rename_types=False``, and the file's
+    reading notes (None for SpERT JSON)."""
+    return split_source(spec, root, split, reading=reading, fold=fold, rename_types=rename_types).read()
 
 
 def label_space_of_specs(specs: Iterable[CorpusSpec]) -> LabelSpace:

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 PACKAGES = ("configs", "datamodules", "inference", "lightning_modules", "losses", "metrics", "training")
 ENTRY_POINTS = ("train", "predict", "evaluate", "export")
 TOP_LEVEL = (*ENTRY_POINTS, "errors")
@@ -216,3 +220,18 @@ def test_the_label_space_is_below_the_corpus_catalog():
     assert not {m for m in graph["datamodules.label_space"] if m.startswith("datamodules")}
     names = [p.name for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
     assert names.count("registry.py") == 1  # the model registry; the corpora are datamodules/catalog.py
+
+
+@pytest.mark.parametrize("model", ["sru_ner", "baseline", "tabert_cnn"])
+def test_the_setup_and_step_routes_keep_their_rules(model):
+    """``scripts/trace_routes.py``: split setup returns to no file it left, a training step enters each
+    file once (apart from the model's loss); the routes ``docs/design.md`` shows."""
+    import trace_routes
+
+    routes = trace_routes.trace(model)
+    assert set(routes) == {"setup", "step"}
+    for route in routes.values():
+        assert route.breaks() == [], route.name
+    assert "datamodules/cache.py" in routes["setup"].files()
+    assert "datamodules/readers.py" in routes["setup"].files()
+    assert f"lightning_modules/{model}/network.py" in routes["step"].files()

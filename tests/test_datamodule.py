@@ -14,6 +14,7 @@ from datamodules import cache, corpora
 from datamodules.cache import load_or_tokenize
 from datamodules.corpora import label_space_of, label_space_of_specs
 from datamodules.multi_corpus import Collator, CorpusRows, MultiCorpusDataModule
+from datamodules.readers import ReadResult
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
 from datamodules.splitting import split_long_sentence
@@ -207,7 +208,7 @@ def test_load_or_tokenize_cache_hit_reads_nothing(tokenizer, tmp_path, monkeypat
     f.write_text("whatever\tO\n")
     sentences = [sent("the cancer", [(1, 2, "Disease")])]
     kw = dict(corpus="BC5CDR", split="train", cache_dir=tmp_path / "cache")
-    first, _ = load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)
+    first, _ = load_or_tokenize(f, lambda: ReadResult(sentences, None), tokenizer, ls, **kw)
     (entry,) = (tmp_path / "cache" / "BC5CDR").iterdir()
     assert entry.name.startswith("train-") and len(entry.name) == len("train-") + 16
     assert (entry / "report.json").is_file()
@@ -219,7 +220,7 @@ def test_load_or_tokenize_cache_hit_reads_nothing(tokenizer, tmp_path, monkeypat
     again, report = load_or_tokenize(f, boom, tokenizer, ls, **kw)
     assert again.to_dict() == first.to_dict() and report.rows == 1
     with pytest.raises(AssertionError, match="cache hit"):  # another cap is another key
-        load_or_tokenize(f, lambda: sentences, tokenizer, ls, max_subwords=64, **kw)
+        load_or_tokenize(f, lambda: ReadResult(sentences, None), tokenizer, ls, max_subwords=64, **kw)
 
 
 # --- the data module ---------------------------------------------------------------------------
@@ -291,7 +292,7 @@ def test_cache_second_setup_does_no_tokenization_and_invalidates(
         raise AssertionError("corpus parsed on a cache hit")
 
     counter.calls.clear()
-    monkeypatch.setattr(corpora.SplitSource, "read", no_read)
+    monkeypatch.setattr(corpora, "read_corpus_file", no_read)
     again = make_dm(data_root, tokenizer_dir, tmp_path)
     again.setup("fit")
     assert counter.calls == []  # second construction: nothing read, nothing tokenized
@@ -422,14 +423,21 @@ def test_concurrent_rebuilds_of_one_entry_warn_once_and_agree(tokenizer, tmp_pat
     f.write_text("whatever\tO\n")
     sentences = [sent("the cancer", [(1, 2, "Disease")]), sent("aspirin induced hypertension")] * 50
     kw = dict(corpus="BC5CDR", split="train", cache_dir=tmp_path / "cache")
-    original, _ = load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)
+
+    def read():
+        return ReadResult(sentences, None)
+
+    original, _ = load_or_tokenize(f, read, tokenizer, ls, **kw)
     expected = original.to_dict()
     (entry,) = (tmp_path / "cache" / "BC5CDR").glob("train-*")
     _truncate_an_arrow_file(entry)
     capsys.readouterr()
     with ThreadPoolExecutor(3) as pool:  # as DDP ranks sharing the cache directory would
         results = list(
-            pool.map(lambda _: load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)[0], range(3))
+            pool.map(
+                lambda _: load_or_tokenize(f, lambda: ReadResult(sentences, None), tokenizer, ls, **kw)[0],
+                range(3),
+            )
         )
     assert all(rows.to_dict() == expected for rows in results)
     assert capsys.readouterr().err.count("warning:") == 1

@@ -389,18 +389,22 @@ class FusedTeacherForcing(torch.autograd.Function):
         )  # fmt: skip
 
 
-def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: int, decision_offset=None):
-    """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask). ``every``:
-    steps between two host reads of the stop condition."""
-    cfg, params, weights = head.cfg, head.read_params, head.weights()
+def fused_teacher_forcing(
+    weights, params, cfg, pool: Workspace, slots, word_mask, gold_rows, other_mask, every: int,
+    decision_offset=None, *, training: bool,
+):  # fmt: skip
+    """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask).
+    ``weights``: the head's ``HeadWeights``; ``params``: its ``SlotReadParameters``; ``cfg``: its config;
+    ``pool``: its workspace, lent to this loop when free; ``every``: steps between two host reads of the
+    stop condition; ``training``: the head's mode (dropout)."""
     gold_steps = gold_rows.shape[1]
     cap = max(gold_steps, math.ceil(cfg.train_step_factor * gold_steps))
-    queries, table = params.per_batch_dropped(head.training)
+    queries, table = params.per_batch_dropped(training)
     drop = weights.dropout
     lend = slots.device.type == "cpu" and torch.is_grad_enabled()  # under no_grad no backward returns it
-    workspace = head.workspace if lend and head.workspace.lend() else None
+    workspace = pool if lend and pool.lend() else None
     keep = None
-    if head.training and drop > 0:
+    if training and drop > 0:
         keep = allocator(workspace, slots)("keep", cap, slots.shape[0], 2 * slots.shape[-1])
         keep.uniform_().lt_(1 - drop).div_(1 - drop)  # = bernoulli_(1 - drop), in half the time on CPU
     run = LoopInputs(

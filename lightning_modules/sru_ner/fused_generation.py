@@ -12,6 +12,7 @@ kernels), and the pointer's move.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -21,16 +22,17 @@ from lightning_modules.sru_ner.fused_memory import SlotMemory
 
 @torch.no_grad()
 def fused_generation(
-    head,
+    weights: Any,
+    params: Any,
+    cfg: Any,
     slots: torch.Tensor,
     word_mask: torch.Tensor,
     every: int,
     decision_offset: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Decision logits ``u - c`` (B, T, A) up to the step where every sentence has reached EOA, as
-    ``SRUHead.generate``; ``every``: steps between two host reads of the stop condition; ``c``:
-    ``decision_offset`` (A,) or 0."""
-    cfg, params, weights = head.cfg, head.read_params, head.weights()
+    ``SRUHead.generate``, from the head's ``HeadWeights``, ``SlotReadParameters`` and config; ``every``:
+    steps between two host reads of the stop condition; ``c``: ``decision_offset`` (A,) or 0."""
     batch, num_slots, hidden = slots.shape
     device = slots.device
     cap = math.ceil(cfg.infer_step_factor * num_slots)

@@ -154,7 +154,19 @@ class SRUHead(nn.Module):
         if self.cfg.fused:
             every = steps_between_checks(self.cfg, slots.device)
             return TrainingOutput(
-                *fused_teacher_forcing(self, slots, word_mask, gold_rows, other_mask, every, decision_offset)
+                *fused_teacher_forcing(
+                    self.weights(),
+                    self.read_params,
+                    self.cfg,
+                    self.workspace,
+                    slots,
+                    word_mask,
+                    gold_rows,
+                    other_mask,
+                    every,
+                    decision_offset,
+                    training=self.training,
+                )  # fmt: skip
             )
         batch, num_slots, _ = slots.shape
         gold_steps = gold_rows.shape[1]
@@ -210,7 +222,8 @@ class SRUHead(nn.Module):
         cap = math.ceil(self.cfg.infer_step_factor * num_slots)
         every = steps_between_checks(self.cfg, slots.device)
         if self.cfg.fused and not self.training:  # (in train mode, dropout: the step-by-step loop below)
-            return fused_generation(self, slots, word_mask, every, decision_offset)
+            weights, params = self.weights(), self.read_params
+            return fused_generation(weights, params, self.cfg, slots, word_mask, every, decision_offset)
         if self.cfg.fused:
             memory, read, pointer = self._start_fused(slots, word_mask)
         else:
