@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_corpora import DEV_BC5, DEV_NCBI, TRAIN_BC5, TRAIN_NCBI, VOCAB, write_tsv
+from transformers import BertTokenizerFast
 
 CONLL04_SENTENCES = [
     {
@@ -68,3 +70,27 @@ def easy_corpus(tmp_path: Path) -> Path:
     for split in ("train", "dev", "test"):
         (directory / f"{split}.tsv").write_text(text)
     return directory
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("tok")
+    (d / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    # save_pretrained adds tokenizer.json + tokenizer_config.json, so AutoTokenizer (the data module) loads it
+    BertTokenizerFast.from_pretrained(str(d)).save_pretrained(str(d))
+    return d
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
+    return BertTokenizerFast.from_pretrained(str(tokenizer_dir))
+
+
+@pytest.fixture()
+def data_root(tmp_path) -> Path:
+    root = tmp_path / "data"
+    for corpus, train, dev in (("BC5CDR", TRAIN_BC5, DEV_BC5), ("NCBI-disease", TRAIN_NCBI, DEV_NCBI)):
+        write_tsv(root / corpus / "train.tsv", train)
+        write_tsv(root / corpus / "dev.tsv", dev)
+        write_tsv(root / corpus / "test.tsv", dev[::-1])
+    return root

@@ -235,3 +235,39 @@ def test_the_setup_and_step_routes_keep_their_rules(model):
     assert "datamodules/cache.py" in routes["setup"].files()
     assert "datamodules/readers.py" in routes["setup"].files()
     assert f"lightning_modules/{model}/network.py" in routes["step"].files()
+
+
+PRIVATE_LIGHTNING = (
+    "_signal_connector", "_broadcast_sigterm_tensor", "_should_accumulate", "strategy._timeout",
+    "_last_global_step_saved", "_get_rank",
+)  # fmt: skip
+
+
+def test_lightning_internals_are_reached_from_one_module():
+    adapter = ROOT / "training" / "lightning_internals.py"
+    offenders = []
+    for module, path in project_modules().items():
+        text = path.read_text()
+        if path == adapter:
+            continue
+        offenders += [f"{module}: {name}" for name in PRIVATE_LIGHTNING if name in text]
+        tree = ast.parse(text)
+        offenders += [
+            f"{module}: {node.module}.{alias.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lightning")
+            for alias in node.names
+            if alias.name.startswith("_")
+        ]
+    assert offenders == []
+
+
+def test_no_test_file_imports_another():
+    """Shared helpers live in helper modules and fixtures in ``conftest.py``, not in other test files."""
+    offenders = [
+        f"{path.name}: {node.module}"
+        for path in (ROOT / "tests").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("test_")
+    ]
+    assert offenders == []

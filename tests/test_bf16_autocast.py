@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_sru_fused import _batch, _heads
+from sru_heads import paired_heads, random_batch
 
 from lightning_modules.sru_ner.fused import fused_teacher_forcing
 from lightning_modules.tabert_cnn.config import TabERTCNNConfig
@@ -29,9 +29,9 @@ def _loss_and_grads(head, slots, word_mask, gold, other, *, autocast: bool):
 @pytest.mark.parametrize("loop", ["autograd", "fused"])
 @pytest.mark.parametrize("multi", [False, True], ids=["one-corpus", "multi-corpus"])
 def test_the_sru_head_under_bf16_autocast_is_exactly_the_fp32_head(loop: str, multi: bool) -> None:
-    plain, fused = _heads()
+    plain, fused = paired_heads()
     head = fused if loop == "fused" else plain
-    batch = _batch(multi)
+    batch = random_batch(multi)
     want_out, want_loss, want_grads = _loss_and_grads(head, *batch, autocast=False)
     got_out, got_loss, got_grads = _loss_and_grads(head, *batch, autocast=True)
     assert got_out.logits.dtype == torch.float32
@@ -49,8 +49,8 @@ def test_the_sru_head_under_bf16_autocast_is_exactly_the_fp32_head(loop: str, mu
 
 
 def test_the_fused_function_called_directly_under_autocast_computes_in_fp32() -> None:
-    _, head = _heads()
-    slots, word_mask, gold, other = _batch(True)
+    _, head = paired_heads()
+    slots, word_mask, gold, other = random_batch(True)
     want_logits, want_targets, _ = fused_teacher_forcing(
         head.weights(),
         head.read_params,
@@ -81,8 +81,8 @@ def test_the_fused_function_called_directly_under_autocast_computes_in_fp32() ->
 
 
 def test_the_sru_generation_under_bf16_autocast_is_exactly_the_fp32_generation() -> None:
-    plain, fused = _heads()
-    slots, word_mask, _, _ = _batch(False)
+    plain, fused = paired_heads()
+    slots, word_mask, _, _ = random_batch(False)
     for head in (plain.eval(), fused.eval()):
         want = head.generate(slots, word_mask)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -141,8 +141,8 @@ def test_the_sru_head_forward_and_generation_run_without_tf32(monkeypatch) -> No
             seen.append(("out", self.device.type))
 
     monkeypatch.setattr(network, "ieee_fp32_matmuls", Recording)
-    _, head = _heads()
-    slots, word_mask, gold, other = _batch(True)
+    _, head = paired_heads()
+    slots, word_mask, gold, other = random_batch(True)
     head(slots, word_mask, gold, other)
     head.eval()
     with torch.no_grad():

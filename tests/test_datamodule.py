@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertTokenizerFast
+from tiny_corpora import CLS, ID, PAD, SEP, TRAIN_BC5, UNK, make_dm, write_tsv
 
 from datamodules import cache, corpora
 from datamodules.cache import load_or_tokenize
@@ -19,28 +19,6 @@ from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
 from datamodules.splitting import split_long_sentence
 from errors import MissingCorpusError
-
-VOCAB = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-    "the", "of", "in", "and", "a", "with", "patients", "induced", "disease", "cancer", "renal", "failure",
-    "asp", "##irin", "hyper", "##tension", "cis", "##platin", "tumor", "##s", ".", ",",
-]  # fmt: skip
-CLS, SEP, PAD, UNK = 2, 3, 0, 1
-ID = {w: i for i, w in enumerate(VOCAB)}
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("tok")
-    (d / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    # save_pretrained adds tokenizer.json + tokenizer_config.json, so AutoTokenizer (the data module) loads it
-    BertTokenizerFast.from_pretrained(str(d)).save_pretrained(str(d))
-    return d
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return BertTokenizerFast.from_pretrained(str(tokenizer_dir))
 
 
 def sent(words: str, spans=(), corpus="BC5CDR") -> Sentence:
@@ -224,49 +202,6 @@ def test_load_or_tokenize_cache_hit_reads_nothing(tokenizer, tmp_path, monkeypat
 
 
 # --- the data module ---------------------------------------------------------------------------
-TRAIN_BC5 = [
-    [("aspirin", "B-Chemical"), ("induced", "O"), ("hypertension", "B-Disease"), (".", "O")],
-    [("the", "O"), ("cancer", "B-Disease")],
-    [("cisplatin", "B-Chemical"), ("and", "O"), ("renal", "B-Disease"), ("failure", "I-Disease")],
-    # one 9-subword mention: cannot fit max_subwords=10 (budget 8) -> left out of training
-    [("the", "O")] + [(w, "B-Chemical" if i == 0 else "I-Chemical") for i, w in enumerate(
-        ["aspirin", "cisplatin", "hypertension", "the", "tumors"])],
-    [("patients", "O"), ("with", "O"), ("tumors", "B-Disease")],
-]  # fmt: skip
-DEV_BC5 = [
-    [("the", "O"), ("aspirin", "B-Chemical")],
-    [("hypertension", "B-Disease"), ("in", "O"), ("patients", "O"), ("with", "O"), ("cancer", "B-Disease")],
-    [("a", "O")],
-]
-TRAIN_NCBI = [
-    [("renal", "B-Disease"), ("failure", "I-Disease"), ("in", "O"), ("patients", "O")],
-    [("tumors", "B-Disease"), ("of", "O"), ("the", "O"), ("disease", "O")],
-    [("a", "O"), ("cancer", "B-Disease")],
-]
-DEV_NCBI = [[("cancer", "B-Disease"), ("patients", "O")], [("the", "O"), ("tumors", "B-Disease")]]
-
-
-def write_tsv(path: Path, sentences) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in s) for s in sentences) + "\n")
-
-
-@pytest.fixture()
-def data_root(tmp_path) -> Path:
-    root = tmp_path / "data"
-    for corpus, train, dev in (("BC5CDR", TRAIN_BC5, DEV_BC5), ("NCBI-disease", TRAIN_NCBI, DEV_NCBI)):
-        write_tsv(root / corpus / "train.tsv", train)
-        write_tsv(root / corpus / "dev.tsv", dev)
-        write_tsv(root / corpus / "test.tsv", dev[::-1])
-    return root
-
-
-def make_dm(data_root, tokenizer_dir, tmp_path, **kw) -> MultiCorpusDataModule:
-    args = dict(max_subwords=10, batch_size=4, eval_batch_size=2, cache_dir=tmp_path / "cache")
-    args.update(kw)
-    return MultiCorpusDataModule(["NCBI-disease", "BC5CDR"], data_root, tokenizer_dir, **args)
-
-
 class CountingTokenize:
     def __init__(self):
         self.calls: list[tuple[str, str]] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_datamodule import data_root, make_dm, tokenizer_dir  # noqa: F401 - fixtures
+from tiny_corpora import make_dm
 
 from datamodules.eval_batches import budget_batches
 
@@ -40,7 +40,7 @@ def test_a_row_over_budget_alone_is_its_own_batch_and_said(caplog):
     assert "2 sentence(s) exceed the evaluation memory budget" in caplog.text
 
 
-def test_eval_loaders_follow_the_cost(data_root, tokenizer_dir, tmp_path):  # noqa: F811
+def test_eval_loaders_follow_the_cost(data_root, tokenizer_dir, tmp_path):
     dm = make_dm(data_root, tokenizer_dir, tmp_path, eval_batch_size=8, eval_memory_mb=5 / 2**20)
     dm.eval_cost = table_cost
     for loader, rows in zip(dm.test_dataloader(), dm._rows("test")):

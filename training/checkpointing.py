@@ -30,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from errors import CheckpointError
 from lightning_modules.checkpoints import UntrustedCheckpointError, read_checkpoint
 from metrics.names import RENAMED
+from training.lightning_internals import last_saved_step
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -134,7 +135,7 @@ class FinalCheckpoint(pl.Callback):
         self.last = last
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if getattr(self.last, "_last_global_step_saved", -1) == trainer.global_step or not self.last.dirpath:
+        if last_saved_step(self.last) == trainer.global_step or not self.last.dirpath:
             return
         # a full checkpoint (optimizer, loops, callbacks); said, so that Lightning does not log its default
         path = f"{self.last.dirpath}/{self.last.filename}{self.last.FILE_EXTENSION}"

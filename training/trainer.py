@@ -24,6 +24,7 @@ from datamodules.label_space import LabelSpace
 from training.agreed_stop import AgreedStop
 from training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, RenamedMetrics, RNGStateCheckpoint
 from training.f1_chart import F1Chart
+from training.lightning_internals import set_collective_timeout
 from training.logger import build_logger
 from training.run_dir import RunDir
 from training.unannotated_recall import UnannotatedRecall
@@ -60,8 +61,7 @@ def build_trainer(
         if wandb.run is not None:  # an online run was already started: close it as failed
             wandb.finish(exit_code=2)
         raise ConfigError(f"trainer: {err}") from None
-    if hasattr(trainer.strategy, "_timeout"):  # every DDP strategy, "auto" resolved to one included
-        trainer.strategy._timeout = timeout
+    set_collective_timeout(trainer, timeout)
     return trainer
 
 
