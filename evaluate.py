@@ -41,35 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from datamodules.label_space import LabelSpace
 from errors import BionerError, report_user_error
 from lightning_modules.precision import activation_bytes, training_autocast
-
-
-def foreign_type_maps(model_space: LabelSpace, eval_space: LabelSpace) -> dict[int, np.ndarray]:
-    """Per corpus of ``eval_space`` the model does not know (by its ``eval_space`` index): model type id ->
-    the corpus's type of the same merged name, or -1 (ignored on its sentences)."""
-    maps = {}
-    for corpus in eval_space.corpora:
-        if corpus in model_space.corpora:
-            continue
-        table = np.full(len(model_space), -1, dtype=np.int64)
-        for t in range(len(model_space)):
-            merged = model_space.merged_of(t)
-            if merged in eval_space.corpus_types[corpus]:
-                table[t] = eval_space.type_id(corpus, merged)
-        maps[eval_space.corpus_index[corpus]] = table
-    return maps
-
-
-def _scores(metric: Any, keep: Sequence[str], all_corpora: Sequence[str]) -> dict[str, float]:
-    """``metric``'s scores without the per-corpus keys of corpora not evaluated."""
-    dropped = set(all_corpora) - set(keep)
-    return {
-        k: float(v)
-        for k, v in metric.compute().items()
-        if not (k.count("/") >= 2 and k.split("/")[1] in dropped)
-    }
 
 
 def evaluate(
@@ -96,11 +69,8 @@ def evaluate(
     the model's own corpora (``tune``: at most ``tune_sentences`` per corpus, seeded; the record is
     ``module.threshold_tuning``). ``decisions``: one of ``decisions.DECISIONS``, not the checkpoint's."""
     from datamodules.multi_corpus import MultiCorpusDataModule
-    from lightning_modules.base import ner_scores
     from lightning_modules.registry import load_module
-    from metrics.partial_match import PartialMatch
-    from metrics.relation_f1 import RelationF1, gold_relation_tuples
-    from metrics.span_f1 import SpanF1
+    from metrics.scorer import Scorer
 
     if split not in ("test", "dev"):
         raise BionerError(f"--split {split}: test or dev")
@@ -121,68 +91,13 @@ def evaluate(
     precision = cfg.get("trainer", {}).get("precision")
     datamodule.eval_cost = partial(module.eval_batch_bytes, element_bytes=activation_bytes(precision, target))
     datamodule.check_files()
-    model_space, eval_space = module.label_space, datamodule.label_space
-    own = [c for c in eval_space.corpora if c in model_space.corpora]
-    foreign = [c for c in eval_space.corpora if c not in model_space.corpora]
-    own_metric, foreign_metric = SpanF1(model_space), SpanF1(eval_space)
-    own_match, foreign_match = PartialMatch(model_space), PartialMatch(eval_space)
-    relations = RelationF1(model_space) if eval_space == model_space and model_space.relation_types else None
-    to_model = np.asarray([model_space.type_index.get(q, -1) for q in eval_space.types], dtype=np.int64)
-    maps = foreign_type_maps(model_space, eval_space)
+    scorer = Scorer(module.label_space, datamodule.label_space, match)
     loaders = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
     with torch.no_grad(), training_autocast(precision, target):
-        for corpus, loader in zip(eval_space.corpora, loaders):  # one loader per corpus, in this order
+        for loader in loaders:  # one loader per corpus
             for batch in loader:
-                predicted = module.predict(module.transfer_batch_to_device(batch, target, 0))
-                if corpus in model_space.corpora:
-                    corpus_ids = torch.full_like(batch["corpus_id"], model_space.corpus_index[corpus])
-                    gold = [torch.as_tensor(_retype(s.numpy(), to_model)) for s in batch["spans"]]
-                    unreachable = [torch.as_tensor(to_model[u.numpy()]) for u in batch["unreachable"]]
-                    own_metric.update(corpus_ids, gold, predicted.spans, unreachable)
-                    if match:
-                        own_match.update(corpus, gold, predicted.spans, unreachable)
-                    if relations is not None:
-                        pairs = [
-                            gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])
-                        ]
-                        relations.update(corpus_ids, pairs, predicted.relations or [[] for _ in pairs])
-                else:
-                    table = maps[eval_space.corpus_index[corpus]]
-                    spans = [
-                        [(a, b, int(table[t])) for a, b, t in found if table[t] >= 0]
-                        for found in predicted.spans
-                    ]
-                    foreign_metric.update(batch["corpus_id"], batch["spans"], spans, batch.get("unreachable"))
-                    if match:
-                        foreign_match.update(corpus, batch["spans"], spans, batch.get("unreachable"))
-    results: dict[str, float] = {}
-    if own:
-        results.update(_scores(own_metric, own, model_space.corpora))
-    if foreign:
-        foreign_results = _scores(foreign_metric, foreign, eval_space.corpora)
-        if own:
-            for view in ("disjoint", "merged"):
-                corpora_f1 = [results[f"{view}/{c}/f1"] for c in own] + [
-                    foreign_results[f"{view}/{c}/f1"] for c in foreign
-                ]
-                foreign_results[f"{view}/macro_f1"] = sum(corpora_f1) / len(corpora_f1)
-                results.pop(f"{view}/micro_f1", None)
-                foreign_results.pop(f"{view}/micro_f1", None)
-        results.update(foreign_results)
-    if relations is not None:
-        results.update({k: float(v) for k, v in relations.compute().items()})
-        results.update(ner_scores(results, model_space))
-    if match:
-        matched = {
-            **(own_match.compute(match) if own else {}),
-            **(foreign_match.compute(match) if foreign else {}),
-        }
-        if own and foreign:
-            for key in [k for k in matched if k.endswith("/macro_f1")]:
-                view, schema = key.split("/")[:2]
-                per_corpus = [matched[f"{view}/{schema}/{c}/f1"] for c in (*own, *foreign)]
-                matched[key] = sum(per_corpus) / len(per_corpus)
-        results.update(matched)
+                scorer.update(batch, module.predict(module.transfer_batch_to_device(batch, target, 0)))
+    results = scorer.compute()
     return {f"{split}/{k}": v for k, v in results.items()}, module
 
 
@@ -242,8 +157,8 @@ def set_decisions(
 
 def save_thresholds(checkpoint: Path, module: Any, trust_checkpoint: bool = False) -> None:
     """Write ``module``'s thresholds and their tuning record into ``checkpoint`` (atomically)."""
-    from lightning_modules.checkpoint_io import AtomicCheckpointIO
     from lightning_modules.checkpoints import read_checkpoint
+    from training.checkpointing import AtomicCheckpointIO
     from training.thresholds import CHECKPOINT_KEY
 
     raw = read_checkpoint(checkpoint, trust=trust_checkpoint, mmap=False)
@@ -253,13 +168,6 @@ def save_thresholds(checkpoint: Path, module: Any, trust_checkpoint: bool = Fals
         AtomicCheckpointIO(trust=trust_checkpoint).save_checkpoint(raw, checkpoint)
     except OSError as err:
         raise BionerError(f"--save-thresholds: cannot write {checkpoint} ({err})") from None
-
-
-def _retype(spans: np.ndarray, to_model: np.ndarray) -> np.ndarray:
-    """``(S, 3)`` spans with their type ids moved from the evaluation's label space to the model's."""
-    out = spans.copy()
-    out[:, 2] = to_model[spans[:, 2]]
-    return out
 
 
 def _default_out_dir(checkpoint: Path, split: str) -> Path:

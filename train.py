@@ -31,9 +31,9 @@ from configs.compose import ConfigError, available, compose, default_group
 from configs.validation import check_config
 from datamodules.multi_corpus import MultiCorpusDataModule
 from errors import BionerError, report_user_error
-from lightning_modules.agreed_stop import REQUEUE
 from lightning_modules.checkpoints import check_checkpoint
 from lightning_modules.registry import available_models, build_module
+from training.agreed_stop import REQUEUE
 from training.artifacts import log_model_artifacts
 from training.publish import publish_run_start, publish_test_scores
 from training.resume import (

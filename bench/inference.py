@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 decode_and_metrics += step - (clock.seconds - network_at_step)
                 sentences += len(batch["num_words"])
             compute_started = time.perf_counter()
-            scores = {k: float(v) for k, v in module.val_metric.compute().items()}
-            module.val_metric.reset()
+            scores = module.val_scorer.compute()
+            module.val_scorer.reset()
             decode_and_metrics += time.perf_counter() - compute_started
             wall = time.perf_counter() - started
             network = clock.seconds - network_before

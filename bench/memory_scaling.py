@@ -30,8 +30,8 @@ LENGTHS = (64, 128, 256, 405)
 
 def sentences_of_length(data_root: str, tokenizer, subwords: int, count: int = 16) -> list:
     """``count`` sentences of exactly ``subwords`` tokens with CLS and SEP (BC5CDR words, in file order)."""
+    from datamodules.catalog import CORPORA
     from datamodules.corpora import read_split
-    from datamodules.registry import CORPORA
     from datamodules.sentence import Sentence
 
     words = [w for s in read_split(CORPORA["BC5CDR"], data_root, "train").sentences for w in s.tokens]
@@ -56,13 +56,13 @@ def measure(model: str, subwords: int, data_root: str, encoder: str, device: str
     from transformers import AutoTokenizer
 
     from configs.compose import compose
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
     from datamodules.multi_corpus import Collator
     from datamodules.rows import tokenize_corpus
     from lightning_modules.registry import build_module
 
     target = torch.device(device)
-    label_space = LabelSpace.from_corpora(SIX)
+    label_space = label_space_of(SIX)
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     sentences = sentences_of_length(data_root, tokenizer, subwords)
     plain = OmegaConf.to_container(compose([f"model={model}", f"encoder.name={encoder}"]), resolve=True)

@@ -40,7 +40,7 @@ def _batch(slots: int, batch: int, num_types: int, num_corpora: int, seed: int):
     import numpy as np
     import torch
 
-    from lightning_modules.sru_ner.actions import (
+    from lightning_modules.sru_ner.codec import (
         ActionVocabulary,
         dense_batch,
         gold_action_rows,

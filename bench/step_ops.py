@@ -44,7 +44,7 @@ NUM_TYPES = (
 
 def synthetic_batch(batch: int, words: int, hidden: int, actions: int, seed: int = 0):
     """Slots (B, Q, d), word mask, gold rows (B, T, A): SHIFT per word, a TR/RE pair on ~1/3 of them."""
-    from lightning_modules.sru_ner.actions import EOA, SHIFT
+    from lightning_modules.sru_ner.codec import EOA, SHIFT
 
     g = torch.Generator().manual_seed(seed)
     slots = torch.randn(batch, words + 2, hidden, generator=g)

@@ -44,7 +44,7 @@ def measure(words: int, form: str, channels: int, pair_dim: int, steps: int) -> 
     from transformers import AutoTokenizer
 
     from configs.compose import _minilm_path
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
     from datamodules.multi_corpus import Collator
     from datamodules.rows import tokenize_corpus
     from datamodules.sentence import Relation, Sentence, Span
@@ -55,7 +55,7 @@ def measure(words: int, form: str, channels: int, pair_dim: int, steps: int) -> 
     encoder = _minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     vocab = ["the", "protein", "cell", "drug", "patient", "city", "river", "house", "water"]
-    label_space = LabelSpace.from_corpora(["CoNLL04"])
+    label_space = label_space_of(["CoNLL04"])
     types, relation_types = label_space.corpus_types["CoNLL04"], label_space.corpus_relation_types["CoNLL04"]
     sentences = []
     for _ in range(16):

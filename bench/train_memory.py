@@ -42,14 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from configs.compose import compose, default_group
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import build_module
 
     args.model = args.model or default_group("model")
     cfg = compose([f"experiment={args.experiment}", f"model={args.model}", f"data.root={args.data_root}"])
     plain = OmegaConf.to_container(cfg, resolve=True)
-    label_space = LabelSpace.from_corpora(cfg.data.corpora)
+    label_space = label_space_of(cfg.data.corpora)
     module = build_module(plain, label_space)
     data = MultiCorpusDataModule.from_config(
         cfg, batch_transform=module.target_encoder(), label_space=label_space

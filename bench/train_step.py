@@ -31,8 +31,8 @@ SIX = ["BC2GM", "BC4CHEMD", "BC5CDR", "JNLPBA", "Linnaeus", "NCBI-disease"]
 
 
 def recipe_sentences(data_root: str, count: int = 16, low: int = 35, high: int = 45) -> list:
+    from datamodules.catalog import CORPORA
     from datamodules.corpora import read_split
-    from datamodules.registry import CORPORA
 
     sentences = read_split(CORPORA["BC5CDR"], data_root, "train").sentences
     chosen = [s for s in sentences if low <= len(s.tokens) <= high][:count]
@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from configs.compose import _minilm_path
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
 
     encoder = args.encoder or _minilm_path()
     device = torch.device(args.device)
 
-    label_space = LabelSpace.from_corpora(SIX)
+    label_space = label_space_of(SIX)
     sentences = recipe_sentences(args.data_root)
     models = {
         name: build(name, encoder, label_space, sentences, device, args.shape)

@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 from lightning.pytorch import Trainer
 
+from datamodules.catalog import BIOMEDICAL
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB
-from datamodules.registry import BIOMEDICAL
 from metrics.names import DEFAULT_MONITOR
 
 _TRAINER_MANAGED = {"self", "logger", "callbacks", "plugins", "use_distributed_sampler", "default_root_dir"}
@@ -45,7 +45,7 @@ def _trainer_fields() -> list[tuple[str, Any, Any]]:
         typ, default = overrides.get(name, (_config_type(param.annotation), param.default))
         fields.append((name, typ, field(default=default)))
     # ours, not the Trainer's: the process-group timeout, so that a rank waiting in a collective for a
-    # dead peer ends the job in minutes (torch's default is 30 min; lightning_modules/agreed_stop.py)
+    # dead peer ends the job in minutes (torch's default is 30 min; training/agreed_stop.py)
     fields.append(("collective_timeout_s", int, field(default=300)))
     return fields
 
@@ -96,7 +96,7 @@ class CallbacksCfg:
     # last.ckpt is rewritten after every validation; set this to also rewrite it every N optimizer steps
     last_every_n_steps: int | None = None
     # a JSON file of gold mentions a corpus leaves unannotated (scripts/synthetic_halves.py writes one):
-    # their recall is logged at every validation (lightning_modules/unannotated_recall.py)
+    # their recall is logged at every validation (training/unannotated_recall.py)
     hidden_gold: str | None = None
 
 

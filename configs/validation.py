@@ -10,10 +10,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from configs.compose import ConfigError
-from datamodules.corpora import resolve
-from datamodules.label_space import LabelSpace
+from datamodules.catalog import CorpusSpec
+from datamodules.corpora import label_space_of_specs, resolve
 from datamodules.readers import READINGS
-from datamodules.registry import CorpusSpec
 from datamodules.sampler import WEIGHTINGS
 from errors import BionerError
 from lightning_modules.decisions import GRANULARITIES
@@ -107,7 +106,7 @@ def _problems_and_specs(cfg: Any) -> tuple[list[str], dict[str, Any]]:
         problems.append(str(err))
     else:
         if corpora and len(specs) == len(set(corpora)) == len(entries_of):  # every entry, distinct names
-            label_space = LabelSpace.from_specs(specs.values())
+            label_space = label_space_of_specs(specs.values())
             problem = entry.module_class.label_space_problem(model_config, label_space)
             if problem:
                 problems.append(problem)

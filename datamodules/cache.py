@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from datasets import Dataset, load_from_disk
 from filelock import FileLock
 
 from datamodules.checksums import sha256_bytes, sha256_file
-from datamodules.label_space import LabelSpace, qualify
-from datamodules.rows import TokenizationReport, tokenize_corpus
-from datamodules.sentence import Sentence
+from datamodules.label_space import LabelSpace
+from datamodules.readers import ReadResult
+from datamodules.rows import TokenizationReport, label_ids, tokenize_corpus
 from datamodules.splitting import MAX_SUBWORDS
 
 CACHE_FORMAT = 3  # bump when the row layout or the splitting rules change
@@ -71,13 +71,7 @@ def cache_key(
         "max_subwords": int(max_subwords),
         "reading": reading,
         "split": split,
-        "types": {
-            qualify(corpus, t): label_space.type_id(corpus, t) for t in label_space.corpus_types[corpus]
-        },
-        "relation_types": {
-            qualify(corpus, r): label_space.relation_id(corpus, r)
-            for r in label_space.corpus_relation_types[corpus]
-        },
+        **label_ids(label_space, corpus),
     }
     if scheme != "auto":  # keeps the keys of the registered corpora (always "auto") as they were
         payload["scheme"] = scheme
@@ -90,7 +84,7 @@ def cache_path(cache_dir: str | os.PathLike, corpus: str, split: str, key: str) 
 
 def load_or_tokenize(
     corpus_path: str | os.PathLike,
-    sentences_fn: Callable[[], Sequence[Sentence]],
+    read: Callable[[], ReadResult],
     tokenizer: Any,
     label_space: LabelSpace,
     *,
@@ -103,12 +97,13 @@ def load_or_tokenize(
     progress: bool = False,
 ) -> tuple[Dataset, TokenizationReport]:
     """The tokenized split from its cache entry when there is one (the corpus file is only hashed, never
-    read), else ``tokenize_corpus(sentences_fn(), ...)`` saved there (module docstring).
+    read), else ``tokenize_corpus(read().sentences, ...)`` saved there (module docstring); ``read``: the
+    reader bound to the file (``datamodules.corpora.SplitSource.read``).
     ``cache_dir=None`` disables the cache; ``progress`` is passed to ``tokenize_corpus``."""
 
     def tokenize() -> tuple[Dataset, TokenizationReport]:
         return tokenize_corpus(
-            sentences_fn(), tokenizer, label_space, corpus, max_subwords, split=split, progress=progress
+            read().sentences, tokenizer, label_space, corpus, max_subwords, split=split, progress=progress
         )
 
     if cache_dir is None:

@@ -1,23 +1,28 @@
-"""The corpus catalog: a ``data.corpora`` entry -> its :class:`CorpusSpec`, resolved once, and its splits.
+"""A ``data.corpora`` entry -> its :class:`CorpusSpec`, resolved once; its splits' files; its label space.
 
-An entry is a registered name (``datamodules/registry.py``) or, when it has a ``/`` or starts with ``.``
-or ``~``, the directory of a corpus of your own (``datamodules/user_corpus.py``, read and validated
-now). Callers resolve the entries of a run once and pass the spec objects along (data module, label
-space, stats, prepare, config validation); nothing looks a spec up by name again, so there is no
-process-wide table of user corpora.
+An entry is a registered name (the catalog, ``datamodules/catalog.py``) or, when it has a ``/`` or starts with
+``.`` or ``~``, the directory of a corpus of your own (``datamodules/user_corpus.py``, read and validated
+now). Callers resolve the entries of a run once and pass the spec objects along (data module, label space,
+stats, prepare, config validation); nothing looks a spec up by name again, so there is no process-wide table
+of user corpora.
 
-:func:`split_path` finds one split file of a spec (a missing registered corpus is an error that prints
-the command fetching it); :func:`read_split` reads it with the readers, types renamed by the spec.
+:func:`split_source` finds one split's file once (a missing registered corpus is an error that prints
+the command fetching it) and binds the readers' function to it (types renamed by the spec): the data module
+hands that reading step to the cache, which runs it only on a miss.
+:func:`label_space_of` is the label space of a run's entries.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.readers import READINGS, ReadResult, read_iob, read_spert_json
-from datamodules.registry import CORPORA, CorpusSpec
+from datamodules.catalog import CORPORA, CorpusSpec
+from datamodules.label_space import LabelSpace
+from datamodules.readers import READINGS, ReadResult, read_corpus_file
 from datamodules.user_corpus import load_user_corpus
 from errors import BionerError, MissingCorpusError
 
@@ -78,6 +83,41 @@ def split_path(spec: CorpusSpec, root: str | os.PathLike, split: str, fold: int 
     return path
 
 
+@dataclass(frozen=True)
+class SplitSource:
+    """One split of one corpus with its file found once (``split_source``): what the cache hashes
+    (``path``) and, on a miss, reads (``read``: the readers' function bound to the file)."""
+
+    path: Path
+    read: Callable[[], ReadResult]
+
+
+def split_source(
+    spec: CorpusSpec,
+    root: str | os.PathLike,
+    split: str,
+    *,
+    reading: str = "full",
+    fold: int | None = None,
+    rename_types: bool = True,
+    absent_ok: bool = False,
+) -> SplitSource | None:
+    """The split of ``spec`` (of fold ``fold``) under ``root``, its file found (``split_path``: a missing
+    file is an error that says how to fetch it); ``None`` for a split the corpus does not have when
+    ``absent_ok`` (ADE has no dev split). ``rename_types=False`` keeps the types as written (for the
+    stats command)."""
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {', '.join(READINGS)}; got {reading!r}")
+    if absent_ok and split not in spec.fold_splits(fold):
+        return None
+    path = split_path(spec, root, split, fold)
+    read = functools.partial(
+        read_corpus_file, path, spec.name, format=spec.format, reading=reading, scheme=spec.scheme,
+        doc_prefix=f"{spec.name}/{split}", rename=spec.rename if rename_types else None,
+    )  # fmt: skip
+    return SplitSource(path, read)
+
+
 def read_split(
     spec: CorpusSpec,
     root: str | os.PathLike,
@@ -87,17 +127,17 @@ def read_split(
     fold: int | None = None,
     rename_types: bool = True,
 ) -> ReadResult:
-    """One split's sentences, with the spec's type renames unless ``rename_types=False`` (types as written,
-    for the stats command), and the file's reading notes (None for SpERT JSON)."""
-    if reading not in READINGS:
-        raise ValueError(f"reading must be one of {', '.join(READINGS)}; got {reading!r}")
-    path = split_path(spec, root, split, fold)
-    rename = spec.rename if rename_types else None
-    if spec.format == "iob":
-        prefix = f"{spec.name}/{split}"
-        return read_iob(
-            path, spec.name, reading=reading, scheme=spec.scheme, doc_prefix=prefix, rename=rename
-        )
-    if spec.format == "spert":  # ``reading="paper"`` only concerns IOB files (the reference converter's)
-        return ReadResult(read_spert_json(path, spec.name, rename=rename), None)
-    raise ValueError(f"corpus {spec.name}: unknown format {spec.format!r}")
+    """One split's sentences, with the spec's type renames unless ``rename_types=False``, and the file's
+    reading notes (None for SpERT JSON)."""
+    return split_source(spec, root, split, reading=reading, fold=fold, rename_types=rename_types).read()
+
+
+def label_space_of_specs(specs: Iterable[CorpusSpec]) -> LabelSpace:
+    """The label space of these corpora: each spec's renamed (unified) types and relation types."""
+    specs = list(specs)
+    return LabelSpace({s.name: s.unified_types for s in specs}, {s.name: s.relation_types for s in specs})
+
+
+def label_space_of(entries: Iterable[str]) -> LabelSpace:
+    """The label space of the resolved ``data.corpora`` entries (names or user corpus paths)."""
+    return label_space_of_specs(resolve(entry) for entry in entries)

@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from datamodules.corpora import resolve
-from datamodules.registry import CorpusSpec
-
 SEPARATOR = "/"
 
 
@@ -47,17 +44,6 @@ class LabelSpace:
             qualify(c, r) for c in self.corpora for r in self.corpus_relation_types[c]
         )
         self.relation_index: dict[str, int] = {q: i for i, q in enumerate(self.relation_types)}
-
-    @classmethod
-    def from_specs(cls, specs: Iterable[CorpusSpec]) -> LabelSpace:
-        """The label space of these corpora: each spec's renamed (unified) types and relation types."""
-        specs = list(specs)
-        return cls({s.name: s.unified_types for s in specs}, {s.name: s.relation_types for s in specs})
-
-    @classmethod
-    def from_corpora(cls, entries: Iterable[str]) -> LabelSpace:
-        """``from_specs`` of the resolved ``data.corpora`` entries (names or user corpus paths)."""
-        return cls.from_specs(resolve(entry) for entry in entries)
 
     # --- lookups -------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from datamodules.catalog import CORPORA, CorpusSpec
 from datamodules.checksums import sha256_bytes
 from datamodules.readers import DOCSTART, read_iob
-from datamodules.registry import CORPORA, CorpusSpec
 from errors import BionerError, report_user_error
 
 TARGET = {"train": 240, "dev": 80, "test": 80}

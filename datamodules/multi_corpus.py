@@ -52,13 +52,12 @@ from torch.utils.data import Dataset as TorchDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from datamodules.cache import load_or_tokenize
-from datamodules.corpora import read_split, resolve_all, split_path
+from datamodules.catalog import CorpusSpec
+from datamodules.corpora import label_space_of_specs, resolve_all, split_path, split_source
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB, BatchCost, budget_batches
 from datamodules.label_space import LabelSpace
-from datamodules.registry import CorpusSpec
 from datamodules.rows import FEATURES, TokenizationReport, Unsplittable
 from datamodules.sampler import InverseSizeSampler
-from datamodules.sentence import Sentence
 from datamodules.splitting import MAX_SUBWORDS
 from errors import BionerError, ConfigError
 
@@ -188,7 +187,9 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         self.fold = fold  # cross-validation fold of the corpora that have folds (ADE)
         if label_space is not None and label_space.corpora != tuple(sorted(self.corpora)):
             raise ValueError(f"label space corpora {label_space.corpora} differ from {sorted(self.corpora)}")
-        self._label_space = label_space
+        self.label_space = (
+            label_space if label_space is not None else label_space_of_specs(self.specs.values())
+        )
         self._tokenizer: Any = None
         # split -> corpus -> datasets.Dataset (rows of datamodules.rows.FEATURES)
         self.datasets: dict[str, dict[str, Any]] = {}
@@ -228,12 +229,6 @@ class MultiCorpusDataModule(pl.LightningDataModule):
             label_space=label_space,
             fold=data.get("fold"),
         )
-
-    @property
-    def label_space(self) -> LabelSpace:
-        if self._label_space is None:
-            self._label_space = LabelSpace.from_specs(self.specs.values())
-        return self._label_space
 
     @property
     def tokenizer(self) -> Any:
@@ -304,22 +299,18 @@ class MultiCorpusDataModule(pl.LightningDataModule):
     # --- loading --------------------------------------------------------------------------------
     def _load_split(self, corpus: str, split: str) -> Any:
         spec = self.specs[corpus]
-        fold = self.fold_of(corpus)
-        if split not in spec.fold_splits(
-            fold
-        ):  # e.g. ADE has no dev split: an empty set keeps loader indices
+        # the file found once (MissingCorpusError with the fetch command); read only on a cache miss
+        source = split_source(
+            spec, self.data_root, split, reading=self.reading, fold=self.fold_of(corpus), absent_ok=True
+        )
+        if source is None:  # e.g. ADE has no dev split: an empty set keeps loader indices
             from datasets import Dataset
 
             self.reports[(corpus, split)] = TokenizationReport(corpus, split, self.max_subwords)
             return Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
-        path = split_path(spec, self.data_root, split, fold)  # MissingCorpusError with the fetch command
-
-        def sentences() -> list[Sentence]:
-            return read_split(spec, self.data_root, split, reading=self.reading, fold=fold).sentences
-
         rows, report = load_or_tokenize(
-            path,
-            sentences,
+            source.path,
+            source.read,
             self.tokenizer,
             self.label_space,
             corpus=corpus,

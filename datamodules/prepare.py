@@ -28,9 +28,9 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from datamodules.catalog import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
 from datamodules.checksums import sha256_bytes, sha256_file
 from datamodules.corpora import resolve
-from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
 from errors import BionerError, CorpusFormatError, report_user_error
 
 GROUPS = {"all": tuple(CORPORA), "biomedical": BIOMEDICAL}

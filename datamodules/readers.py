@@ -431,3 +431,22 @@ def read_spert_json(
         doc_id = str(doc["orig_id"]) if "orig_id" in doc else f"{path.stem}-{i}"
         sentences.append(Sentence(tokens, _renamed(spans, rename), corpus, doc_id, tuple(relations)))
     return sentences
+
+
+def read_corpus_file(
+    path: str | os.PathLike,
+    corpus: str,
+    *,
+    format: str,
+    reading: str = "full",
+    scheme: str = "auto",
+    doc_prefix: str = "",
+    rename: Mapping[str, str] | None = None,
+) -> ReadResult:
+    """One corpus file in its ``format`` (``iob``: ``read_iob``; ``spert``: ``read_spert_json``, whose
+    result has no reading notes; ``reading="paper"`` only concerns IOB files, the reference converter's)."""
+    if format == "iob":
+        return read_iob(path, corpus, reading=reading, scheme=scheme, doc_prefix=doc_prefix, rename=rename)
+    if format == "spert":
+        return ReadResult(read_spert_json(path, corpus, rename=rename), None)
+    raise ValueError(f"corpus {corpus}: unknown format {format!r}")

@@ -164,6 +164,20 @@ class TokenizationReport:
 
 
 # --- rows --------------------------------------------------------------------------------------
+def label_ids(label_space: LabelSpace, corpus: str) -> dict[str, dict[str, int]]:
+    """The global ids the rows of ``corpus`` give its qualified types and relation types (they depend on
+    the whole label space; the cache key covers them)."""
+    return {
+        "types": {
+            qualify(corpus, t): label_space.type_id(corpus, t) for t in label_space.corpus_types[corpus]
+        },
+        "relation_types": {
+            qualify(corpus, r): label_space.relation_id(corpus, r)
+            for r in label_space.corpus_relation_types[corpus]
+        },
+    }
+
+
 def tokenize_corpus(
     sentences: Sequence[Sentence],
     tokenizer: Any,
@@ -186,7 +200,7 @@ def tokenize_corpus(
     report = TokenizationReport(corpus=corpus, split=split, max_subwords=max_subwords)
     columns: dict[str, list[Any]] = {k: [] for k in FEATURES}
     pieces: Iterable[tuple[Sentence, tuple[np.ndarray, np.ndarray, int]]]
-    pieces = zip(sentences, subwords(tokenizer, sentences))
+    pieces = zip(sentences, subwords(tokenizer, sentences), strict=True)  # (strict: the generator ends)
     if progress:
         pieces = _progress(pieces, len(sentences), corpus, split)
     for index, (sentence, (ids, wids, n_empty)) in enumerate(pieces):

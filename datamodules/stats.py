@@ -26,9 +26,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from datamodules.catalog import CORPORA, CorpusSpec
 from datamodules.corpora import is_corpus_path, read_split, resolve
 from datamodules.readers import READINGS, ReadNotes
-from datamodules.registry import CORPORA, CorpusSpec
 from datamodules.user_corpus import CONFIG_FILE
 from errors import BionerError, report_user_error
 

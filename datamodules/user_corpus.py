@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from datamodules.catalog import CORPORA, SPLITS, CorpusFile, CorpusSpec
 from datamodules.readers import SCHEMES, read_iob
-from datamodules.registry import CORPORA, SPLITS, CorpusFile, CorpusSpec
 from errors import CorpusFormatError, MissingCorpusError
 
 log = logging.getLogger(__name__)

@@ -25,12 +25,11 @@ when it needs something counted over the training split (TabERT-CNN's class weig
 code calls it with the data module's training rows before fitting; what it learns lives in buffers, so
 checkpoints carry it.
 
-Everything else is here: moving only the network's inputs to the device, validation/test span metrics in
-both views and their logging, ``predict_step``, one AdamW with an encoder and a head parameter group, and
-per-group linear warmup + linear (or cosine) decay in optimiser steps, whose length comes from the data
-module (``train_steps_per_epoch``: the same on any number of processes, ``data.batch_size`` being the
-global batch). When the label space has relation types (CoNLL04, ADE), validation and test also score
-relations (``metrics.relation_f1``: RE and RE+) and log NER micro/macro F1 over entity types.
+Everything else is here: moving only the network's inputs to the device, validation/test scores through
+``metrics.scorer.Scorer`` (the one scoring path, ``evaluate.py``'s too) and their logging, ``predict_step``,
+one AdamW with an encoder and a head parameter group, and per-group linear warmup + linear (or cosine) decay
+in optimiser steps, whose length comes from the data module (``train_steps_per_epoch``: the same on any number
+of processes, ``data.batch_size`` being the global batch).
 """
 
 from __future__ import annotations
@@ -52,8 +51,7 @@ from lightning_modules.model_config import ModelConfig
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.precision import activation_bytes
 from metrics import names
-from metrics.relation_f1 import RelationF1, gold_relation_tuples
-from metrics.span_f1 import SpanF1
+from metrics.scorer import Scorer
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -123,11 +121,8 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         self.cfg = cfg
         self.model_cfg = self.config_class(**cfg["model"])
         self.network = network
-        self.val_metric = SpanF1(self.label_space)
-        self.test_metric = SpanF1(self.label_space)
-        with_relations = bool(self.label_space.relation_types)
-        self.val_relation_metric = RelationF1(self.label_space) if with_relations else None
-        self.test_relation_metric = RelationF1(self.label_space) if with_relations else None
+        self.val_scorer = Scorer(self.label_space)
+        self.test_scorer = Scorer(self.label_space)
         self.test_results: dict[str, float] = {}
         # model state that checkpoints written before it existed lack (register_model_state)
         self._state_defaults: list[str] = []
@@ -174,7 +169,7 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
     def type_rows(
         cls, model_config: ModelConfig, label_space: LabelSpace
     ) -> dict[str, list[tuple[str, ...]]] | None:
-        """For a warm start (``init_from``, ``lightning_modules/warm_start.py``): every state-dict key
+        """For a warm start (``init_from``, ``training/warm_start.py``): every state-dict key
         whose first dimension runs over entity types, corpora or relation types, with one row key per
         row. None: this model does not know how its parameters map across label spaces."""
         return None
@@ -260,32 +255,20 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         self.log(names.TRAIN_LOSS, mean, on_step=True, on_epoch=False, batch_size=len(batch["num_words"]))
         return loss
 
-    def _evaluate(self, batch: dict, metric: SpanF1, relation_metric: RelationF1 | None) -> Prediction:
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> Prediction:
         predicted = self.predict(batch)
-        metric.update(batch["corpus_id"], batch["spans"], predicted.spans, batch.get("unreachable"))
-        if relation_metric is not None:
-            gold = [gold_relation_tuples(s, r) for s, r in zip(batch["spans"], batch["relations"])]
-            relation_metric.update(batch["corpus_id"], gold, predicted.relations or [[] for _ in gold])
+        self.val_scorer.update(batch, predicted)
         return predicted
 
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> Prediction:
-        return self._evaluate(batch, self.val_metric, self.val_relation_metric)
-
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, self.test_metric, self.test_relation_metric)
+        self.test_scorer.update(batch, self.predict(batch))
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> Prediction:
         return self.predict(batch)
 
-    def _log_results(
-        self, stage: str, metric: SpanF1, relation_metric: RelationF1 | None
-    ) -> dict[str, float]:
-        results = {k: float(v) for k, v in metric.compute().items()}
-        metric.reset()
-        if relation_metric is not None:
-            results.update({k: float(v) for k, v in relation_metric.compute().items()})
-            relation_metric.reset()
-            results.update(ner_scores(results, self.label_space))
+    def _log_results(self, stage: str, scorer: Scorer) -> dict[str, float]:
+        results = scorer.compute()
+        scorer.reset()
         logged = {
             names.logged(stage, k): v for k, v in results.items() if not k.endswith(names.COUNT_SUFFIXES)
         }
@@ -294,10 +277,10 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         return results
 
     def on_validation_epoch_end(self) -> None:
-        self._log_results("val", self.val_metric, self.val_relation_metric)
+        self._log_results("val", self.val_scorer)
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self._log_results("test", self.test_metric, self.test_relation_metric)
+        self.test_results = self._log_results("test", self.test_scorer)
 
     # --- optimisation -------------------------------------------------------------------------------
     def schedule_lengths(self) -> tuple[int, int]:
@@ -382,10 +365,3 @@ class cosine_warmup_decay(linear_warmup_decay):  # noqa: N801
             return step / self.warmup
         progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def ner_scores(results: Mapping[str, float], label_space: LabelSpace) -> dict[str, float]:
-    """NER in the joint-extraction convention: ``ner/micro_f1`` (pooled over entity types, the disjoint
-    view) and ``ner/macro_f1`` (the mean per-type F1)."""
-    per_type = [results[f"disjoint/{q}/f1"] for q in label_space.types]
-    return {"ner/micro_f1": results["disjoint/micro_f1"], "ner/macro_f1": sum(per_type) / len(per_type)}

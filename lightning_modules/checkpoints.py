@@ -2,9 +2,10 @@
 touches it.
 
 Every checkpoint load of the project goes through ``read_checkpoint`` (Lightning's own too, through
-``checkpoint_io.AtomicCheckpointIO``): ``torch.load(weights_only=True)`` with exactly ``CHECKPOINT_GLOBALS``
-allowed, so a file that would run code when unpickled is refused, naming the first global it needs;
-``trust=True`` (``--trust-checkpoint``, ``trust_checkpoint=true``) loads such a file the old way.
+``training.checkpointing.AtomicCheckpointIO``): ``torch.load(weights_only=True)`` with exactly
+``CHECKPOINT_GLOBALS`` allowed, so a file that would run code when unpickled is refused, naming the first
+global it needs; ``trust=True`` (``--trust-checkpoint``, ``trust_checkpoint=true``) loads such a file the
+old way.
 
 Lightning would fail deep inside ``fit``/``test`` with a bare ``RuntimeError``/``ValueError`` (or a zip
 error for a truncated file); ``check_checkpoint`` names the file and what does not fit.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import pickle
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,9 @@ from errors import CheckpointError
 # safe loader; tests/test_safe_loading.py) holds only the globals collections.OrderedDict,
 # torch._utils._rebuild_tensor_v2 and torch.{Float,Long,Byte}Storage, all in torch's set: Lightning's loop,
 # callback, optimizer and scheduler states are dicts of numbers, strings and tensors, the sampler state is
-# plain numbers, the RNG states are tensors, lists and tuples of ints (callbacks.RNGStateCheckpoint), the
-# label space and the run config are plain dicts. A type added here is a type any file may then build.
+# plain numbers, the RNG states are tensors, lists and tuples of ints (training.checkpointing.
+# RNGStateCheckpoint), the label space and the run config are plain dicts. A type added here is a type any
+# file may then build.
 CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
 
 _GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
@@ -175,29 +176,3 @@ def check_checkpoint(
                 "(a different encoder.name or model size?)",
             )
     return checkpoint
-
-
-def newest_good_checkpoint(run_dir: Path, *, trust: bool = False) -> str | None:
-    """The readable checkpoint of ``run_dir`` with the most optimiser steps (ties: the newest file).
-
-    Candidates: ``checkpoints/*.ckpt`` and SLURM's ``hpc_ckpt_*.ckpt``. An unreadable checkpoint newer
-    than the chosen one gets a one-line warning that names it; a refused one (``UntrustedCheckpointError``)
-    is raised, not skipped: a run directory holding such a file is not resumed from an older state.
-    """
-    candidates = [*run_dir.glob("checkpoints/*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")]
-    good: list[tuple[int, float, Path]] = []
-    bad: list[tuple[float, str]] = []
-    for path in candidates:
-        mtime = path.stat().st_mtime
-        try:
-            good.append((int(read_checkpoint(path, trust=trust).get("global_step", 0)), mtime, path))
-        except UntrustedCheckpointError:
-            raise
-        except CheckpointError as err:
-            bad.append((mtime, str(err)))
-    chosen = max(good, default=None)
-    for mtime, problem in sorted(bad, reverse=True):
-        if chosen is None or mtime >= chosen[1]:
-            fallback = f"resuming from {chosen[2]}" if chosen else "starting from scratch"
-            print(f"warning: resume=auto skips {problem}; {fallback}", file=sys.stderr, flush=True)
-    return str(chosen[2]) if chosen else None

@@ -2,8 +2,8 @@
 
 A model package registers its module class with ``@register_model(NAME, description=...)``; the class
 names its config dataclass (``config_class``). Configs, ``train.py``, benchmarks and tests look models up
-here and never name a model class. On the first lookup every subpackage of ``lightning_modules`` is
-imported (so a new model package needs no edit anywhere else), then every entry point of the group
+here and never name a model class. On the first lookup the packages of ``BUILTIN_MODELS`` are imported (a
+new model package of this repository adds its name there), then every entry point of the group
 ``bioner_mtl.models`` (a model in another installed package); a model defined elsewhere (a test) is
 available as soon as its module has been imported.
 """
@@ -14,7 +14,6 @@ import difflib
 import importlib
 import importlib.metadata
 import inspect
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from errors import BionerError, CheckpointError
 from lightning_modules.base import ModelConfig, SpanNERModule
 
 ENTRY_POINT_GROUP = "bioner_mtl.models"
+BUILTIN_MODELS = ("lightning_modules.sru_ner", "lightning_modules.tabert_cnn", "lightning_modules.baseline")
 
 
 class UnknownModelError(BionerError):
@@ -71,11 +71,8 @@ def _load_builtins() -> None:
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    import lightning_modules
-
-    for info in pkgutil.iter_modules(lightning_modules.__path__):
-        if info.ispkg:
-            importlib.import_module(f"lightning_modules.{info.name}")
+    for package in BUILTIN_MODELS:
+        importlib.import_module(package)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         entry_point.load()
 

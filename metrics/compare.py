@@ -2,7 +2,7 @@
 
     python -m metrics.compare outputs/mt6_cpu/sru_ner-1 outputs/mt6_cpu/baseline-1 -o docs/mt6_cpu
 
-reads each run directory's ``history.jsonl`` (one line per validation, ``lightning_modules/
+reads each run directory's ``history.jsonl`` (one line per validation, ``training/
 validation_history.py``), ``metrics.json`` (best dev, test scores; finished runs) and ``config.yaml``
 (the model), and writes ``OUT.png`` (dev merged macro F1 against the step, and the same per corpus) and
 ``OUT.md`` (per run: model, steps, best dev, test macro F1 disjoint / merged, test F1 per corpus in the

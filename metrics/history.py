@@ -1,6 +1,6 @@
 """A run's validation history, ``<run_dir>/history.jsonl``: one JSON line per validation,
 ``{"step", "epoch", "wall_s", "metrics": {"val/...": value}}`` (written by
-``lightning_modules.validation_history.ValidationHistory``, read by ``metrics.compare``)."""
+``training.validation_history.ValidationHistory``, read by ``metrics.compare``)."""
 
 from __future__ import annotations
 

@@ -38,6 +38,9 @@ class PartialMatch:
         self.gold: dict[tuple[str, str], list[list[dict]]] = {}
         self.pred: dict[tuple[str, str], list[list[dict]]] = {}
 
+    def reset(self) -> None:
+        self.gold, self.pred = {}, {}
+
     def update(
         self,
         corpus: str,

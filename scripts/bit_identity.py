@@ -98,7 +98,8 @@ def fingerprint(run_dir: Path, repo: Path) -> dict[str, str]:
     for name in ("best.ckpt", "last.ckpt"):
         checkpoint = torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=False)
         flatten(checkpoint, name, out, placeholders)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    written = run_dir / "metrics.json"  # (a run without a test writes none)
+    metrics = json.loads(written.read_text()) if written.is_file() else {}
     for key, value in metrics.items():
         if not any(mark in key for mark in UNTIMED):
             flatten(value, f"metrics/{key}", out, placeholders)
@@ -111,7 +112,8 @@ def run_all(repo: Path, out: Path, data_root: str, only: list[str]) -> None:
         if only and name not in only:
             continue
         run_dir = (out / name).resolve()
-        if not (run_dir / "metrics.json").is_file():
+        done = out / f"{name}.done"
+        if not done.is_file():
             args = [a.replace("{data}", str(Path(data_root).resolve())) for a in overrides]
             command = [
                 sys.executable,
@@ -131,6 +133,7 @@ def run_all(repo: Path, out: Path, data_root: str, only: list[str]) -> None:
                 code = subprocess.call(command, cwd=repo, env=env, stdout=handle, stderr=subprocess.STDOUT)
             if code != 0:
                 raise SystemExit(f"error: run {name} exited with {code}; see {log}")
+            done.touch()
         prints[name] = fingerprint(run_dir, repo)
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=False

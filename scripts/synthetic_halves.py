@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from datamodules.catalog import CORPORA  # noqa: E402
 from datamodules.corpora import read_split  # noqa: E402
-from datamodules.registry import CORPORA  # noqa: E402
 from datamodules.sentence import Sentence  # noqa: E402
 from errors import BionerError, report_user_error  # noqa: E402
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 from tiny_models import collate_sentences, tiny_bert_config
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from datamodules.sentence import Sentence, Span
 from lightning_modules.registry import build_module
-from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.targets import action_counts
 from losses import balanced_binary_weights, dynamic_multi_hot_target, multi_hot_bce_terms, welt_binary_weights
 
-LS = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
+LS = label_space_of(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
 TR = {k: 2 + 2 * k for k in range(3)}
 RE = {k: 3 + 2 * k for k in range(3)}
 

@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lightning_modules.agreed_stop import REQUEUE, TERMINATE, AgreedStop  # noqa: E402
+from training.agreed_stop import REQUEUE, TERMINATE, AgreedStop  # noqa: E402
 
 SIGNALLED_RANK, SIGNALLED_AT, STEPS = 1, 2, 6
 

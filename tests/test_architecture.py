@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 PACKAGES = ("configs", "datamodules", "inference", "lightning_modules", "losses", "metrics", "training")
 ENTRY_POINTS = ("train", "predict", "evaluate", "export")
 TOP_LEVEL = (*ENTRY_POINTS, "errors")
@@ -157,3 +161,113 @@ def test_imports_point_down_the_layers():
         if package(imported) != package(module) and LAYERS[package(imported)] >= LAYERS[package(module)]
     )
     assert upward == []
+
+
+def _callback_classes(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                text = ast.unparse(base)
+                if text.endswith("Callback") or text.endswith("CheckpointIO"):
+                    names.append(node.name)
+    return names
+
+
+def test_how_a_job_runs_lives_in_training():
+    """Callbacks and checkpoint IO are job control: ``training/`` holds every one of them."""
+    outside = {
+        f"{module}.{name}"
+        for module, path in project_modules().items()
+        if not module.startswith("training")
+        for name in _callback_classes(path)
+    }
+    assert outside == set()
+    inside = {
+        n for m, p in project_modules().items() if m.startswith("training") for n in _callback_classes(p)
+    }
+    assert {"AgreedStop", "AtomicCheckpointIO", "ValidationHistory", "UnannotatedRecall"} <= inside
+
+
+def test_lightning_modules_holds_the_contract_the_registry_and_the_models():
+    from lightning_modules.registry import BUILTIN_MODELS
+
+    packages = sorted(p.name for p in (ROOT / "lightning_modules").iterdir() if (p / "__init__.py").is_file())
+    assert sorted(name.rpartition(".")[2] for name in BUILTIN_MODELS) == packages
+
+
+def test_only_the_sru_head_knows_its_layer_order():
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "lightning_modules").rglob("*.py")
+        if path.name != "network.py" or path.parent.name != "sru_ner"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "mlp[" in line or "mlp." in line
+    ]
+    assert offenders == []
+
+
+def test_every_model_package_has_the_same_five_files():
+    layout = {"__init__.py", "config.py", "network.py", "codec.py", "targets.py", "module.py"}
+    packages = [p for p in (ROOT / "lightning_modules").iterdir() if (p / "__init__.py").is_file()]
+    assert len(packages) == 3
+    missing = {p.name: sorted(layout - {f.name for f in p.glob("*.py")}) for p in packages}
+    assert missing == {p.name: [] for p in packages}
+
+
+def test_the_label_space_is_below_the_corpus_catalog():
+    graph = project_import_graph()
+    assert not {m for m in graph["datamodules.label_space"] if m.startswith("datamodules")}
+    names = [p.name for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
+    assert names.count("registry.py") == 1  # the model registry; the corpora are datamodules/catalog.py
+
+
+@pytest.mark.parametrize("model", ["sru_ner", "baseline", "tabert_cnn"])
+def test_the_setup_and_step_routes_keep_their_rules(model):
+    """``scripts/trace_routes.py``: split setup returns to no file it left, a training step enters each
+    file once (apart from the model's loss); the routes ``docs/design.md`` shows."""
+    import trace_routes
+
+    routes = trace_routes.trace(model)
+    assert set(routes) == {"setup", "step"}
+    for route in routes.values():
+        assert route.breaks() == [], route.name
+    assert "datamodules/cache.py" in routes["setup"].files()
+    assert "datamodules/readers.py" in routes["setup"].files()
+    assert f"lightning_modules/{model}/network.py" in routes["step"].files()
+
+
+PRIVATE_LIGHTNING = (
+    "_signal_connector", "_broadcast_sigterm_tensor", "_should_accumulate", "strategy._timeout",
+    "_last_global_step_saved", "_get_rank",
+)  # fmt: skip
+
+
+def test_lightning_internals_are_reached_from_one_module():
+    adapter = ROOT / "training" / "lightning_internals.py"
+    offenders = []
+    for module, path in project_modules().items():
+        text = path.read_text()
+        if path == adapter:
+            continue
+        offenders += [f"{module}: {name}" for name in PRIVATE_LIGHTNING if name in text]
+        tree = ast.parse(text)
+        offenders += [
+            f"{module}: {node.module}.{alias.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lightning")
+            for alias in node.names
+            if alias.name.startswith("_")
+        ]
+    assert offenders == []
+
+
+def test_no_test_file_imports_another():
+    """Shared helpers live in helper modules and fixtures in ``conftest.py``, not in other test files."""
+    offenders = [
+        f"{path.name}: {node.module}"
+        for path in (ROOT / "tests").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("test_")
+    ]
+    assert offenders == []

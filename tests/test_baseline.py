@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from tiny_models import collate_sentences, tiny_bert_config
 
+from datamodules.corpora import label_space_of
 from datamodules.label_space import LabelSpace
 from datamodules.sentence import Sentence, Span
+from lightning_modules.baseline.codec import IGNORE, BIOLayout, decode_tags, encode_tags, flat_spans
 from lightning_modules.baseline.network import PerCorpusTaggerNetwork
-from lightning_modules.baseline.tagging import IGNORE, BIOLayout, decode_tags, encode_tags, flat_spans
 from lightning_modules.baseline.targets import BIOTargetEncoder
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.registry import build_module
@@ -21,7 +22,7 @@ from metrics.span_f1 import SpanF1
 
 # BC5CDR/Chemical 0, BC5CDR/Disease 1, JNLPBA/Cell_Line 2, /Cell_Type 3, /DNA 4, /Gene_or_protein 5, /RNA 6,
 # NCBI-disease/Disease 7
-LS = LabelSpace.from_corpora(["BC5CDR", "JNLPBA", "NCBI-disease"])
+LS = label_space_of(["BC5CDR", "JNLPBA", "NCBI-disease"])
 LAYOUT = BIOLayout(LS)
 
 
@@ -139,7 +140,7 @@ def test_tiny_baseline_fits_32_sentences_exactly(tmp_path):
             spans.append(Span(len(words), len(words) + len(mention), kind))
             words += mention
         sentences.append(Sentence(tuple(words), tuple(spans), "JNLPBA"))
-    label_space = LabelSpace.from_corpora(["JNLPBA"])
+    label_space = label_space_of(["JNLPBA"])
     batch = _batch(tmp_path, sentences, label_space)
     assert sum(len(s) for s in batch["spans"]) == sum(len(s.spans) for s in sentences) > 40
     cfg = {"encoder": {"name": "tiny"}, "model": {"name": "baseline", "dropout": 0.1}}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_sru_fused import _batch, _heads
+from sru_heads import paired_heads, random_batch
 
 from lightning_modules.sru_ner.fused import fused_teacher_forcing
-from lightning_modules.tabert_cnn.network import TableCNN, TableCNNConfig
+from lightning_modules.tabert_cnn.config import TabERTCNNConfig
+from lightning_modules.tabert_cnn.network import TableCNN
 from losses import multi_hot_bce
 
 
@@ -28,9 +29,9 @@ def _loss_and_grads(head, slots, word_mask, gold, other, *, autocast: bool):
 @pytest.mark.parametrize("loop", ["autograd", "fused"])
 @pytest.mark.parametrize("multi", [False, True], ids=["one-corpus", "multi-corpus"])
 def test_the_sru_head_under_bf16_autocast_is_exactly_the_fp32_head(loop: str, multi: bool) -> None:
-    plain, fused = _heads()
+    plain, fused = paired_heads()
     head = fused if loop == "fused" else plain
-    batch = _batch(multi)
+    batch = random_batch(multi)
     want_out, want_loss, want_grads = _loss_and_grads(head, *batch, autocast=False)
     got_out, got_loss, got_grads = _loss_and_grads(head, *batch, autocast=True)
     assert got_out.logits.dtype == torch.float32
@@ -48,18 +49,40 @@ def test_the_sru_head_under_bf16_autocast_is_exactly_the_fp32_head(loop: str, mu
 
 
 def test_the_fused_function_called_directly_under_autocast_computes_in_fp32() -> None:
-    _, head = _heads()
-    slots, word_mask, gold, other = _batch(True)
-    want_logits, want_targets, _ = fused_teacher_forcing(head, slots, word_mask, gold, other, 4)
+    _, head = paired_heads()
+    slots, word_mask, gold, other = random_batch(True)
+    want_logits, want_targets, _ = fused_teacher_forcing(
+        head.weights(),
+        head.read_params,
+        head.cfg,
+        head.workspace,
+        slots,
+        word_mask,
+        gold,
+        other,
+        4,
+        training=head.training,
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits, targets, _ = fused_teacher_forcing(head, slots, word_mask, gold, other, 4)
+        logits, targets, _ = fused_teacher_forcing(
+            head.weights(),
+            head.read_params,
+            head.cfg,
+            head.workspace,
+            slots,
+            word_mask,
+            gold,
+            other,
+            4,
+            training=head.training,
+        )
     assert logits.dtype == torch.float32
     assert torch.equal(logits, want_logits) and torch.equal(targets, want_targets)
 
 
 def test_the_sru_generation_under_bf16_autocast_is_exactly_the_fp32_generation() -> None:
-    plain, fused = _heads()
-    slots, word_mask, _, _ = _batch(False)
+    plain, fused = paired_heads()
+    slots, word_mask, _, _ = random_batch(False)
     for head in (plain.eval(), fused.eval()):
         want = head.generate(slots, word_mask)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -71,8 +94,8 @@ def test_the_sru_generation_under_bf16_autocast_is_exactly_the_fp32_generation()
 @pytest.mark.parametrize("pair_dim", [8, 0], ids=["projected", "encoder-width"])
 def test_tabert_cnn_cell_activations_stay_bf16_under_autocast(first_layer: str, pair_dim: int) -> None:
     torch.manual_seed(0)
-    config = TableCNNConfig(out_channels=3, pair_dim=pair_dim, channels=6, layers=3, first_layer=first_layer)
-    net = TableCNN(16, config).eval()
+    config = TabERTCNNConfig(pair_dim=pair_dim, channels=6, layers=3, first_layer=first_layer)
+    net = TableCNN(16, config, out_channels=3).eval()
     inputs: list[torch.dtype] = []
     for conv in net.convs:  # the factored path computes convs[0] itself: its output feeds convs[1]
         conv.register_forward_pre_hook(lambda module, args: inputs.append(args[0].dtype))
@@ -118,8 +141,8 @@ def test_the_sru_head_forward_and_generation_run_without_tf32(monkeypatch) -> No
             seen.append(("out", self.device.type))
 
     monkeypatch.setattr(network, "ieee_fp32_matmuls", Recording)
-    _, head = _heads()
-    slots, word_mask, gold, other = _batch(True)
+    _, head = paired_heads()
+    slots, word_mask, gold, other = random_batch(True)
     head(slots, word_mask, gold, other)
     head.eval()
     with torch.no_grad():

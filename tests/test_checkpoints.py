@@ -57,7 +57,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypat
 
     import lightning.fabric.utilities.cloud_io as cloud_io
 
-    from lightning_modules.checkpoint_io import AtomicCheckpointIO
+    from training.checkpointing import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"
@@ -82,7 +82,7 @@ def test_a_checkpoint_selected_under_the_old_metric_name_keeps_its_best_score(tm
     """A run from before metrics.names (``val/f1_merged_macro``), resumed, keeps selecting its best.ckpt."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from lightning_modules.callbacks import RenamedMetrics
+    from training.checkpointing import RenamedMetrics
 
     def states(monitor: str) -> dict:
         best = ModelCheckpoint(dirpath=str(tmp_path), filename="best", monitor=monitor, mode="max")

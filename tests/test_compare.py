@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from lightning_modules.validation_history import ValidationHistory
 from metrics import compare
 from metrics.history import read_history
+from training.validation_history import ValidationHistory
 
 
 def _history(run_dir, lines):

@@ -8,38 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertTokenizerFast
+from tiny_corpora import CLS, ID, PAD, SEP, TRAIN_BC5, UNK, make_dm, write_tsv
 
-from datamodules import cache, multi_corpus
+from datamodules import cache, corpora
 from datamodules.cache import load_or_tokenize
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of, label_space_of_specs
 from datamodules.multi_corpus import Collator, CorpusRows, MultiCorpusDataModule
+from datamodules.readers import ReadResult
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
 from datamodules.splitting import split_long_sentence
 from errors import MissingCorpusError
-
-VOCAB = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-    "the", "of", "in", "and", "a", "with", "patients", "induced", "disease", "cancer", "renal", "failure",
-    "asp", "##irin", "hyper", "##tension", "cis", "##platin", "tumor", "##s", ".", ",",
-]  # fmt: skip
-CLS, SEP, PAD, UNK = 2, 3, 0, 1
-ID = {w: i for i, w in enumerate(VOCAB)}
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("tok")
-    (d / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    # save_pretrained adds tokenizer.json + tokenizer_config.json, so AutoTokenizer (the data module) loads it
-    BertTokenizerFast.from_pretrained(str(d)).save_pretrained(str(d))
-    return d
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return BertTokenizerFast.from_pretrained(str(tokenizer_dir))
 
 
 def sent(words: str, spans=(), corpus="BC5CDR") -> Sentence:
@@ -48,7 +27,7 @@ def sent(words: str, spans=(), corpus="BC5CDR") -> Sentence:
 
 # --- collate -----------------------------------------------------------------------------------
 def test_collate_two_sentences_by_hand(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, /Disease 1, NCBI/Disease 2
+    ls = label_space_of(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, /Disease 1, NCBI/Disease 2
     sentences = [
         sent("aspirin induced hypertension", [(0, 1, "Chemical"), (2, 3, "Disease")]),
         sent("the cancer", [(1, 2, "Disease")]),
@@ -88,7 +67,7 @@ def test_collate_two_sentences_by_hand(tokenizer):
 
 
 def test_collate_sentence_without_spans_gives_empty_span_tensor(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     rows, _ = tokenize_corpus([sent("the cancer")], tokenizer, ls, "BC5CDR")
     batch = Collator(PAD)([CorpusRows(rows, 0)[0]])
     assert batch["spans"][0].shape == (0, 3)
@@ -148,7 +127,7 @@ def test_split_long_sentence_random_cases_never_cut_a_mention():
 
 
 def test_long_sentence_split_rebases_spans(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     # 8 words, 10 subwords: "aspirin" and "hypertension" have 2 each; cap 9 -> budget 7
     s = sent(
         "the aspirin in the patients with the hypertension",
@@ -164,7 +143,7 @@ def test_long_sentence_split_rebases_spans(tokenizer):
 
 
 def test_unsplittable_sentence_is_reported_not_lost(tokenizer, caplog):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     sentences = [
         sent("the cancer", [(1, 2, "Disease")]),
         # one 6-subword mention does not fit a budget of 5 (cap 7)
@@ -190,7 +169,7 @@ def test_unsplittable_sentence_is_reported_not_lost(tokenizer, caplog):
 
 
 def test_word_that_tokenizes_to_nothing_gets_unk(tokenizer):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     s = Sentence(("the", "\u200b", "cancer", "\u200b"), (Span(2, 3, "Disease"),), "BC5CDR")
     assert tokenizer(["\u200b"], is_split_into_words=True, add_special_tokens=False)["input_ids"] == []
     rows, report = tokenize_corpus([s], tokenizer, ls, "BC5CDR")
@@ -202,12 +181,12 @@ def test_word_that_tokenizes_to_nothing_gets_unk(tokenizer):
 
 # --- cache -------------------------------------------------------------------------------------
 def test_load_or_tokenize_cache_hit_reads_nothing(tokenizer, tmp_path, monkeypatch):
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     f = tmp_path / "train.tsv"
     f.write_text("whatever\tO\n")
     sentences = [sent("the cancer", [(1, 2, "Disease")])]
     kw = dict(corpus="BC5CDR", split="train", cache_dir=tmp_path / "cache")
-    first, _ = load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)
+    first, _ = load_or_tokenize(f, lambda: ReadResult(sentences, None), tokenizer, ls, **kw)
     (entry,) = (tmp_path / "cache" / "BC5CDR").iterdir()
     assert entry.name.startswith("train-") and len(entry.name) == len("train-") + 16
     assert (entry / "report.json").is_file()
@@ -219,53 +198,10 @@ def test_load_or_tokenize_cache_hit_reads_nothing(tokenizer, tmp_path, monkeypat
     again, report = load_or_tokenize(f, boom, tokenizer, ls, **kw)
     assert again.to_dict() == first.to_dict() and report.rows == 1
     with pytest.raises(AssertionError, match="cache hit"):  # another cap is another key
-        load_or_tokenize(f, lambda: sentences, tokenizer, ls, max_subwords=64, **kw)
+        load_or_tokenize(f, lambda: ReadResult(sentences, None), tokenizer, ls, max_subwords=64, **kw)
 
 
 # --- the data module ---------------------------------------------------------------------------
-TRAIN_BC5 = [
-    [("aspirin", "B-Chemical"), ("induced", "O"), ("hypertension", "B-Disease"), (".", "O")],
-    [("the", "O"), ("cancer", "B-Disease")],
-    [("cisplatin", "B-Chemical"), ("and", "O"), ("renal", "B-Disease"), ("failure", "I-Disease")],
-    # one 9-subword mention: cannot fit max_subwords=10 (budget 8) -> left out of training
-    [("the", "O")] + [(w, "B-Chemical" if i == 0 else "I-Chemical") for i, w in enumerate(
-        ["aspirin", "cisplatin", "hypertension", "the", "tumors"])],
-    [("patients", "O"), ("with", "O"), ("tumors", "B-Disease")],
-]  # fmt: skip
-DEV_BC5 = [
-    [("the", "O"), ("aspirin", "B-Chemical")],
-    [("hypertension", "B-Disease"), ("in", "O"), ("patients", "O"), ("with", "O"), ("cancer", "B-Disease")],
-    [("a", "O")],
-]
-TRAIN_NCBI = [
-    [("renal", "B-Disease"), ("failure", "I-Disease"), ("in", "O"), ("patients", "O")],
-    [("tumors", "B-Disease"), ("of", "O"), ("the", "O"), ("disease", "O")],
-    [("a", "O"), ("cancer", "B-Disease")],
-]
-DEV_NCBI = [[("cancer", "B-Disease"), ("patients", "O")], [("the", "O"), ("tumors", "B-Disease")]]
-
-
-def write_tsv(path: Path, sentences) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in s) for s in sentences) + "\n")
-
-
-@pytest.fixture()
-def data_root(tmp_path) -> Path:
-    root = tmp_path / "data"
-    for corpus, train, dev in (("BC5CDR", TRAIN_BC5, DEV_BC5), ("NCBI-disease", TRAIN_NCBI, DEV_NCBI)):
-        write_tsv(root / corpus / "train.tsv", train)
-        write_tsv(root / corpus / "dev.tsv", dev)
-        write_tsv(root / corpus / "test.tsv", dev[::-1])
-    return root
-
-
-def make_dm(data_root, tokenizer_dir, tmp_path, **kw) -> MultiCorpusDataModule:
-    args = dict(max_subwords=10, batch_size=4, eval_batch_size=2, cache_dir=tmp_path / "cache")
-    args.update(kw)
-    return MultiCorpusDataModule(["NCBI-disease", "BC5CDR"], data_root, tokenizer_dir, **args)
-
-
 class CountingTokenize:
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
@@ -291,7 +227,7 @@ def test_cache_second_setup_does_no_tokenization_and_invalidates(
         raise AssertionError("corpus parsed on a cache hit")
 
     counter.calls.clear()
-    monkeypatch.setattr(multi_corpus, "read_split", no_read)
+    monkeypatch.setattr(corpora, "read_corpus_file", no_read)
     again = make_dm(data_root, tokenizer_dir, tmp_path)
     again.setup("fit")
     assert counter.calls == []  # second construction: nothing read, nothing tokenized
@@ -417,19 +353,26 @@ def test_an_unreadable_cache_entry_is_named_rebuilt_and_the_run_goes_on(
 def test_concurrent_rebuilds_of_one_entry_warn_once_and_agree(tokenizer, tmp_path, capsys):
     from concurrent.futures import ThreadPoolExecutor
 
-    ls = LabelSpace.from_corpora(["BC5CDR"])
+    ls = label_space_of(["BC5CDR"])
     f = tmp_path / "train.tsv"
     f.write_text("whatever\tO\n")
     sentences = [sent("the cancer", [(1, 2, "Disease")]), sent("aspirin induced hypertension")] * 50
     kw = dict(corpus="BC5CDR", split="train", cache_dir=tmp_path / "cache")
-    original, _ = load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)
+
+    def read():
+        return ReadResult(sentences, None)
+
+    original, _ = load_or_tokenize(f, read, tokenizer, ls, **kw)
     expected = original.to_dict()
     (entry,) = (tmp_path / "cache" / "BC5CDR").glob("train-*")
     _truncate_an_arrow_file(entry)
     capsys.readouterr()
     with ThreadPoolExecutor(3) as pool:  # as DDP ranks sharing the cache directory would
         results = list(
-            pool.map(lambda _: load_or_tokenize(f, lambda: sentences, tokenizer, ls, **kw)[0], range(3))
+            pool.map(
+                lambda _: load_or_tokenize(f, lambda: ReadResult(sentences, None), tokenizer, ls, **kw)[0],
+                range(3),
+            )
         )
     assert all(rows.to_dict() == expected for rows in results)
     assert capsys.readouterr().err.count("warning:") == 1
@@ -449,8 +392,8 @@ def test_training_rows_load_the_fit_stage_and_the_label_space_comes_from_the_res
         },
     }  # fmt: skip
     dm = MultiCorpusDataModule.from_config(cfg)
-    assert dm.label_space == LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
-    assert dm.label_space == LabelSpace.from_specs(dm.specs.values())
+    assert dm.label_space == label_space_of(["BC5CDR", "NCBI-disease"])
+    assert dm.label_space == label_space_of_specs(dm.specs.values())
     rows = dm.training_rows()
     assert rows is dm.datasets["train"] and set(rows) == {"BC5CDR", "NCBI-disease"}
     assert len(rows["BC5CDR"]) == 4  # 5 sentences, one too long to split without cutting a mention

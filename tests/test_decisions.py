@@ -12,14 +12,14 @@ import pytest
 import torch
 from tiny_models import collate_sentences, tiny_bert_config
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from datamodules.sentence import Sentence, Span
 from lightning_modules.decisions import binary_offset, class_offset, threshold_logits
 from lightning_modules.registry import build_module
-from lightning_modules.sru_ner.actions import EOA, SHIFT, ActionVocabulary, decode_batch
+from lightning_modules.sru_ner.codec import EOA, SHIFT, ActionVocabulary, decode_batch
 from losses import dynamic_multi_hot_target
 
-LS = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
+LS = label_space_of(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
 TR = {k: 2 + 2 * k for k in range(3)}
 RE = {k: 3 + 2 * k for k in range(3)}
 A = 8
@@ -202,8 +202,8 @@ def test_training_passes_the_offset_to_the_sh_test(tmp_path, loop):
         head = module.network.head
         script = [_row(SH=1.0, TR2=2.0)] + [_row(SH=1.0)] * 12
         if loop == "fused":  # the fused loop reads the MLP's weights: every row's logits = the bias
-            head.mlp[3].weight.data.zero_()
-            head.mlp[3].bias.data.copy_(torch.tensor(script[0]))
+            head.weights().w2.data.zero_()
+            head.weights().b2.data.copy_(torch.tensor(script[0]))
         else:
             head.mlp = ScriptedMLP(script)
         batch = collate_sentences(tmp_path, sentences, LS, module.target_encoder())
@@ -248,7 +248,7 @@ def _tabert(decisions: str, corpora=("BC5CDR", "NCBI-disease"), **model):
         "model": {"name": "tabert_cnn", "channels": 16, "pair_dim": 8, "class_weighting": "welt",
                   "decisions": decisions, **model},
     }  # fmt: skip
-    return build_module(cfg, LabelSpace.from_corpora(list(corpora)), tiny_bert_config().to_dict()).eval()
+    return build_module(cfg, label_space_of(list(corpora)), tiny_bert_config().to_dict()).eval()
 
 
 def test_tabert_cell_threshold_reads_the_calibrated_probability(tmp_path, monkeypatch):

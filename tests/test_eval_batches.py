@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_datamodule import data_root, make_dm, tokenizer_dir  # noqa: F401 - fixtures
+from tiny_corpora import make_dm
 
 from datamodules.eval_batches import budget_batches
 
@@ -40,7 +40,7 @@ def test_a_row_over_budget_alone_is_its_own_batch_and_said(caplog):
     assert "2 sentence(s) exceed the evaluation memory budget" in caplog.text
 
 
-def test_eval_loaders_follow_the_cost(data_root, tokenizer_dir, tmp_path):  # noqa: F811
+def test_eval_loaders_follow_the_cost(data_root, tokenizer_dir, tmp_path):
     dm = make_dm(data_root, tokenizer_dir, tmp_path, eval_batch_size=8, eval_memory_mb=5 / 2**20)
     dm.eval_cost = table_cost
     for loader, rows in zip(dm.test_dataloader(), dm._rows("test")):
@@ -67,14 +67,12 @@ def test_tabert_estimate_is_within_25_percent_of_the_measured_peak_on_the_longes
     from torch.profiler import ProfilerActivity, profile
 
     from configs.compose import compose
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import build_module
 
     cfg = compose(["experiment=mt6_tabert_cpu", f"data.root={SHARED}", f"data.cache_dir={tmp_path}"])
-    module = build_module(
-        OmegaConf.to_container(cfg, resolve=True), LabelSpace.from_corpora(cfg.data.corpora)
-    )
+    module = build_module(OmegaConf.to_container(cfg, resolve=True), label_space_of(cfg.data.corpora))
     module.eval()
     data_cfg = OmegaConf.merge(cfg, {"data": {"corpora": ["BC4CHEMD"]}})
     data = MultiCorpusDataModule.from_config(data_cfg, batch_transform=module.target_encoder())

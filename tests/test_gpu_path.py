@@ -10,17 +10,17 @@ import warnings
 
 import pytest
 import torch
-from test_sru_fused import GOLD_STEPS, _batch, _heads
+from sru_heads import GOLD_STEPS, paired_heads, random_batch
 from tiny_models import collate_sentences, tiny_bert_config
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from datamodules.sentence import Sentence, Span
 from lightning_modules.registry import build_module
 from losses import multi_hot_bce
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a GPU")
-LABELS = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
+LABELS = label_space_of(["BC5CDR", "NCBI-disease"])
 MODELS = {
     "sru_ner": {"name": "sru_ner"},
     "baseline": {"name": "baseline"},
@@ -75,8 +75,8 @@ def _on_cuda(batch):
 @needs_cuda
 @pytest.mark.parametrize("multi", [False, True], ids=["one-corpus", "multi-corpus"])
 def test_cuda_fused_loop_equals_autograd_loop(multi: bool) -> None:
-    plain, fused = (head.cuda() for head in _heads())
-    batch = _on_cuda(_batch(multi))
+    plain, fused = (head.cuda() for head in paired_heads())
+    batch = _on_cuda(random_batch(multi))
     out_p, loss_p, grads_p = _cuda_run(plain, *batch)
     out_f, loss_f, grads_f = _cuda_run(fused, *batch)
     if multi:
@@ -94,14 +94,14 @@ def test_cuda_fused_loop_equals_autograd_loop(multi: bool) -> None:
 
 @needs_cuda
 def test_cuda_fused_generation_equals_autograd_generation() -> None:
-    from lightning_modules.sru_ner.actions import EOA
+    from lightning_modules.sru_ner.codec import EOA
 
-    plain, fused = (head.cuda() for head in _heads())
+    plain, fused = (head.cuda() for head in paired_heads())
     for head in (plain, fused):
         with torch.no_grad():
-            head.mlp[3].bias[EOA] = -4.0  # no early stop: many reads and writes are compared
+            head.weights().b2[EOA] = -4.0  # no early stop: many reads and writes are compared
         head.eval()
-    slots, word_mask, _, _ = _on_cuda(_batch(False))
+    slots, word_mask, _, _ = _on_cuda(random_batch(False))
     with torch.no_grad():
         expected = plain.generate(slots, word_mask)
         torch.testing.assert_close(fused.generate(slots, word_mask), expected)
@@ -130,10 +130,10 @@ def test_cuda_bf16_training_of_each_model_has_a_finite_decreasing_loss(model: st
 def test_cuda_head_synchronises_only_where_designed() -> None:
     """One-corpus training step (forward and backward): no synchronisation at all. Multi-corpus forward
     and generation: at most one per ``sync_every`` steps (the stop checks), and nothing else."""
-    _, fused = _heads()
+    _, fused = paired_heads()
     fused.cuda()
     every = fused.cfg.sync_every
-    slots, word_mask, gold, other = _on_cuda(_batch(True))
+    slots, word_mask, gold, other = _on_cuda(random_batch(True))
     torch.cuda.set_sync_debug_mode("error")
     try:
         out = fused(slots.clone().requires_grad_(True), word_mask, gold, None)

@@ -1,4 +1,4 @@
-"""Multi-process jobs end by one agreed protocol (``lightning_modules/agreed_stop.py``): SLURM's requeue
+"""Multi-process jobs end by one agreed protocol (``training/agreed_stop.py``): SLURM's requeue
 signal, an exception on one rank, and SIGTERM during validation, each under 2-process DDP (CPU, gloo).
 
 Every run trains the configuration of ``test_job_survival`` (12 optimiser steps, validation and
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_job_survival import STEPS, _args, _assert_same_training_state, _last
+from resume_runs import STEPS, assert_same_training_state, last_checkpoint, resume_args
 from train_runner import ROOT, clean_env, free_port, tiny_encoder_dir
 
 JOB_EVENTS = Path(__file__).resolve().parent / "job_events"
@@ -94,9 +94,9 @@ def ddp_reference(tmp_path_factory) -> tuple[Path, Path, Path, dict]:
     bin_dir = tmp_path / "bin"
     _scontrol(bin_dir)
     run_dir = tmp_path / "reference"
-    codes, _, errs, _ = _srun([*_args(tmp_path, run_dir, encoder), *DDP], tmp_path, bin_dir)
+    codes, _, errs, _ = _srun([*resume_args(tmp_path, run_dir, encoder), *DDP], tmp_path, bin_dir)
     assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
-    return tmp_path, encoder, bin_dir, _last(run_dir)
+    return tmp_path, encoder, bin_dir, last_checkpoint(run_dir)
 
 
 @pytest.mark.slow
@@ -107,7 +107,7 @@ def test_slurm_requeue_signal_at_different_moments_stops_both_ranks_requeues_onc
     bin_dir = tmp_path / "bin-requeue"
     calls = _scontrol(bin_dir)
     run_dir = tmp_path / "requeue"
-    args = [*_args(tmp_path, run_dir, encoder), *DDP]
+    args = [*resume_args(tmp_path, run_dir, encoder), *DDP]
     # SLURM delivers USR1 to every task, here one step apart (rank 1 during step 3, rank 0 during step 4)
     events = [
         {"rank": 1, "at": "train", "step": 2, "do": "SIGUSR1"},
@@ -122,13 +122,13 @@ def test_slurm_requeue_signal_at_different_moments_stops_both_ranks_requeues_onc
     assert "SLURM requeue" in stops[0][0] and "SLURM requeue" in stops[1][0]
     assert calls.read_text().splitlines() == [f"requeue {JOB_ID}"]  # once, by rank 0
     assert f"Requeued SLURM job {JOB_ID}" in outs[0]
-    assert _last(run_dir)["global_step"] == int(steps[0])
+    assert last_checkpoint(run_dir)["global_step"] == int(steps[0])
     assert not list(run_dir.glob("hpc_ckpt_*.ckpt"))  # Lightning's in-handler save is off
 
     # the requeued job: the same command line
     codes, _, errs, _ = _srun(args, tmp_path, bin_dir)
     assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
-    _assert_same_training_state(expected, _last(run_dir))
+    assert_same_training_state(expected, last_checkpoint(run_dir))
     assert calls.read_text().splitlines() == [f"requeue {JOB_ID}"]
 
 
@@ -138,7 +138,11 @@ def test_an_exception_on_one_rank_ends_both_within_the_timeout_and_the_last_good
 ):
     tmp_path, encoder, bin_dir, expected = ddp_reference
     run_dir = tmp_path / "failure"
-    args = [*_args(tmp_path, run_dir, encoder), *DDP, f"trainer.collective_timeout_s={COLLECTIVE_TIMEOUT_S}"]
+    args = [
+        *resume_args(tmp_path, run_dir, encoder),
+        *DDP,
+        f"trainer.collective_timeout_s={COLLECTIVE_TIMEOUT_S}",
+    ]
     # rank 1 raises at the start of step 6 (after the step-4 validation and the step-5 batch); rank 0 goes
     # on into that step's gradient all-reduce
     events = [{"rank": 1, "at": "train", "step": 5, "do": "raise"}]
@@ -147,20 +151,20 @@ def test_an_exception_on_one_rank_ends_both_within_the_timeout_and_the_last_good
     assert "injected failure on rank 1" in errs[1]
     assert "no checkpoint is written" in errs[1]
     assert elapsed < COLLECTIVE_TIMEOUT_S + 60, elapsed
-    newest = _last(run_dir)
+    newest = last_checkpoint(run_dir)
     assert newest["global_step"] < 6  # no checkpoint of the failed step; the one on disk is good
     assert not list((run_dir / "checkpoints").glob(".*.tmp-*"))
 
     codes, _, errs, _ = _srun(args, tmp_path, bin_dir)  # resume=auto
     assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
-    _assert_same_training_state(expected, _last(run_dir))
+    assert_same_training_state(expected, last_checkpoint(run_dir))
 
 
 @pytest.mark.slow
 def test_sigterm_during_validation_stops_before_it_ends_and_resumes_exactly(ddp_reference):
     tmp_path, encoder, bin_dir, expected = ddp_reference
     run_dir = tmp_path / "validation"
-    args = [*_args(tmp_path, run_dir, encoder), *DDP]
+    args = [*resume_args(tmp_path, run_dir, encoder), *DDP]
     # rank 1 is signalled at its first dev batch of the first validation; rank 0 hears of it only
     # through the job's store
     events = [{"rank": 1, "at": "validation", "step": None, "do": "SIGTERM"}]
@@ -169,11 +173,11 @@ def test_sigterm_during_validation_stops_before_it_ends_and_resumes_exactly(ddp_
     stops = [_stop_lines(err) for err in errs]
     assert [len(s) for s in stops] == [1, 1], errs[0][-3000:] + errs[1][-3000:]
     assert all("during the validation" in s[0] for s in stops), stops
-    step = _last(run_dir)["global_step"]
+    step = last_checkpoint(run_dir)["global_step"]
     assert all(f"after optimizer step {step}" in s[0] for s in stops), (stops, step)
     # the validation never ended: it would have written best.ckpt, and logged its scores
     assert not (run_dir / "checkpoints" / "best.ckpt").exists()
 
     codes, _, errs, _ = _srun(args, tmp_path, bin_dir)  # resume=auto
     assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
-    _assert_same_training_state(expected, _last(run_dir))
+    assert_same_training_state(expected, last_checkpoint(run_dir))

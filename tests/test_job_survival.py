@@ -16,45 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_runner import ROOT, clean_env, run_train, tiny_encoder_dir, tiny_run_args
+from resume_runs import STEPS, assert_same_training_state, last_checkpoint, resume_args
+from train_runner import ROOT, clean_env, run_train, tiny_encoder_dir
 
 from lightning_modules.checkpoints import read_checkpoint
 from metrics.history import read_history
-
-STEPS = 12
-
-
-def _args(tmp_path: Path, run_dir: Path, encoder: Path, *extra: str) -> list[str]:
-    return [
-        *tiny_run_args(tmp_path, run_dir, encoder, corpora="BC5CDR,NCBI-disease"),
-        "data.samples_per_epoch=64",  # 4 steps of 16 per epoch, validation after each epoch
-        f"trainer.max_steps={STEPS}",
-        "callbacks.last_every_n_steps=3",
-        "test_after_fit=false",
-        "resume=auto",
-        *extra,
-    ]
-
-
-def _last(run_dir: Path) -> dict:
-    return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-
-
-def _training_state(checkpoint: dict) -> dict[str, torch.Tensor]:
-    """Every weight and every AdamW state tensor of a checkpoint, by a flat name."""
-    flat = {f"weight {k}": v for k, v in checkpoint["state_dict"].items()}
-    for index, state in checkpoint["optimizer_states"][0]["state"].items():
-        flat.update({f"adamw {index} {k}": v for k, v in state.items()})
-    return flat
-
-
-def _assert_same_training_state(a: dict, b: dict) -> None:
-    assert a["global_step"] == b["global_step"] == STEPS
-    state_a, state_b = _training_state(a), _training_state(b)
-    assert state_a.keys() == state_b.keys()
-    assert [name for name, value in state_a.items() if not torch.equal(value, state_b[name])] == []
-    fit_a, fit_b = a["loops"]["fit_loop"], b["loops"]["fit_loop"]
-    assert fit_a["epoch_progress"] == fit_b["epoch_progress"]
 
 
 def _rerun_and_compare(
@@ -69,7 +35,7 @@ def _rerun_and_compare(
     """Run the same command line again (``resume=auto``): it must end in the uninterrupted run's state."""
     proc = run_train(args, cwd, timeout=600, **kwargs)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _assert_same_training_state(expected, _last(run_dir))
+    assert_same_training_state(expected, last_checkpoint(run_dir))
     # the validation history too: the lines before the interruption are kept, none is repeated
     uninterrupted, resumed = read_history(run_dir.parent / reference), read_history(run_dir)
     assert [h["step"] for h in resumed] == [h["step"] for h in uninterrupted] == list(validated_at)
@@ -127,12 +93,12 @@ def _signal_stopped(proc: subprocess.Popen, signum: int) -> tuple[int, str, str]
 def reference(tmp_path_factory) -> tuple[Path, Path, dict]:
     tmp_path = tmp_path_factory.mktemp("survival")
     encoder = tiny_encoder_dir(tmp_path / "tiny")
-    proc = run_train(_args(tmp_path, tmp_path / "reference", encoder), tmp_path, timeout=600)
+    proc = run_train(resume_args(tmp_path, tmp_path / "reference", encoder), tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # no test after fit: the model card and the chart (dev scores) are there all the same
     assert (tmp_path / "reference" / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
     assert "No test scores yet" in (tmp_path / "reference" / "README.md").read_text()
-    return tmp_path, encoder, _last(tmp_path / "reference")
+    return tmp_path, encoder, last_checkpoint(tmp_path / "reference")
 
 
 @pytest.mark.slow
@@ -143,11 +109,11 @@ def reference(tmp_path_factory) -> tuple[Path, Path, dict]:
 def test_sigkill_after_a_checkpoint_then_resume_auto_equals_the_uninterrupted_run(reference, kill_at):
     tmp_path, encoder, expected = reference
     run_dir = tmp_path / f"killed-{kill_at}"
-    args = _args(tmp_path, run_dir, encoder)
+    args = resume_args(tmp_path, run_dir, encoder)
     proc = _start(args, tmp_path, stop_after=kill_at)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert _last(run_dir)["global_step"] == kill_at
+    assert last_checkpoint(run_dir)["global_step"] == kill_at
     _rerun_and_compare(args, tmp_path, run_dir, expected)
 
 
@@ -155,11 +121,11 @@ def test_sigkill_after_a_checkpoint_then_resume_auto_equals_the_uninterrupted_ru
 def test_sigterm_mid_epoch_exits_nonzero_and_the_same_command_resumes_exactly(reference):
     tmp_path, encoder, expected = reference
     run_dir = tmp_path / "sigterm"
-    args = _args(tmp_path, run_dir, encoder)
+    args = resume_args(tmp_path, run_dir, encoder)
     code, out, err = _signal_stopped(_start(args, tmp_path, stop_after=3), signal.SIGTERM)
     assert code == 1, err[-3000:]
     assert "resume=auto" in out and f"run_dir={run_dir}" in out
-    assert _last(run_dir)["global_step"] == 3  # mid-epoch: epochs end at steps 4, 8 and 12
+    assert last_checkpoint(run_dir)["global_step"] == 3  # mid-epoch: epochs end at steps 4, 8 and 12
     _rerun_and_compare(args, tmp_path, run_dir, expected)
 
 
@@ -168,7 +134,7 @@ def test_ctrl_c_prints_the_resume_command_and_exits_nonzero(reference):
     tmp_path, encoder, _ = reference
     run_dir = tmp_path / "ctrl-c"
     code, out, err = _signal_stopped(
-        _start(_args(tmp_path, run_dir, encoder), tmp_path, stop_after=3), signal.SIGINT
+        _start(resume_args(tmp_path, run_dir, encoder), tmp_path, stop_after=3), signal.SIGINT
     )
     assert code == 1, err[-3000:]
     assert "Resume with:" in out
@@ -180,7 +146,7 @@ def test_ctrl_c_prints_the_resume_command_and_exits_nonzero(reference):
 def test_a_truncated_newest_checkpoint_is_named_and_the_previous_good_one_resumed(reference):
     tmp_path, encoder, _ = reference
     run_dir = tmp_path / "truncated"
-    args = _args(tmp_path, run_dir, encoder)
+    args = resume_args(tmp_path, run_dir, encoder)
     proc = run_train([*args, "trainer.max_steps=4"], tmp_path, timeout=600)  # best.ckpt and last.ckpt at 4
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = run_train([*args, "trainer.max_steps=6"], tmp_path, timeout=600)  # last.ckpt at 6, best at 4
@@ -193,7 +159,7 @@ def test_a_truncated_newest_checkpoint_is_named_and_the_previous_good_one_resume
     warning = next(line for line in proc.stderr.splitlines() if line.startswith("warning: resume=auto"))
     assert str(last) in warning and "not a readable checkpoint" in warning
     assert warning.endswith(f"resuming from {run_dir / 'checkpoints' / 'best.ckpt'}")
-    assert _last(run_dir)["global_step"] == 8
+    assert last_checkpoint(run_dir)["global_step"] == 8
 
 
 @pytest.mark.slow
@@ -207,20 +173,20 @@ def test_ddp_sigterm_then_resume_auto_equals_the_uninterrupted_ddp_run(reference
     ]
     env = {"OMP_NUM_THREADS": "1"}
     proc = run_train(
-        _args(tmp_path, tmp_path / "ddp-ref", encoder, *ddp), tmp_path, timeout=600, extra_env=env
+        resume_args(tmp_path, tmp_path / "ddp-ref", encoder, *ddp), tmp_path, timeout=600, extra_env=env
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     run_dir = tmp_path / "ddp-term"
-    args = _args(tmp_path, run_dir, encoder, *ddp)
+    args = resume_args(tmp_path, run_dir, encoder, *ddp)
     # Rank 0 stops right after writing the step-3 checkpoint, while rank 1 waits in the save's barrier:
     # where Lightning's own handler (a broadcast inside the signal handler) deadlocked the two ranks.
     code, _, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=env), signal.SIGTERM)
     assert code == 1, err[-3000:]
-    assert 3 < _last(run_dir)["global_step"] < STEPS  # both ranks finished the same later step
-    ddp_ref = _last(tmp_path / "ddp-ref")
+    assert 3 < last_checkpoint(run_dir)["global_step"] < STEPS  # both ranks finished the same later step
+    ddp_ref = last_checkpoint(tmp_path / "ddp-ref")
     _rerun_and_compare(args, tmp_path, run_dir, ddp_ref, "ddp-ref", validated_at=(8,), extra_env=env)
-    assert len(_last(run_dir)["rng_states"]) == 2
+    assert len(last_checkpoint(run_dir)["rng_states"]) == 2
 
 
 @pytest.mark.slow
@@ -238,7 +204,7 @@ def test_slurm_requeue_signal_stops_writes_a_restricted_last_ckpt_and_requeues(r
     slurm = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_PROCID": "0",
              "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}  # fmt: skip
     slurm["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
-    args = _args(tmp_path, run_dir, encoder)
+    args = resume_args(tmp_path, run_dir, encoder)
     code, out, err = _signal_stopped(_start(args, tmp_path, stop_after=3, extra_env=slurm), signal.SIGUSR1)
     assert code == 1, err[-3000:]
     assert "stop agreed (SIGUSR1: SLURM requeue): after optimizer step 3" in err, err[-3000:]
@@ -252,7 +218,7 @@ def test_slurm_requeue_signal_stops_writes_a_restricted_last_ckpt_and_requeues(r
 
 
 def test_resume_auto_picks_the_readable_checkpoint_with_most_steps(tmp_path, capsys):
-    from lightning_modules.checkpoints import newest_good_checkpoint
+    from training.checkpointing import newest_good_checkpoint
 
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)

@@ -14,7 +14,7 @@ from tiny_models import tiny_bert_config
 from train_runner import tiny_encoder_dir, tiny_run_args
 
 import train
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from lightning_modules.base import SpanNERModule
 from lightning_modules.checkpoints import read_checkpoint
 from lightning_modules.outputs import LossTerms
@@ -39,7 +39,7 @@ CASES = {
 
 def _build(corpora: list[str], model: dict) -> SpanNERModule:
     cfg = {"encoder": {"name": "tiny"}, "model": model}
-    return build_module(cfg, LabelSpace.from_corpora(corpora), tiny_bert_config().to_dict())
+    return build_module(cfg, label_space_of(corpora), tiny_bert_config().to_dict())
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -95,7 +95,8 @@ def test_the_sru_network_is_built_from_its_model_config():
     assert head.cfg is config
     assert head.read_params.positions.num_embeddings == 2 * 7 + 4  # offsets -7..7, padding, 2 ends
     assert head.read_params.latents.shape[0] == 3 * 6  # J = action_space_dim x actions
-    assert head.mlp[0].p == 0.25 and head.mlp[-1].out_features == 6
+    weights = head.weights()
+    assert weights.dropout == 0.25 and weights.w2.shape == (6, 2 * 4) and weights.b2.shape == (6,)
     with pytest.raises(ValueError, match="model.omega must be 'softmax' or 'logits'"):
         SRUNERConfig(omega="other")
     with pytest.raises(ValueError, match="model.loop must be 'fused' or 'autograd'"):
@@ -114,7 +115,6 @@ def test_tabert_cnn_and_weighted_sru_ner_use_training_rows():
 
 
 def test_tabert_class_weights_come_from_the_training_rows_hook():
-    from lightning_modules.tabert_cnn.module import class_counts_span
     from losses import welt_binary_weights
 
     rows = {
@@ -127,7 +127,9 @@ def test_tabert_class_weights_come_from_the_training_rows_hook():
 
     module = _build(TWO_CORPORA, {**TABERT, "class_weighting": "welt"})
     module.learn_from_training_rows(rows)
-    w_pos, w_neg = welt_binary_weights(*class_counts_span(rows, module.label_space))
+    # by hand: BC5CDR has 6 + 3 cells (i <= j) over its two sentences, NCBI-disease 10; Chemical (type 0)
+    # has 2 mentions, BC5CDR/Disease 1, NCBI-disease/Disease none
+    w_pos, w_neg = welt_binary_weights(torch.tensor([2, 1, 0]), torch.tensor([7, 8, 10]))
     assert torch.equal(module.span_pos_weight, w_pos) and torch.equal(module.span_neg_weight, w_neg)
     assert module.span_pos_weight.tolist() != [1.0, 1.0, 1.0]
     # a checkpoint carries them: a model rebuilt from hyper_parameters gets them from its state_dict
@@ -141,7 +143,6 @@ def test_tabert_welt_weights_of_a_train_py_run_and_of_its_resume(tmp_path):
     from omegaconf import OmegaConf
 
     from datamodules.multi_corpus import MultiCorpusDataModule
-    from lightning_modules.tabert_cnn.module import class_counts_span
     from losses import welt_binary_weights
 
     encoder = tiny_encoder_dir(tmp_path / "tiny")
@@ -159,7 +160,13 @@ def test_tabert_welt_weights_of_a_train_py_run_and_of_its_resume(tmp_path):
     first = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     cfg = OmegaConf.create(first["hyper_parameters"]["cfg"])
     data = MultiCorpusDataModule.from_config(cfg)
-    expected = welt_binary_weights(*class_counts_span(data.training_rows(), data.label_space))
+    positives, negatives = torch.zeros(len(data.label_space)), torch.zeros(len(data.label_space))
+    for rows in data.training_rows().values():  # one corpus here: every type is its own
+        for n, spans in zip(rows["num_words"], rows["spans"]):
+            types = torch.tensor(list(spans[2::3]), dtype=torch.long)
+            positives += torch.bincount(types, minlength=len(data.label_space))
+            negatives += n * (n + 1) // 2 - torch.bincount(types, minlength=len(data.label_space))
+    expected = welt_binary_weights(positives, negatives)
     assert torch.equal(first["state_dict"]["span_pos_weight"], expected[0])
     assert torch.equal(first["state_dict"]["span_neg_weight"], expected[1])
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from tiny_models import tiny_tokenizer
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from errors import BionerError
 from inference.documents import Document, InputFormatError, Passage, read_documents, write_documents
 from inference.tagger import Tagger, _resolve_merged
@@ -21,7 +21,7 @@ from lightning_modules.outputs import Prediction
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PUBTATOR = SHARED / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
-LS = LabelSpace.from_corpora(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
+LS = label_space_of(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
 CHEMICAL, DISEASE = LS.type_id("BC5CDR", "Chemical"), LS.type_id("NCBI-disease", "Disease")
 
 
@@ -265,7 +265,7 @@ def test_documents_from_other_formats_are_written_as_pubtator(tagger):
 
 
 def test_sru_span_score_is_the_lower_of_its_tr_and_re_probabilities():
-    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
+    from lightning_modules.sru_ner.codec import ActionVocabulary, decode_batch
 
     vocab = ActionVocabulary(1)  # EOA 0, SH 1, TR 2, RE 3
     probs = torch.tensor(
@@ -378,7 +378,7 @@ def test_predict_cli_user_errors_are_one_line(tmp_path, capsys):
 
 
 def test_sru_scores_stay_with_their_spans():
-    from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
+    from lightning_modules.sru_ner.codec import ActionVocabulary, decode_batch
 
     vocab = ActionVocabulary(2)  # EOA 0, SH 1, TR(0) 2, RE(0) 3, TR(1) 4, RE(1) 5
     rows = [

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from datamodules import prepare as prep
+from datamodules.catalog import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
 from datamodules.corpora import read_split
-from datamodules.registry import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
 from errors import BionerError, MissingCorpusError
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from datamodules.catalog import CORPORA
 from datamodules.corpora import read_split
 from datamodules.readers import ReadNotes, read_iob, read_spert_json
-from datamodules.registry import CORPORA
 from datamodules.sentence import Relation, Span
 from errors import CorpusFormatError, MissingCorpusError
 

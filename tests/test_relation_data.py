@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from tiny_models import tiny_tokenizer
 
-from datamodules.corpora import read_split, split_path
+from datamodules.catalog import CORPORA
+from datamodules.corpora import label_space_of, read_split, split_path
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
-from datamodules.registry import CORPORA
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Relation, Sentence, Span
 from errors import MissingCorpusError
@@ -23,14 +23,14 @@ needs_shared = pytest.mark.skipif(
 
 
 def test_label_space_relation_types_are_qualified_ordered_and_serialised():
-    ls = LabelSpace.from_corpora(["CoNLL04", "BC5CDR"])
+    ls = label_space_of(["CoNLL04", "BC5CDR"])
     assert ls.relation_types == (
         "CoNLL04/Kill", "CoNLL04/Live_In", "CoNLL04/Located_In", "CoNLL04/OrgBased_In", "CoNLL04/Work_For",
     )  # fmt: skip
     assert ls.relation_id("CoNLL04", "Work_For") == 4
     assert LabelSpace.from_dict(ls.to_dict()) == ls
     assert ls != LabelSpace(ls.corpus_types)  # same entity types, no relations
-    plain = LabelSpace.from_corpora(["BC5CDR"])
+    plain = label_space_of(["BC5CDR"])
     assert plain.to_dict() == {"BC5CDR": ["Chemical", "Disease"]}  # the format older checkpoints hold
     assert LabelSpace.from_dict(plain.to_dict()) == plain and plain.relation_types == ()
 
@@ -93,7 +93,7 @@ def test_ade_folds_name_their_files_and_bad_folds_are_errors(tmp_path):
 def test_full_relation_corpora_read_with_every_relation_kept():
     for name, split, fold in (("CoNLL04", "train", None), ("ADE", "test", 4)):
         sentences = read_split(CORPORA[name], SHARED, split, fold=fold).sentences
-        ls = LabelSpace.from_corpora([name])
+        ls = label_space_of([name])
         for s in sentences:
             for r in s.relations:
                 ls.relation_id(name, r.type)  # every type is registered

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from datamodules.label_space import LabelSpace
-from lightning_modules.sru_ner.actions import (
+from lightning_modules.sru_ner.codec import (
     EOA,
     SHIFT,
     ActionVocabulary,

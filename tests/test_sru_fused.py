@@ -7,68 +7,18 @@ spec A3. Here both loops run on the same weights and batches with dropout off (f
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import gc
 
 import pytest
 import torch
+from sru_heads import GOLD_STEPS, paired_heads, random_batch
 
 from lightning_modules.sru_ner import network as sru_network
-from lightning_modules.sru_ner.actions import EOA, SHIFT
-from lightning_modules.sru_ner.config import SRUNERConfig
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.fused import FusedTeacherForcing, LoopInputs
 from lightning_modules.sru_ner.network import SRUHead
 from losses import multi_hot_bce
-
-BATCH, SLOTS, HIDDEN, ACTIONS, GOLD_STEPS = 4, 12, 16, 14, 20
-
-
-def _heads(
-    omega: str = "softmax", dropout: float = 0.0, dtype: torch.dtype = torch.float32
-) -> tuple[SRUHead, SRUHead]:
-    cfg = SRUNERConfig(
-        half_context=3, omega=omega, loop="autograd",
-        dropout_positions=dropout, dropout_latents=dropout, dropout_mlp=dropout,
-        token_multiplier=1.3, train_token_multiplier=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    plain = SRUHead(cfg, ACTIONS, HIDDEN).train()
-    with torch.no_grad():  # non-trivial values everywhere (the reference initialises L to zero)
-        plain.read_params.latents.normal_()
-        plain.read_params.latent_diag.uniform_(0.5, 1.5)
-        plain.read_params.output_diag.uniform_(0.5, 1.5)
-        plain.read_params.positions.weight.normal_()
-        plain.begin_of_actions.normal_()
-    plain.to(dtype)
-    fused = copy.deepcopy(plain)
-    fused.cfg = dataclasses.replace(cfg, loop="fused")
-    return plain, fused
-
-
-def _batch(multi: bool, seed: int = 1, dtype: torch.dtype = torch.float32):
-    """Slots, word mask (sentences of 10, 6, 3, 8 words: padding and pointers past it), gold rows."""
-    g = torch.Generator().manual_seed(seed)
-    slots = torch.randn(BATCH, SLOTS, HIDDEN, generator=g)
-    lengths = torch.tensor([10, 6, 3, 8])
-    word_mask = torch.arange(SLOTS)[None] < (lengths + 2)[:, None]
-    gold = torch.zeros(BATCH, GOLD_STEPS, ACTIONS)
-    for b, words in enumerate(lengths.tolist()):
-        t = 0
-        for _ in range(words):
-            if torch.rand(1, generator=g) < 0.3 and t < GOLD_STEPS - 3:
-                gold[b, t, 2 + torch.randint(0, ACTIONS - 2, (1,), generator=g)] = 1
-                t += 1
-            gold[b, t, SHIFT] = 1
-            t += 1
-            if t >= GOLD_STEPS - 1:
-                break
-        gold[b, t, EOA] = 1
-    other = None
-    if multi:  # the second half of the TR/RE columns belongs to other corpora
-        other = torch.zeros(BATCH, ACTIONS, dtype=torch.bool)
-        other[:, ACTIONS // 2 :] = True
-    return slots.to(dtype), word_mask, gold.to(dtype), other
 
 
 def _run(head: SRUHead, slots, word_mask, gold, other):
@@ -89,10 +39,10 @@ def _run(head: SRUHead, slots, word_mask, gold, other):
     ("omega", "dtype", "tol"), [("softmax", torch.float32, 1e-5), ("logits", torch.float64, 1e-10)]
 )
 def test_fused_loop_equals_autograd_loop(multi: bool, omega: str, dtype: torch.dtype, tol: float) -> None:
-    plain, fused = _heads(omega, dtype=dtype)
-    batch = _batch(multi, dtype=dtype)
+    plain, fused = paired_heads(omega, dtype=dtype)
+    batch = random_batch(multi, dtype=dtype)
     out_p, loss_p, grads_p = _run(plain, *batch)
-    _run(fused, *_batch(not multi, seed=7, dtype=dtype))  # the workspace's buffers hold another batch
+    _run(fused, *random_batch(not multi, seed=7, dtype=dtype))  # the workspace's buffers hold another batch
     out_f, loss_f, grads_f = _run(fused, *batch)
     if multi:  # displaced SH rows: more steps than gold rows, so the soft-target path is exercised
         assert out_p.logits.shape[1] > GOLD_STEPS
@@ -115,12 +65,12 @@ def test_fused_generation_equals_autograd_generation(omega: str, every: int, mon
     stop (many reads and writes compared) and with one, checked every step (CPU) or every 3 (GPU)."""
     monkeypatch.setattr(sru_network, "steps_between_checks", lambda cfg, device: every)
     for eoa_bias, long in ((-4.0, True), (3.0, False)):
-        plain, fused = _heads(omega)
+        plain, fused = paired_heads(omega)
         for head in (plain, fused):
             with torch.no_grad():
-                head.mlp[3].bias[EOA] = eoa_bias
+                head.weights().b2[EOA] = eoa_bias
             head.eval()
-        slots, word_mask, _, _ = _batch(False)
+        slots, word_mask, _, _ = random_batch(False)
         expected = plain.generate(slots, word_mask)
         assert (expected.shape[1] >= 10) == long
         torch.testing.assert_close(fused.generate(slots, word_mask), expected)
@@ -129,8 +79,8 @@ def test_fused_generation_equals_autograd_generation(omega: str, every: int, mon
 def test_with_dropout_the_fused_loop_follows_the_seed_and_its_masks_change_the_loss() -> None:
     """Same seed, same loss; another seed, other masks. (That the backward is right with dropout is
     ``test_backward_with_mlp_dropout_matches_finite_differences``.)"""
-    _, fused = _heads(dropout=0.3)
-    batch = _batch(True)
+    _, fused = paired_heads(dropout=0.3)
+    batch = random_batch(True)
     torch.manual_seed(3)
     first = _run(fused, *batch)[1]
     torch.manual_seed(3)
@@ -195,14 +145,14 @@ def test_training_forward_reads_the_host_only_past_the_gold_rows(loop: str, monk
     """As on a GPU (``sync_every`` = 4): no host read for one-corpus batches, and for multi-corpus
     batches one per ``sync_every`` steps past T_gold (and only there)."""
     monkeypatch.setattr(sru_network, "steps_between_checks", lambda cfg, device: cfg.sync_every)
-    plain, fused = _heads()
+    plain, fused = paired_heads()
     head = fused if loop == "fused" else plain
     head.cfg = dataclasses.replace(head.cfg, sync_every=4)
-    slots, word_mask, gold, _ = _batch(False)
+    slots, word_mask, gold, _ = random_batch(False)
     with _HostReads() as reads:
         out = head(slots, word_mask, gold, None)
     assert reads.count == 0 and out.logits.shape[1] == GOLD_STEPS
-    slots, word_mask, gold, other = _batch(True)
+    slots, word_mask, gold, other = random_batch(True)
     with _HostReads() as reads:
         out = head(slots, word_mask, gold, other)
     past_gold = out.logits.shape[1] - GOLD_STEPS
@@ -211,9 +161,9 @@ def test_training_forward_reads_the_host_only_past_the_gold_rows(loop: str, monk
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_training_forward_does_not_synchronise_the_gpu_before_the_gold_rows() -> None:
-    _, fused = _heads()
+    _, fused = paired_heads()
     fused.cuda()
-    slots, word_mask, gold, _ = (t.cuda() if t is not None else None for t in _batch(False))
+    slots, word_mask, gold, _ = (t.cuda() if t is not None else None for t in random_batch(False))
     torch.cuda.set_sync_debug_mode("error")
     try:
         fused(slots, word_mask, gold, None)
@@ -222,9 +172,9 @@ def test_training_forward_does_not_synchronise_the_gpu_before_the_gold_rows() ->
 
 
 def test_workspace_is_lent_to_one_step_at_a_time_and_a_second_backward_is_refused() -> None:
-    plain, fused = _heads()
-    slots, word_mask, gold, other = _batch(True)
-    other_slots = _batch(True, seed=2)[0]
+    plain, fused = paired_heads()
+    slots, word_mask, gold, other = random_batch(True)
+    other_slots = random_batch(True, seed=2)[0]
     out = fused(slots.requires_grad_(True), word_mask, gold, other)
     assert fused.workspace.lent
     overlapping = fused(other_slots.requires_grad_(True), word_mask, gold, other)  # gets its own buffers
@@ -240,8 +190,8 @@ def test_workspace_is_lent_to_one_step_at_a_time_and_a_second_backward_is_refuse
 
 
 def test_workspace_comes_back_without_a_backward() -> None:
-    _, fused = _heads()
-    slots, word_mask, gold, other = _batch(True)
+    _, fused = paired_heads()
+    slots, word_mask, gold, other = random_batch(True)
     out = fused(slots, word_mask, gold, other)
     assert fused.workspace.lent and not fused.workspace.lend()
     del out  # the graph is freed without a backward
@@ -257,13 +207,13 @@ def test_workspace_comes_back_without_a_backward() -> None:
 
 
 def test_fused_loop_equals_autograd_loop_with_an_sh_margin() -> None:
-    plain, fused = _heads()
+    plain, fused = paired_heads()
     plain.cfg = dataclasses.replace(plain.cfg, sh_margin=0.2)
     fused.cfg = dataclasses.replace(fused.cfg, sh_margin=0.2)
-    batch = _batch(True)
+    batch = random_batch(True)
     out_p, loss_p, grads_p = _run(plain, *batch)
     out_f, loss_f, grads_f = _run(fused, *batch)
-    reference = _run(_heads()[0], *batch)[0]  # the same weights, margin 0
+    reference = _run(paired_heads()[0], *batch)[0]  # the same weights, margin 0
     assert out_p.logits.shape[1] > reference.logits.shape[1]  # the margin displaces more SH rows
     assert torch.equal(out_f.row_mask, out_p.row_mask)
     torch.testing.assert_close(out_f.logits, out_p.logits, rtol=1e-5, atol=1e-5)

@@ -6,12 +6,12 @@ import pytest
 import torch
 from tiny_models import tiny_bert_config, tiny_tokenizer
 
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from datamodules.multi_corpus import Collator
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Sentence, Span
 from lightning_modules.encoder import WordEncoder
-from lightning_modules.sru_ner.actions import ActionVocabulary, decode_batch
+from lightning_modules.sru_ner.codec import ActionVocabulary, decode_batch
 from lightning_modules.sru_ner.config import SRUNERConfig
 from lightning_modules.sru_ner.network import SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder
@@ -49,7 +49,7 @@ def nested_sentences(n: int, seed: int = 0) -> list[Sentence]:
 def test_tiny_sru_ner_fits_nested_mentions_exactly(tmp_path):
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer(tmp_path / "tok")
-    label_space = LabelSpace.from_corpora(["JNLPBA"])
+    label_space = label_space_of(["JNLPBA"])
     sentences = nested_sentences(32)
     assert sum(len(s.spans) for s in sentences) > 60
     rows, _ = tokenize_corpus(sentences, tokenizer, label_space, "JNLPBA", split="train")
@@ -112,7 +112,7 @@ def test_tiny_sru_ner_fits_two_corpora_with_disjoint_types(tmp_path, weighting):
     from lightning_modules.registry import build_module
 
     torch.manual_seed(0)
-    label_space = LabelSpace.from_corpora(["BC5CDR", "JNLPBA"])
+    label_space = label_space_of(["BC5CDR", "JNLPBA"])
     sentences = nested_sentences(16) + bc5cdr_sentences(16)
     cfg = {
         "encoder": {"name": "tiny"},

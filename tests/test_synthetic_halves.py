@@ -1,5 +1,5 @@
 """The synthetic-halves check (``scripts/synthetic_halves.py``) and the recall of unannotated types it
-feeds (``lightning_modules/unannotated_recall.py``), by hand."""
+feeds (``training/unannotated_recall.py``), by hand."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from datamodules.label_space import LabelSpace
 from errors import ConfigError
 from lightning_modules.outputs import Prediction
-from lightning_modules.unannotated_recall import UnannotatedRecall
+from training.unannotated_recall import UnannotatedRecall
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", ROOT.parent / "shared" / "data"))

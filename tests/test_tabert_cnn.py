@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from tiny_models import collate_sentences, tiny_bert_config
 
+from datamodules.corpora import label_space_of
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
 from datamodules.rows import tokenize_corpus
 from datamodules.sentence import Relation, Sentence, Span
 from lightning_modules.registry import build_module
-from lightning_modules.tabert_cnn.network import TableCNN, TableCNNConfig
-from lightning_modules.tabert_cnn.tables import (
+from lightning_modules.tabert_cnn.codec import (
     IGNORE,
     decode_bilou,
     decode_relations,
@@ -28,6 +28,8 @@ from lightning_modules.tabert_cnn.tables import (
     encode_paper_targets,
     span_cells,
 )
+from lightning_modules.tabert_cnn.config import TabERTCNNConfig
+from lightning_modules.tabert_cnn.network import TableCNN
 from metrics.relation_f1 import RelationF1, gold_relation_tuples
 from metrics.span_f1 import SpanF1
 
@@ -39,10 +41,10 @@ CONLL = LabelSpace({"CoNLL04": ["Loc", "Org", "Other", "Peop"]}, {"CoNLL04": ["K
 @pytest.mark.parametrize("kernel,layers", [(3, 2), (5, 3)])
 def test_factored_first_convolution_equals_the_straightforward_table(kernel, layers):
     torch.manual_seed(0)
-    config = TableCNNConfig(
-        out_channels=7, pair_dim=16, channels=24, kernel=kernel, layers=layers, dropout=0.0, conv_dropout=0.0
+    config = TabERTCNNConfig(
+        pair_dim=16, channels=24, kernel=kernel, layers=layers, dropout=0.0, conv_dropout=0.0
     )
-    cnn = TableCNN(20, config).double()
+    cnn = TableCNN(20, config, out_channels=7).double()
     words = torch.randn(3, 9, 20, dtype=torch.double, requires_grad=True)
     mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4, [1] + [0] * 8], dtype=torch.bool)
     cells = (mask[:, :, None] & mask[:, None, :])[:, None]  # logits of padded cells are never read
@@ -59,9 +61,7 @@ def test_factored_first_convolution_equals_the_straightforward_table(kernel, lay
 
 def test_a_sentence_gets_the_same_logits_with_or_without_batch_padding():
     torch.manual_seed(1)
-    cnn = TableCNN(
-        12, TableCNNConfig(out_channels=5, pair_dim=8, channels=16, dropout=0, conv_dropout=0)
-    ).eval()
+    cnn = TableCNN(12, TabERTCNNConfig(pair_dim=8, channels=16, dropout=0, conv_dropout=0), 5).eval()
     words = torch.randn(2, 10, 12)
     mask = torch.tensor([[1] * 10, [1] * 4 + [0] * 6], dtype=torch.bool)
     batched = cnn(words, mask)
@@ -246,9 +246,7 @@ def test_paper_loss_avoids_nll_loss2d_which_has_no_deterministic_cuda_kernel(tmp
 
 def test_span_loss_dynamic_target_gives_other_corpora_types_exactly_zero_gradient(tmp_path):
     torch.manual_seed(0)
-    ls = LabelSpace.from_corpora(
-        ["BC5CDR", "NCBI-disease"]
-    )  # types: BC5CDR/Chemical, BC5CDR/Disease, NCBI/Disease
+    ls = label_space_of(["BC5CDR", "NCBI-disease"])  # types: BC5CDR/Chemical, BC5CDR/Disease, NCBI/Disease
     module = _module(ls)
     assert module.mode == "span"
     sentences = [
@@ -347,15 +345,15 @@ def test_paper_mode_fits_32_conll04_sentences(tmp_path):
     from transformers import AutoTokenizer
 
     from configs.compose import _minilm_path
+    from datamodules.catalog import CORPORA
     from datamodules.corpora import read_split
-    from datamodules.registry import CORPORA
 
     torch.manual_seed(0)
     # the first 32 training sentences of at most 25 words that hold a relation (13 words on average, 45
     # relations): 100/100 after 130 steps, about 2.5 min on 2 CPU cores
     train = read_split(CORPORA["CoNLL04"], SHARED, "train").sentences
     sentences = [s for s in train if s.relations and len(s.tokens) <= 25][:32]
-    ls = LabelSpace.from_corpora(["CoNLL04"])
+    ls = label_space_of(["CoNLL04"])
     cfg = {
         "encoder": {"name": _minilm_path()},
         "model": {"name": "tabert_cnn", "channels": 128, "pair_dim": 64},
@@ -385,7 +383,7 @@ def test_span_mode_fits_32_nested_mention_sentences(tmp_path):
     torch.manual_seed(0)
     rng = random.Random(0)
     words = ["the", "of", "and", "in", "with", "human", "mouse", "gene", "protein", "receptor", "kinase"]
-    ls = LabelSpace.from_corpora(["JNLPBA"])  # DNA, Gene_or_protein, Cell_Line, Cell_Type, RNA
+    ls = label_space_of(["JNLPBA"])  # DNA, Gene_or_protein, Cell_Line, Cell_Type, RNA
     sentences = []
     for _ in range(32):
         tokens, spans = [], []
@@ -410,8 +408,8 @@ def test_span_mode_fits_32_nested_mention_sentences(tmp_path):
 
 
 def test_welt_in_the_span_bce_and_the_class_counts_by_hand():
+    from lightning_modules.tabert_cnn.codec import BILOULayout
     from lightning_modules.tabert_cnn.module import class_counts_paper, class_counts_span
-    from lightning_modules.tabert_cnn.tables import BILOULayout
     from losses import masked_bce_sum
 
     # BCE with per-type weights: -(w+ t log s + w- (1 - t) log(1 - s)) over the masked cells only
@@ -425,7 +423,7 @@ def test_welt_in_the_span_bce_and_the_class_counts_by_hand():
     assert got.item() == pytest.approx(expected, rel=1e-6)
 
     # span counts: BC5CDR rows of 3 and 2 words = 6 + 3 cells; 2 Chemical and 1 Disease mention
-    ls = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
+    ls = label_space_of(["BC5CDR", "NCBI-disease"])
     train = {"BC5CDR": {"num_words": [3, 2], "spans": [[0, 1, 0, 1, 3, 1], [1, 2, 0]]},
              "NCBI-disease": {"num_words": [4], "spans": [[]]}}  # fmt: skip
     pos, neg = class_counts_span(train, ls)

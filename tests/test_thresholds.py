@@ -12,11 +12,11 @@ import torch
 from train_runner import tiny_encoder_dir, tiny_run_args
 
 import train
-from datamodules.label_space import LabelSpace
+from datamodules.corpora import label_space_of
 from lightning_modules.outputs import Prediction
 from training.thresholds import CANDIDATES, choose_thresholds, count_candidates
 
-LS = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
+LS = label_space_of(["BC5CDR", "NCBI-disease"])  # BC5CDR/Chemical 0, BC5CDR/Disease 1, NCBI 2
 G = [0.3, 0.5, 0.7]
 NO_SPANS, NO_TYPES = torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long)
 

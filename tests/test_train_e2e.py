@@ -137,7 +137,7 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
 def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path):
     from omegaconf import OmegaConf
 
-    from datamodules.label_space import LabelSpace
+    from datamodules.corpora import label_space_of
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import available_models, build_module
 
@@ -161,7 +161,7 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
             extra += ["init_from=a-trained-model"] if name == "finetune" else []  # composes; read at run time
             cfg = compose([f"experiment={name}", f"model={model}", f"encoder.name={encoder_dir}", *extra])
             assert (cfg.experiment, cfg.model.name) == (name, model)
-            label_space = LabelSpace.from_corpora(cfg.data.corpora)
+            label_space = label_space_of(cfg.data.corpora)
             module = build_module(OmegaConf.to_container(cfg, resolve=True), label_space)
             assert module.hparams["cfg"]["model"]["name"] == model
             assert module.label_space is label_space
@@ -191,27 +191,6 @@ def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path
     assert (mt6.model.action_weighting, mt6.model.lr) == ("none", 3e-4)
 
 
-CONLL04_SENTENCES = [
-    {
-        "tokens": ["John", "Smith", "works", "for", "Acme", "Corp", "in", "Boston", "."],
-        "entities": [
-            {"type": "Peop", "start": 0, "end": 2},
-            {"type": "Org", "start": 4, "end": 6},
-            {"type": "Loc", "start": 7, "end": 8},
-        ],
-        "relations": [
-            {"type": "Work_For", "head": 0, "tail": 1},
-            {"type": "OrgBased_In", "head": 1, "tail": 2},
-        ],
-    },
-    {
-        "tokens": ["Mary", "lives", "in", "Paris", "."],
-        "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Loc", "start": 3, "end": 4}],
-        "relations": [{"type": "Live_In", "head": 0, "tail": 1}],
-    },
-]
-
-
 def _wandb_best_summaries(run_file: Path) -> dict[str, str]:
     """Metric name -> the best-value summary W&B was told to keep for it (``define_metric``)."""
     from wandb_offline import read_wandb_records
@@ -225,12 +204,9 @@ def _wandb_best_summaries(run_file: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_conll04_keeps_its_own_selection_metric_as_the_wandb_best_value(tmp_path):
+def test_conll04_keeps_its_own_selection_metric_as_the_wandb_best_value(tmp_path, conll04_root):
     """experiment=conll04 selects on val/re_plus/micro_f1: W&B keeps its maximum, as for checkpoints."""
-    root = tmp_path / "data"
-    (root / "CoNLL04").mkdir(parents=True)
-    for split in ("train", "dev", "test"):
-        (root / "CoNLL04" / f"conll04_{split}.json").write_text(json.dumps(CONLL04_SENTENCES))
+    root = conll04_root
     run_dir = tmp_path / "run"
     encoder = tiny_encoder_dir(tmp_path / "encoder")
     proc = _train(

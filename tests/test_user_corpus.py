@@ -14,7 +14,7 @@ import torch
 from train_runner import run_train, tiny_encoder_dir, tiny_run_args
 
 import train
-from datamodules.corpora import read_split, resolve
+from datamodules.corpora import label_space_of, read_split, resolve
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import MultiCorpusDataModule
 from datamodules.readers import read_iob
@@ -103,7 +103,7 @@ def test_a_path_is_a_corpus_named_after_its_directory(tmp_path):
 
 def test_label_space_qualifies_user_types_by_directory_name_and_round_trips(tmp_path):
     directory = make_corpus(tmp_path / "ToyADE", TOY)
-    space = LabelSpace.from_corpora(["BC5CDR", str(directory)])
+    space = label_space_of(["BC5CDR", str(directory)])
     assert space.corpora == ("BC5CDR", "ToyADE")
     assert space.types == ("BC5CDR/Chemical", "BC5CDR/Disease", "ToyADE/Drug", "ToyADE/Harm")
     saved = json.loads(json.dumps(space.to_dict()))  # as a checkpoint holds it

@@ -150,10 +150,10 @@ class GoldEchoModule(torch.nn.Module):
 
     def __init__(self, cfg: dict):
         super().__init__()
-        from datamodules.label_space import LabelSpace
+        from datamodules.corpora import label_space_of
 
         self.cfg = cfg
-        self.label_space = LabelSpace.from_corpora(["BC5CDR", "NCBI-disease"])
+        self.label_space = label_space_of(["BC5CDR", "NCBI-disease"])
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch

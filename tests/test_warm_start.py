@@ -1,4 +1,4 @@
-"""Warm start (``init_from``, ``lightning_modules/warm_start.py``): with the same corpora a run starts
+"""Warm start (``init_from``, ``training/warm_start.py``): with the same corpora a run starts
 from exactly the source's weights and predictions; with other corpora the rows of shared types are the
 source's (at the row indices worked out by hand below) and the others are the run's fresh initialisation;
 ``init_map=merged`` carries a registered corpus onto a user corpus; the one-line errors."""
@@ -14,10 +14,11 @@ from tiny_models import collate_sentences, tiny_bert_config
 from train_runner import ROOT, run_train, tiny_encoder_dir, tiny_run_args
 
 import train
+from datamodules.corpora import label_space_of
 from datamodules.label_space import LabelSpace
 from datamodules.sentence import Sentence, Span
 from lightning_modules.registry import build_module
-from lightning_modules.warm_start import WarmStartError, label_mapping, warm_start
+from training.warm_start import WarmStartError, label_mapping, warm_start
 
 MODELS = {
     "sru_ner": {"name": "sru_ner"},
@@ -36,7 +37,7 @@ def _build(model: dict, label_space: LabelSpace, seed: int = 0):
 
 def _trained_source(name: str) -> tuple:
     """A source whose weights are far from any fresh initialisation (so it predicts mentions)."""
-    source = _build(MODELS[name], LabelSpace.from_corpora(SOURCE), seed=1)
+    source = _build(MODELS[name], label_space_of(SOURCE), seed=1)
     torch.manual_seed(2)
     with torch.no_grad():
         for key, value in source.state_dict().items():
@@ -58,12 +59,12 @@ SENTENCES = [
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_the_same_corpora_start_from_exactly_the_sources_weights_and_predictions(name, tmp_path):
     source, state = _trained_source(name)
-    run = _build(MODELS[name], LabelSpace.from_corpora(SOURCE))
+    run = _build(MODELS[name], label_space_of(SOURCE))
     report = warm_start(run, state, source.label_space, source_name="src")
     for key, value in _network(state).items():
         assert torch.equal(run.state_dict()[key], value), key
     assert report.new == [] and report.dropped == [] and len(report.kept) == 3
-    fresh = _build(MODELS[name], LabelSpace.from_corpora(SOURCE)).eval()
+    fresh = _build(MODELS[name], label_space_of(SOURCE)).eval()
     batch = collate_sentences(tmp_path, SENTENCES, source.label_space, source.target_encoder())
     want, got = source.eval().predict(batch), run.eval().predict(batch)
     assert got.spans == want.spans
@@ -103,8 +104,8 @@ SUBSET_ROWS = {
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_other_corpora_keep_the_shared_types_rows_and_start_the_new_ones_fresh(name):
     source, state = _trained_source(name)
-    fresh = _build(MODELS[name], LabelSpace.from_corpora(SUBSET))
-    run = _build(MODELS[name], LabelSpace.from_corpora(SUBSET))
+    fresh = _build(MODELS[name], label_space_of(SUBSET))
+    run = _build(MODELS[name], label_space_of(SUBSET))
     report = warm_start(run, state, source.label_space, source_name="src")
     assert report.kept == {"NCBI-disease/Disease": "NCBI-disease/Disease"}
     assert report.dropped == ["BC5CDR/Chemical", "BC5CDR/Disease"] and len(report.new) == 5
@@ -122,7 +123,7 @@ def test_other_corpora_keep_the_shared_types_rows_and_start_the_new_ones_fresh(n
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_merged_mapping_carries_a_registered_corpus_onto_a_user_corpus(name):
-    source = _build(MODELS[name], LabelSpace.from_corpora(["BC5CDR"]), seed=1)
+    source = _build(MODELS[name], label_space_of(["BC5CDR"]), seed=1)
     state = source.state_dict()
     user = LabelSpace({"my-abstracts": ["Chemical", "Disease"]})
     run = _build(MODELS[name], user)
@@ -138,7 +139,7 @@ def test_merged_mapping_carries_a_registered_corpus_onto_a_user_corpus(name):
 
 
 def test_merged_mapping_picks_the_source_corpus_with_most_of_the_types():
-    source = LabelSpace.from_corpora(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
+    source = label_space_of(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
     mapping = label_mapping(
         LabelSpace({"mine": ["Chemical", "Disease"], "other": ["Disease"]}), source, "merged"
     )
@@ -148,8 +149,8 @@ def test_merged_mapping_picks_the_source_corpus_with_most_of_the_types():
 
 
 def test_a_different_network_shape_names_the_parameter_and_a_model_without_rows_says_why():
-    source = _build({**MODELS["tabert_cnn"], "channels": 32}, LabelSpace.from_corpora(SOURCE))
-    run = _build(MODELS["tabert_cnn"], LabelSpace.from_corpora(SOURCE))
+    source = _build({**MODELS["tabert_cnn"], "channels": 32}, label_space_of(SOURCE))
+    run = _build(MODELS["tabert_cnn"], label_space_of(SOURCE))
     shapes = r"init_from=src: network.table.convs.0.weight is \(32, 16, 3, 3\) in the source and \(16, 16"
     with pytest.raises(WarmStartError, match=shapes):
         warm_start(run, source.state_dict(), source.label_space, source_name="src")

@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import wandb
-from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from configs.compose import ConfigError
 from datamodules.label_space import LabelSpace
+from training.lightning_internals import process_rank
 from training.run_dir import RunDir
 
 WANDB_DEFAULT_HOST = "https://api.wandb.ai"
@@ -89,7 +89,7 @@ def _wandb_logger(
 def is_first_process() -> bool:
     """Global rank 0, before the Trainer exists: Lightning's launcher, torchrun (``RANK``) and srun
     (``SLURM_PROCID``) each say so in their own variable."""
-    return _get_rank() in (None, 0) and os.environ.get("NODE_RANK", "0") == "0"
+    return process_rank() in (None, 0) and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def wandb_api_key() -> str | None:

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from configs.compose import ConfigError
 from errors import CheckpointError
-from lightning_modules.checkpoints import checkpoint_model_name, newest_good_checkpoint, read_checkpoint
+from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
+from training.checkpointing import newest_good_checkpoint
 from training.run_dir import RunDir, cluster_job_id
 
 

@@ -242,8 +242,8 @@ def tune_after_fit(trainer: Any, model: Any, datamodule: Any, best_path: str, cf
     keep them in the model and write them into ``best_path`` (rank 0, atomically), so that the test that
     follows, ``evaluate.py``, ``export.py`` and ``predict.py`` all use them. Returns the tuning record
     (None when nothing was tuned: switched off, no best checkpoint, or a model without thresholds)."""
-    from lightning_modules.checkpoint_io import AtomicCheckpointIO
     from lightning_modules.checkpoints import read_checkpoint
+    from training.checkpointing import AtomicCheckpointIO
 
     settings = cfg.thresholds
     model = getattr(model, "_orig_mod", model)  # compile=true: the module inside torch.compile's wrapper

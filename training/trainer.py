@@ -21,20 +21,15 @@ from lightning.pytorch.callbacks import (
 
 from configs.compose import ConfigError
 from datamodules.label_space import LabelSpace
-from lightning_modules.agreed_stop import AgreedStop
-from lightning_modules.callbacks import (
-    F1Chart,
-    FinalCheckpoint,
-    RenamedMetrics,
-    RNGStateCheckpoint,
-    WandbPredictions,
-    WandbSummaries,
-)
-from lightning_modules.checkpoint_io import AtomicCheckpointIO
-from lightning_modules.unannotated_recall import UnannotatedRecall
-from lightning_modules.validation_history import ValidationHistory
+from training.agreed_stop import AgreedStop
+from training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, RenamedMetrics, RNGStateCheckpoint
+from training.f1_chart import F1Chart
+from training.lightning_internals import set_collective_timeout
 from training.logger import build_logger
 from training.run_dir import RunDir
+from training.unannotated_recall import UnannotatedRecall
+from training.validation_history import ValidationHistory
+from training.wandb_callbacks import WandbPredictions, WandbSummaries
 
 # by design: SpanNERModule.transfer_batch_to_device moves only the network's inputs
 warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
@@ -66,8 +61,7 @@ def build_trainer(
         if wandb.run is not None:  # an online run was already started: close it as failed
             wandb.finish(exit_code=2)
         raise ConfigError(f"trainer: {err}") from None
-    if hasattr(trainer.strategy, "_timeout"):  # every DDP strategy, "auto" resolved to one included
-        trainer.strategy._timeout = timeout
+    set_collective_timeout(trainer, timeout)
     return trainer
 
 

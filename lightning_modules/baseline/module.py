@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from datamodules.label_space import LabelSpace
-from lightning_modules.base import ModelConfig, SpanNERModule
+from lightning_modules.base import SpanNERModule
+from lightning_modules.baseline.codec import BIOLayout, decode_tags
+from lightning_modules.baseline.config import BaselineConfig
 from lightning_modules.baseline.network import PerCorpusTaggerNetwork
-from lightning_modules.baseline.tagging import BIOLayout, decode_tags
 from lightning_modules.baseline.targets import BIOTargetEncoder
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
-from lightning_modules.warm_start import CORPUS, TYPE, RowKey
-
-
-@dataclass
-class BaselineConfig(ModelConfig):
-    """``model=baseline``: the shared encoder and one BIO head per corpus (flat mentions only)."""
-
-    dropout: float = 0.1  # on the word vectors, before the heads
-
-    def check(self) -> None:
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout={self.dropout}: must be in [0, 1)")
+from lightning_modules.row_keys import CORPUS, TYPE, RowKey
 
 
 @register_model(

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_modules.baseline.tagging import IGNORE, BIOLayout
+from lightning_modules.baseline.codec import IGNORE, BIOLayout
 from lightning_modules.encoder import WordEncoder
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from datamodules.label_space import LabelSpace
-from lightning_modules.baseline.tagging import BIOLayout, encode_tags
+from lightning_modules.baseline.codec import BIOLayout, encode_tags
 
 
 class BIOTargetEncoder:

@@ -17,150 +17,24 @@ same dynamic targets; ``tests/test_sru_fused.py`` checks logits, targets and eve
   gradient of the logits reaches the MLP in one product before the loop, and each softmax's backward is
   one kernel (about 16 per step).
 
-Notation as in ``memory.py``: B sentences, Q slots, d hidden, J latents, R position rows, A actions,
-T steps run. Write 0 is BOA on slot 0, write t + 1 is step t's Omega on its pointer p_t; read 0 is centred
-on slot 0 after write 0, read t + 1 on p_t after write t + 1; step t's MLP input is [S[p_t], read t].
+The loop's memory is ``fused_memory.SlotMemory``, its buffers come from ``workspace.Workspace``, and it reads
+the head's weights by name (``SRUHead.weights``). Notation as in ``memory.py``: B sentences, Q slots, d
+hidden, J latents, R position rows, A actions, T steps run. Write 0 is BOA on slot 0, write t + 1 is step t's
+Omega on its pointer p_t; read 0 is centred on slot 0 after write 0, read t + 1 on p_t after write t + 1; step
+t's MLP input is [S[p_t], read t].
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import torch
 
-from lightning_modules.sru_ner.actions import EOA, SHIFT
-from lightning_modules.sru_ner.memory import NEG_INF
+from lightning_modules.sru_ner.codec import EOA, SHIFT
+from lightning_modules.sru_ner.fused_memory import SlotMemory
+from lightning_modules.sru_ner.workspace import Workspace, allocator
 from losses import dynamic_multi_hot_target, shift_kept
-
-
-def centred_position_rows(num_slots: int, half_context: int, device: torch.device) -> torch.Tensor:
-    """(Q centres, Q slots) rows of the position table, as ``SlotReadParameters.relative_index`` with
-    every slot valid (invalid slots are masked out of the scores anyway)."""
-    q = torch.arange(num_slots, device=device)
-    rel = q.unsqueeze(0) - q.unsqueeze(1)  # [centre, slot]
-    rows = torch.where(
-        rel.abs() <= half_context, rel + half_context, torch.full_like(rel, 2 * half_context + 2)
-    )
-    rows[:, 0] = 2 * half_context + 1  # CLS
-    return rows
-
-
-class SlotMemory:
-    """The decomposed read of ``memory.DecomposedMemory`` without autograd, updated in place.
-
-    ``memory`` holds C = S + M (the masked slots plus every write so far), so a read is one (B, Q) x (B, Q, d)
-    product; ``scores`` holds alpha * Lambda C^T = ``slot_scores + action_scores`` of ``DecomposedMemory``,
-    with NEG_INF on invalid slots. A write adds a row [omega ; alpha Lambda omega] (B, d + J): omega to C
-    at the slot, its score contribution to ``scores`` there.
-    """
-
-    def __init__(self, slots, word_mask, queries, table, alpha, output_diag, half_context: int):
-        batch, num_slots, hidden = slots.shape
-        self.hidden = hidden
-        self.rows = torch.arange(batch, device=slots.device)
-        self.flat_rows = self.rows * num_slots  # row of slot (b, 0) in the (B*Q, d) views
-        self.output_diag = output_diag
-        self.valid = word_mask.to(slots.dtype)
-        self.scaled_queries = alpha * queries  # (J, d)
-        self.masked_slots = slots * word_mask.unsqueeze(-1)  # S
-        self.memory = self.masked_slots.clone()  # C
-        self.flat_memory = self.memory.view(batch * num_slots, hidden)
-        self.position_rows = centred_position_rows(num_slots, half_context, slots.device)  # (Q, Q)
-        position_scores = queries @ table.T  # (J, R)
-        self.centred_scores = position_scores[:, self.position_rows].transpose(0, 1).contiguous()  # (Q, J, Q)
-        slot_scores = alpha * torch.einsum("jd,bqd->bjq", queries, self.masked_slots)  # (B, J, Q)
-        self.scores = slot_scores.masked_fill_(~word_mask.unsqueeze(1), NEG_INF)
-        self._best = slots.new_empty(batch, num_slots)
-        self._scores = torch.empty_like(self.scores)  # scratch of one read (reused: no allocation per step)
-
-    def scatter_index(self, slot: torch.Tensor) -> torch.Tensor:  # (..., B) -> (..., B, J, 1)
-        return slot.unsqueeze(-1).unsqueeze(-1).expand(*slot.shape, self.scores.shape[1], 1)
-
-    def write(self, omega: torch.Tensor, slot: torch.Tensor) -> None:
-        """Adds omega (B, d) at slot (B,). Unlike ``DecomposedMemory.write`` a write on an invalid slot is
-        not zeroed: it changes neither a read (an invalid slot's score stays about NEG_INF, so its weight
-        stays exactly 0) nor a gradient (every gradient reaching it is a multiple of those zero weights)."""
-        self.write_row(torch.cat([omega, omega @ self.scaled_queries.T], dim=1), slot)
-
-    def write_row(self, row: torch.Tensor, slot: torch.Tensor, flat_slot=None, index=None) -> None:
-        """Adds a written row [omega ; alpha Lambda omega] (B, d + J) at slot (B,); ``flat_slot`` (B,) and
-        ``index`` (B, J, 1) can be passed when known beforehand."""
-        index = self.scatter_index(slot) if index is None else index
-        self.scores.scatter_add_(2, index, row[:, self.hidden :].unsqueeze(-1))
-        flat_slot = self.flat_rows + slot if flat_slot is None else flat_slot
-        self.flat_memory.index_add_(0, flat_slot, row[:, : self.hidden])
-
-    def read(self, centre: torch.Tensor, out: tuple | None = None):
-        """-> read (B, d), its pre-D1 value u (B, d), weights w (B, Q), argmax latent per slot (B, Q);
-        ``out`` = (u, w, latent) buffers to fill instead (one kernel each: index, add, max, softmax,
-        product), and then only u is returned: D1 is folded into the weights that use it."""
-        if out is None:
-            scores = self.centred_scores.index_select(0, centre).add_(self.scores)  # (B, J, Q)
-            best, latent = scores.max(dim=1)
-            weights = best.softmax(dim=-1)
-            value = torch.bmm(weights.unsqueeze(1), self.memory).squeeze(1)  # u = w^T C
-            return value * self.output_diag, value, weights, latent
-        value, weights, latent = out
-        scores = torch.index_select(self.centred_scores, 0, centre, out=self._scores).add_(self.scores)
-        torch.max(scores, 1, out=(self._best, latent))
-        torch.softmax(self._best, -1, out=weights)
-        torch.bmm(weights.unsqueeze(1), self.memory, out=value.unsqueeze(1))
-        return value
-
-
-class Workspace:
-    """Buffers kept from one training step to the next (CPU).
-
-    One step of the loop fills ~50 MB of buffers (batch 16, 45 words); fresh allocations of that size
-    come back as new pages from the OS every step. A workspace is lent to one forward at a time and
-    returned by its backward, at once when no backward can come, when the forward fails, or when the
-    graph that borrowed it is freed without a backward; a forward that finds it lent allocates normally.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple, torch.Tensor] = {}
-        self._used: dict[tuple, int] = {}  # bytes touched per buffer (the rest is room to grow)
-        self._borrower: weakref.ref | None = None
-        self.lent = False
-
-    def lend(self) -> bool:
-        if self.lent and (self._borrower is None or self._borrower() is not None):
-            return False
-        self.lent, self._borrower = True, None
-        return True
-
-    def borrowed_by(self, ctx) -> None:
-        self._borrower = weakref.ref(ctx)
-
-    def give_back(self) -> None:
-        self.lent, self._borrower = False, None
-
-    def used_nbytes(self) -> int:
-        return sum(self._used.values())
-
-    def get(self, name: str, shape: tuple, like: torch.Tensor, dtype: torch.dtype | None = None):
-        dtype = dtype or like.dtype
-        numel = math.prod(shape)
-        key = (name, dtype, like.device)
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.numel() < numel:
-            buffer = torch.empty(numel + numel // 4, dtype=dtype, device=like.device)  # room to grow
-            self._buffers[key] = buffer
-        self._used[key] = max(self._used.get(key, 0), numel * buffer.element_size())
-        return buffer[:numel].view(shape)
-
-
-def _allocator(workspace: Workspace | None, like: torch.Tensor):
-    """new(name, *shape, dtype=None) from the workspace when one is lent, else fresh."""
-
-    def new(name: str, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
-        if workspace is None:
-            return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
-        return workspace.get(name, shape, like, dtype)
-
-    return new
 
 
 @dataclass
@@ -215,7 +89,7 @@ class FusedTeacherForcing(torch.autograd.Function):
         written_rows = torch.cat([embeddings, embeddings @ memory.scaled_queries.T], dim=1)  # (A, d + J)
         w1_slot, w1_read = w1[:, :hidden], w1[:, hidden:] * output_diag  # (2d, d) each
         flat_slots = slots.reshape(batch * num_slots, hidden)
-        new = _allocator(run.workspace, slots)
+        new = allocator(run.workspace, slots)
         keep = run.mlp_keep
         slot_inputs = new("slot_inputs", cap, batch, hidden)  # MLP input, slot half (dropout applied)
         values = new("values", cap + 1, batch, hidden)  # u of read t (read 0: after BOA)
@@ -396,7 +270,7 @@ class FusedTeacherForcing(torch.autograd.Function):
         probs = logits.softmax(-1) if run.omega_softmax else None
         omega_weights = (probs if run.omega_softmax else logits) * selected  # (T, B, A)
         selected = selected.to(logits.dtype)
-        new = _allocator(run.workspace, slots)
+        new = allocator(run.workspace, slots)
         tanh_grad = torch.mul(
             hiddens[:steps], hiddens[:steps], out=new("tanh_grad", steps, batch, 2 * hidden)
         )
@@ -515,29 +389,32 @@ class FusedTeacherForcing(torch.autograd.Function):
         )  # fmt: skip
 
 
-def fused_teacher_forcing(head, slots, word_mask, gold_rows, other_mask, every: int, decision_offset=None):
-    """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask). ``every``:
-    steps between two host reads of the stop condition."""
-    cfg, params = head.cfg, head.read_params
+def fused_teacher_forcing(
+    weights, params, cfg, pool: Workspace, slots, word_mask, gold_rows, other_mask, every: int,
+    decision_offset=None, *, training: bool,
+):  # fmt: skip
+    """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask).
+    ``weights``: the head's ``HeadWeights``; ``params``: its ``SlotReadParameters``; ``cfg``: its config;
+    ``pool``: its workspace, lent to this loop when free; ``every``: steps between two host reads of the
+    stop condition; ``training``: the head's mode (dropout)."""
     gold_steps = gold_rows.shape[1]
     cap = max(gold_steps, math.ceil(cfg.train_step_factor * gold_steps))
-    queries, table = params.per_batch_dropped(head.training)
-    drop = head.mlp[0].p
+    queries, table = params.per_batch_dropped(training)
+    drop = weights.dropout
     lend = slots.device.type == "cpu" and torch.is_grad_enabled()  # under no_grad no backward returns it
-    workspace = head.workspace if lend and head.workspace.lend() else None
+    workspace = pool if lend and pool.lend() else None
     keep = None
-    if head.training and drop > 0:
-        keep = _allocator(workspace, slots)("keep", cap, slots.shape[0], 2 * slots.shape[-1])
+    if training and drop > 0:
+        keep = allocator(workspace, slots)("keep", cap, slots.shape[0], 2 * slots.shape[-1])
         keep.uniform_().lt_(1 - drop).div_(1 - drop)  # = bernoulli_(1 - drop), in half the time on CPU
     run = LoopInputs(
         word_mask, gold_rows, other_mask, keep, cap, params.half_context, cfg.omega == "softmax",
         every, cfg.project_coeff, workspace, cfg.sh_margin, decision_offset,
     )  # fmt: skip
-    first, second = head.mlp[1], head.mlp[3]
     try:
         return FusedTeacherForcing.apply(
-            slots, queries, table, params.token_multiplier, params.output_diag, head.action_embeddings.weight,
-            first.weight, first.bias, second.weight, second.bias, head.begin_of_actions, run,
+            slots, queries, table, params.token_multiplier, params.output_diag, weights.embeddings,
+            weights.w1, weights.b1, weights.w2, weights.b2, weights.boa, run,
         )  # fmt: skip
     except BaseException:
         if workspace is not None:

@@ -12,25 +12,27 @@ kernels), and the pointer's move.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from lightning_modules.sru_ner.actions import EOA, SHIFT
-from lightning_modules.sru_ner.fused import SlotMemory
+from lightning_modules.sru_ner.codec import EOA, SHIFT
+from lightning_modules.sru_ner.fused_memory import SlotMemory
 
 
 @torch.no_grad()
 def fused_generation(
-    head,
+    weights: Any,
+    params: Any,
+    cfg: Any,
     slots: torch.Tensor,
     word_mask: torch.Tensor,
     every: int,
     decision_offset: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Decision logits ``u - c`` (B, T, A) up to the step where every sentence has reached EOA, as
-    ``SRUHead.generate``; ``every``: steps between two host reads of the stop condition; ``c``:
-    ``decision_offset`` (A,) or 0."""
-    cfg, params = head.cfg, head.read_params
+    ``SRUHead.generate``, from the head's ``HeadWeights``, ``SlotReadParameters`` and config; ``every``:
+    steps between two host reads of the stop condition; ``c``: ``decision_offset`` (A,) or 0."""
     batch, num_slots, hidden = slots.shape
     device = slots.device
     cap = math.ceil(cfg.infer_step_factor * num_slots)
@@ -38,14 +40,12 @@ def fused_generation(
     memory = SlotMemory(
         slots, word_mask, queries, table, params.token_multiplier, params.output_diag, params.half_context
     )
-    first, second = head.mlp[1], head.mlp[3]
-    w1, w2 = first.weight, second.weight
-    embeddings, boa = head.action_embeddings.weight, head.begin_of_actions
+    w1, w2, embeddings, boa = weights.w1, weights.w2, weights.embeddings, weights.boa
     written_rows = torch.cat([embeddings, embeddings @ memory.scaled_queries.T], dim=1)  # (A, d + J)
     w1_read_t, w2_t = (w1[:, hidden:] * params.output_diag).T, w2.T
-    slot_terms = torch.addmm(first.bias, slots.reshape(-1, hidden), w1[:, :hidden].T)  # (B * Q, 2d)
+    slot_terms = torch.addmm(weights.b1, slots.reshape(-1, hidden), w1[:, :hidden].T)  # (B * Q, 2d)
 
-    logits_all = second.bias.expand(cap, batch, -1).clone()  # (T, B, A), the biases once
+    logits_all = weights.b2.expand(cap, batch, -1).clone()  # (T, B, A), the biases once
     decisions_all = logits_all if decision_offset is None else torch.empty_like(logits_all)
     reached_all = torch.zeros(cap + 1, batch, dtype=torch.bool, device=device)  # [t + 1]: EOA by step t
     h = slots.new_empty(batch, 2 * hidden)

@@ -15,7 +15,8 @@ from lightning_modules.decisions import DEFAULT_THRESHOLD, binary_offset, thresh
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
-from lightning_modules.sru_ner.actions import (
+from lightning_modules.row_keys import POOL, TYPE, RowKey
+from lightning_modules.sru_ner.codec import (
     EOA,
     SHIFT,
     ActionVocabulary,
@@ -24,9 +25,8 @@ from lightning_modules.sru_ner.actions import (
     typed_cells,
 )
 from lightning_modules.sru_ner.config import SRUNERConfig
-from lightning_modules.sru_ner.network import SRUNERNetwork
+from lightning_modules.sru_ner.network import SRUHead, SRUNERNetwork
 from lightning_modules.sru_ner.targets import SRUTargetEncoder, action_counts
-from lightning_modules.warm_start import POOL, TYPE, RowKey
 from losses import balanced_binary_weights, multi_hot_bce_terms, welt_binary_weights
 
 
@@ -52,9 +52,8 @@ class SRUNERModule(SpanNERModule):
         for qualified in label_space.types:
             actions += [("TR", TYPE, qualified), ("RE", TYPE, qualified)]
         latents = [("latent", POOL, str(j)) for j in range(model_config.action_space_dim * len(actions))]
-        head = "network.head."
-        return {f"{head}action_embeddings.weight": actions, f"{head}mlp.3.weight": actions,
-                f"{head}mlp.3.bias": actions, f"{head}read_params.latents": latents}  # fmt: skip
+        rows = {f"network.head.{name}": actions for name in SRUHead.ACTION_ROWS}
+        return rows | {f"network.head.{name}": latents for name in SRUHead.LATENT_ROWS}
 
     def __init__(
         self,

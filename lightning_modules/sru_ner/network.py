@@ -15,18 +15,20 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.precision import ieee_fp32_matmuls
-from lightning_modules.sru_ner.actions import EOA, SHIFT
+from lightning_modules.sru_ner.codec import EOA, SHIFT
 from lightning_modules.sru_ner.config import SRUNERConfig
-from lightning_modules.sru_ner.fused import SlotMemory, Workspace, fused_teacher_forcing
+from lightning_modules.sru_ner.fused import fused_teacher_forcing
 from lightning_modules.sru_ner.fused_generation import fused_generation
+from lightning_modules.sru_ner.fused_memory import SlotMemory
 from lightning_modules.sru_ner.memory import DecomposedMemory, DenseMemory, SlotReadParameters
+from lightning_modules.sru_ner.workspace import Workspace
 from losses import dynamic_multi_hot_target
 
 
@@ -57,6 +59,18 @@ def _in_full_precision(method: Callable) -> Callable:
     return in_full_precision
 
 
+class HeadWeights(NamedTuple):
+    """The head's weights by name, for the fused loops (the state-dict keys stay ``mlp.1``, ``mlp.3``)."""
+
+    dropout: float  # the MLP input's dropout probability
+    w1: torch.Tensor  # (2d, 2d): the MLP's first layer, input [slot at the pointer ; read]
+    b1: torch.Tensor
+    w2: torch.Tensor  # (A, 2d): the action logits
+    b2: torch.Tensor
+    embeddings: torch.Tensor  # (A, d): E, the action embeddings Omega mixes
+    boa: torch.Tensor  # (d,): BOA, the first write
+
+
 class SRUHead(nn.Module):
     """The transition loop over the slots. It always computes in its parameters' dtype (fp32 in training)
     with autocast off, whoever calls it and under whatever autocast: its decisions (the displaced SH
@@ -82,6 +96,17 @@ class SRUHead(nn.Module):
             nn.Dropout(cfg.dropout_mlp), nn.Linear(2 * d, 2 * d), nn.Tanh(), nn.Linear(2 * d, a)
         )
         self.workspace = Workspace()  # buffers of the fused loop, kept between steps (not state)
+
+    # state-dict names (under the head) of the parameters with one row per action, for a warm start
+    ACTION_ROWS = ("action_embeddings.weight", "mlp.3.weight", "mlp.3.bias")
+    LATENT_ROWS = ("read_params.latents",)
+
+    def weights(self) -> HeadWeights:
+        dropout, first, _, second = self.mlp
+        return HeadWeights(
+            dropout.p, first.weight, first.bias, second.weight, second.bias,
+            self.action_embeddings.weight, self.begin_of_actions,
+        )  # fmt: skip
 
     # --- pieces shared by both loops ------------------------------------------------------------
     def _start(self, slots: torch.Tensor, word_mask: torch.Tensor, steps: int):
@@ -129,7 +154,19 @@ class SRUHead(nn.Module):
         if self.cfg.fused:
             every = steps_between_checks(self.cfg, slots.device)
             return TrainingOutput(
-                *fused_teacher_forcing(self, slots, word_mask, gold_rows, other_mask, every, decision_offset)
+                *fused_teacher_forcing(
+                    self.weights(),
+                    self.read_params,
+                    self.cfg,
+                    self.workspace,
+                    slots,
+                    word_mask,
+                    gold_rows,
+                    other_mask,
+                    every,
+                    decision_offset,
+                    training=self.training,
+                )  # fmt: skip
             )
         batch, num_slots, _ = slots.shape
         gold_steps = gold_rows.shape[1]
@@ -185,7 +222,8 @@ class SRUHead(nn.Module):
         cap = math.ceil(self.cfg.infer_step_factor * num_slots)
         every = steps_between_checks(self.cfg, slots.device)
         if self.cfg.fused and not self.training:  # (in train mode, dropout: the step-by-step loop below)
-            return fused_generation(self, slots, word_mask, every, decision_offset)
+            weights, params = self.weights(), self.read_params
+            return fused_generation(weights, params, self.cfg, slots, word_mask, every, decision_offset)
         if self.cfg.fused:
             memory, read, pointer = self._start_fused(slots, word_mask)
         else:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from datamodules.label_space import LabelSpace
-from lightning_modules.sru_ner.actions import (
+from lightning_modules.sru_ner.codec import (
     ActionVocabulary,
     dense_batch,
     gold_action_rows,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,83 +21,33 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.label_space import LabelSpace
-from lightning_modules.base import ModelConfig, SpanNERModule
-from lightning_modules.decisions import binary_offset, check_decisions, class_offset
+from lightning_modules.base import SpanNERModule
+from lightning_modules.decisions import binary_offset, class_offset
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
-from lightning_modules.tabert_cnn.network import FIRST_LAYERS, TabERTCNNNetwork, TableCNNConfig
-from lightning_modules.tabert_cnn.tables import (
+from lightning_modules.row_keys import RELATION, TYPE, RowKey, type_keys
+from lightning_modules.tabert_cnn.codec import (
     IGNORE,
     TAGS,
     BILOULayout,
+    SpanCells,
     decode_bilou,
     decode_relations,
     decode_span_table,
-    encode_paper_targets,
 )
-from lightning_modules.tabert_cnn.targets import PaperTargetEncoder, SpanTargetEncoder
-from lightning_modules.warm_start import RELATION, TYPE, RowKey, type_keys
+from lightning_modules.tabert_cnn.config import TabERTCNNConfig
+from lightning_modules.tabert_cnn.network import TabERTCNNNetwork
+from lightning_modules.tabert_cnn.targets import (
+    PaperTargetEncoder,
+    SpanTargetEncoder,
+    class_counts_paper,
+    class_counts_span,
+)
 from losses import dynamic_type_bce_sum, welt_binary_weights, welt_class_weights
 
-MODES = ("auto", "paper", "span")
-WEIGHTINGS = ("none", "welt")
 SPAN_PRIOR = 0.01  # initial mention probability of every span cell (the output bias), so decoding an
 # untrained model does not face n^2 K candidates at p = 0.5
-
-
-@dataclass
-class TabERTCNNConfig(ModelConfig):
-    """``model=tabert_cnn``: the word-pair table CNN (spec B3/B8 defaults)."""
-
-    lr: float = 1e-3  # everything outside the encoder (B8)
-    weight_decay: float = 0.01
-    warmup_epochs: float = 0.2
-    mode: str = "auto"  # auto | paper (joint NER + RE) | span (multi-corpus nested NER)
-    pair_dim: int = 256  # word vectors are projected to this width before pairing; 0 = no projection
-    channels: int = 512
-    kernel: int = 3
-    layers: int = 2
-    dropout: float = 0.3  # pair dropout
-    conv_dropout: float = 0.3  # Dropout2d after each hidden convolution
-    first_layer: str = "factored"  # factored (row + column term) | straightforward (the n x n x 2p table)
-    threshold: float = 0.5  # span mode: a cell is a mention above this probability
-    project_coeff: float = 1.0  # span mode: scale of the other corpora's soft targets (1 = no gradient)
-    class_weighting: str = "none"  # none | welt (losses.class_weights)
-    # what decisions read (lightning_modules/decisions.py): calibrated (with class_weighting, the cell
-    # threshold on u - log(w+/w-), paper mode's argmax on u - log w), thresholds (the cells only) or raw
-    decisions: str = "thresholds"
-
-    def check(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"model.mode={self.mode}: use one of {', '.join(MODES)}")
-        if self.class_weighting not in WEIGHTINGS:
-            raise ValueError(
-                f"model.class_weighting={self.class_weighting}: use one of {', '.join(WEIGHTINGS)}"
-            )
-        if self.first_layer not in FIRST_LAYERS:
-            raise ValueError(f"model.first_layer={self.first_layer}: use one of {', '.join(FIRST_LAYERS)}")
-        check_decisions(self.decisions)
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"model.threshold={self.threshold}: must be in (0, 1)")
-        if self.project_coeff < 0:
-            raise ValueError(f"model.project_coeff={self.project_coeff}: must be >= 0")
-        try:
-            self.table_config(out_channels=1)
-        except ValueError as err:
-            raise ValueError(f"model.{err}") from None
-
-    def table_config(self, out_channels: int) -> TableCNNConfig:
-        return TableCNNConfig(
-            out_channels=out_channels,
-            pair_dim=self.pair_dim,
-            channels=self.channels,
-            kernel=self.kernel,
-            layers=self.layers,
-            dropout=self.dropout,
-            conv_dropout=self.conv_dropout,
-            first_layer=self.first_layer,
-        )
 
 
 @register_model(
@@ -139,7 +88,7 @@ class TabERTCNNModule(SpanNERModule):
     def type_rows(cls, model_config: TabERTCNNConfig, label_space: LabelSpace) -> dict[str, list[RowKey]]:
         """Span mode: the last convolution's channel of each type. Paper mode: the entity head's ``O``
         and ``B I L U`` of each type, the last convolution's ``None`` and ``R`` / ``L`` of each relation
-        type (``tables.py``)."""
+        type (``codec.py``)."""
         last = f"network.table.convs.{model_config.layers - 1}."
         if cls.resolved_mode(model_config, label_space) == "span":
             types = type_keys("span", label_space)
@@ -160,11 +109,9 @@ class TabERTCNNModule(SpanNERModule):
         if cls.resolved_mode(config, label_space) == "paper":
             layout = BILOULayout(len(label_space), len(label_space.relation_types))
             return TabERTCNNNetwork(
-                encoder,
-                config.table_config(layout.num_relation_labels),
-                num_entity_labels=layout.num_entity_labels,
+                encoder, config, layout.num_relation_labels, num_entity_labels=layout.num_entity_labels
             )
-        network = TabERTCNNNetwork(encoder, config.table_config(len(label_space)))
+        network = TabERTCNNNetwork(encoder, config, len(label_space))
         with torch.no_grad():
             network.table.convs[-1].bias.fill_(-math.log((1 - SPAN_PRIOR) / SPAN_PRIOR))
         return network
@@ -259,7 +206,7 @@ class TabERTCNNModule(SpanNERModule):
     @torch.no_grad()
     def head_eval_bytes(self, sentences: int, words: int, element_bytes: int) -> int:
         table = self.network.table.eval_activation_bytes(sentences, words, element_bytes)
-        decode = sentences * words * words * self.network.table.config.out_channels * 4 * 2  # fp32 probs
+        decode = sentences * words * words * self.network.table.out_channels * 4 * 2  # fp32 probs
         return max(table, decode)
 
     def _calibrated(self) -> bool:
@@ -311,49 +258,3 @@ class TabERTCNNModule(SpanNERModule):
         # an entity's score: the lowest probability of its words' BILOU labels
         scores = [[float(word_probs[b, s:e].min()) for s, e, _ in found] for b, found in enumerate(entities)]
         return Prediction(entities, relations, scores)
-
-
-@dataclass
-class SpanCells:
-    """Span mode's candidate cells of one batch: ``(M, 4)`` (sentence, i, j, type) and their ``(M,)``
-    calibrated probabilities."""
-
-    batch_size: int
-    cells: np.ndarray
-    probs: np.ndarray
-
-
-# --- class counts for WeLT -------------------------------------------------------------------------
-def class_counts_paper(
-    rows_by_corpus: Mapping[str, Any], layout: BILOULayout
-) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of every entity label over words and every relation label over strict-upper cells."""
-    ner = np.zeros(layout.num_entity_labels, dtype=np.int64)
-    rel = np.zeros(layout.num_relation_labels, dtype=np.int64)
-    for rows in rows_by_corpus.values():
-        for n, spans, relations in zip(rows["num_words"], rows["spans"], rows["relations"]):
-            spans = [tuple(spans[i : i + 3]) for i in range(0, len(spans), 3)]
-            relations = [tuple(relations[i : i + 3]) for i in range(0, len(relations), 3)]
-            tags, table, _ = encode_paper_targets(spans, relations, n)
-            ner += np.bincount(tags, minlength=layout.num_entity_labels)
-            rel += np.bincount(table[np.triu_indices(n, k=1)], minlength=layout.num_relation_labels)
-    return ner, rel
-
-
-def class_counts_span(
-    rows_by_corpus: Mapping[str, Any], label_space: LabelSpace
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per type: gold mention cells (positives) and the other valid cells of its corpus's sentences."""
-    pos = np.zeros(len(label_space), dtype=np.int64)
-    neg = np.zeros(len(label_space), dtype=np.int64)
-    for corpus, rows in rows_by_corpus.items():
-        num_words = np.asarray(rows["num_words"], dtype=np.int64)
-        cells = int((num_words * (num_words + 1) // 2).sum())
-        own = label_space.type_ids_of(corpus)
-        flat = np.concatenate(
-            [np.asarray(s, dtype=np.int64) for s in rows["spans"]] or [np.zeros(0, np.int64)]
-        )
-        counts = np.bincount(flat.reshape(-1, 3)[:, 2], minlength=len(label_space))
-        pos[own] += counts[own]
-        neg[own] += cells - counts[own]
-    return pos, neg

@@ -26,53 +26,29 @@ form drops elements of the word vectors x (each word's mask is shared by its row
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.encoder import WordEncoder
-
-FIRST_LAYERS = ("factored", "straightforward")
-
-
-@dataclass
-class TableCNNConfig:
-    out_channels: int  # logits per cell: R relation labels (paper mode) or K types (span mode)
-    pair_dim: int = 256  # p; 0 keeps the encoder width (no projection)
-    channels: int = 512  # H
-    kernel: int = 3
-    layers: int = 2  # convolutions, the last one giving the logits
-    dropout: float = 0.3  # pair dropout (cells or word vectors, see the module docstring)
-    conv_dropout: float = 0.3  # Dropout2d after each hidden convolution
-    first_layer: str = "factored"
-
-    def __post_init__(self) -> None:
-        if self.first_layer not in FIRST_LAYERS:
-            raise ValueError(f"first_layer={self.first_layer!r}: use one of {', '.join(FIRST_LAYERS)}")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"kernel={self.kernel}: an odd size >= 1 (padding 'same')")
-        if self.layers < 2:
-            raise ValueError(f"layers={self.layers}: at least 2 (one hidden convolution and the output one)")
-        if self.channels < 1 or self.pair_dim < 0 or self.out_channels < 1:
-            raise ValueError("channels and out_channels must be >= 1, pair_dim >= 0")
-        for key in ("dropout", "conv_dropout"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ValueError(f"{key}={getattr(self, key)}: must be in [0, 1)")
+from lightning_modules.tabert_cnn.config import TabERTCNNConfig
 
 
 class TableCNN(nn.Module):
-    """Word vectors ``(B, n, d)`` and word mask ``(B, n)`` -> cell logits ``(B, out_channels, n, n)``."""
+    """Word vectors ``(B, n, d)`` and word mask ``(B, n)`` -> cell logits ``(B, out_channels, n, n)``:
+    R relation labels (paper mode) or K types (span mode)."""
 
-    def __init__(self, input_dim: int, config: TableCNNConfig):
+    def __init__(self, input_dim: int, config: TabERTCNNConfig, out_channels: int):
         super().__init__()
+        if out_channels < 1:
+            raise ValueError(f"out_channels={out_channels}: must be >= 1")
         self.config = config
+        self.out_channels = out_channels
         p = config.pair_dim or input_dim
         self.project = nn.Linear(input_dim, p) if config.pair_dim else nn.Identity()
         self.pair_dropout = nn.Dropout(config.dropout)
         k, h = config.kernel, config.channels
-        sizes = [2 * p] + [h] * (config.layers - 1) + [config.out_channels]
+        sizes = [2 * p] + [h] * (config.layers - 1) + [out_channels]
         self.convs = nn.ModuleList(
             nn.Conv2d(sizes[n], sizes[n + 1], k, padding=k // 2) for n in range(config.layers)
         )
@@ -111,7 +87,7 @@ class TableCNN(nn.Module):
         pair table."""
         config = self.config
         p = self.convs[0].in_channels // 2
-        h, out = config.channels, config.out_channels
+        h, out = config.channels, self.out_channels
         widest = 2 * h + (h if config.layers > 2 else out)
         if config.first_layer == "straightforward":
             widest = max(widest, 4 * p + h)
@@ -156,11 +132,17 @@ class TabERTCNNNetwork(nn.Module):
     ``forward(batch)`` returns ``(cell_logits (B, C_out, n, n), entity_logits (B, n, E) or None)``.
     """
 
-    def __init__(self, encoder: WordEncoder, table: TableCNNConfig, num_entity_labels: int | None = None):
+    def __init__(
+        self,
+        encoder: WordEncoder,
+        config: TabERTCNNConfig,
+        out_channels: int,
+        num_entity_labels: int | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
-        self.table = TableCNN(encoder.hidden_size, table)
-        self.entity_head = nn.Linear(table.out_channels, num_entity_labels) if num_entity_labels else None
+        self.table = TableCNN(encoder.hidden_size, config, out_channels)
+        self.entity_head = nn.Linear(out_channels, num_entity_labels) if num_entity_labels else None
         if self.entity_head is not None:
             nn.init.normal_(self.entity_head.weight, std=0.02)
             nn.init.zeros_(self.entity_head.bias)

@@ -8,7 +8,7 @@ if os.environ.get("BIONER_TEST_STOP_AFTER_STEP"):
     import signal
     from pathlib import Path
 
-    from lightning_modules import checkpoint_io
+    from training import checkpointing as checkpoint_io
 
     _save = checkpoint_io.AtomicCheckpointIO.save_checkpoint
     _step = int(os.environ["BIONER_TEST_STOP_AFTER_STEP"])

@@ -32,6 +32,7 @@ without nesting) the higher-scoring one wins. Nested mentions and mentions of di
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -182,3 +183,13 @@ def decode_span_table(
         score_of[(b, (i, j + 1, t))] = float(scores[m])
     spans = [sorted(s) for s in out]
     return spans, [[score_of[(b, span)] for span in found] for b, found in enumerate(spans)]
+
+
+@dataclass
+class SpanCells:
+    """Span mode's candidate cells of one batch: ``(M, 4)`` (sentence, i, j, type) and their ``(M,)``
+    calibrated probabilities."""
+
+    batch_size: int
+    cells: np.ndarray
+    probs: np.ndarray

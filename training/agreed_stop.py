@@ -47,6 +47,13 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from training.lightning_internals import (
+    drop_sigterm_broadcast,
+    ends_optimizer_step,
+    original_sigterm_handler,
+    request_stop,
+)
+
 # why a job stops, by precedence: the all-reduce keeps the largest, so a requeue asked by SLURM on any
 # rank wins over a plain SIGTERM elsewhere
 INTERRUPT, TERMINATE, REQUEUE = 1, 2, 3
@@ -110,14 +117,13 @@ class AgreedStop(pl.Callback):
     def _install(self, trainer: pl.Trainer) -> None:
         # Lightning installs its handlers just before the stage runs and restores the earlier ones when
         # it tears down (on an exception too); these replace them for the run.
-        original = getattr(trainer._signal_connector, "_original_handlers", {}).get(signal.SIGTERM)
+        original = original_sigterm_handler(trainer)
         signal.signal(signal.SIGTERM, self._handler(trainer, TERMINATE, original))
         signal.signal(signal.SIGINT, self._handler(trainer, INTERRUPT))
         if self.requeue_signal is not None:
             signal.signal(self.requeue_signal, self._handler(trainer, REQUEUE))
-        if self._distributed and hasattr(trainer.fit_loop.epoch_loop, "_broadcast_sigterm_tensor"):
-            # Lightning's per-batch broadcast of its own flag (a host sync on GPU): replaced by the above
-            trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = lambda: None
+        if self._distributed:  # Lightning's per-batch broadcast of its own flag: replaced by the above
+            drop_sigterm_broadcast(trainer)
 
     def _handler(self, trainer: pl.Trainer, reason: int, original: Any = None):
         def handler(signum: int, frame: Any) -> None:
@@ -138,7 +144,7 @@ class AgreedStop(pl.Callback):
                 # one process, every batch ends a step: stop at the end of this one, even when the signal
                 # comes during its checkpoint (after this callback's own batch-end hook)
                 self.agreed = self.local
-                trainer._signal_connector.received_sigterm = True
+                request_stop(trainer)
 
         return handler
 
@@ -156,10 +162,10 @@ class AgreedStop(pl.Callback):
             flag = torch.tensor([self.local], dtype=torch.int32)
             work = dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group, async_op=True)
             self._pending = (flag, work)
-        at_step_boundary = not trainer.fit_loop.epoch_loop._should_accumulate()
+        at_step_boundary = ends_optimizer_step(trainer)
         if self.agreed and at_step_boundary and self.stopped_at_step is None:
             self._announce(trainer, f"after optimizer step {trainer.global_step}")
-            trainer._signal_connector.received_sigterm = True  # Lightning raises at the end of this batch
+            request_stop(trainer)  # Lightning raises at the end of this batch
 
     # --- agreement during validation ----------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -214,7 +220,7 @@ class AgreedStop(pl.Callback):
         if self.stopped_at_step is None:  # not announced after a training batch already
             self.during_validation = True
             self._announce(trainer, f"during the validation after optimizer step {trainer.global_step}")
-        trainer._signal_connector.received_sigterm = True
+        request_stop(trainer)
         raise SIGTERMException
 
     def _announce(self, trainer: pl.Trainer, when: str) -> None:
