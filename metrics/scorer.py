@@ -48,11 +48,10 @@ class Scorer(nn.Module):
         self.foreign = [c for c in eval_space.corpora if c not in model_space.corpora]
         self.spans = SpanF1(model_space)
         self.foreign_spans = SpanF1(eval_space) if self.foreign else None
-        with_relations = eval_space == model_space and bool(model_space.relation_types)
-        self.relations = RelationF1(model_space) if with_relations else None
+        self._same = eval_space == model_space  # the common case: no retyping per sentence
+        self.relations = RelationF1(model_space) if self._same and model_space.relation_types else None
         self.partial = PartialMatch(model_space) if match and self.own else None
         self.foreign_partial = PartialMatch(eval_space) if match and self.foreign else None
-        self._same = eval_space == model_space
         self._to_model = np.asarray([model_space.type_index.get(q, -1) for q in eval_space.types], np.int64)
         self._type_maps = foreign_type_maps(model_space, eval_space)
 

@@ -51,31 +51,16 @@ def test_the_sru_head_under_bf16_autocast_is_exactly_the_fp32_head(loop: str, mu
 def test_the_fused_function_called_directly_under_autocast_computes_in_fp32() -> None:
     _, head = paired_heads()
     slots, word_mask, gold, other = random_batch(True)
-    want_logits, want_targets, _ = fused_teacher_forcing(
-        head.weights(),
-        head.read_params,
-        head.cfg,
-        head.workspace,
-        slots,
-        word_mask,
-        gold,
-        other,
-        4,
-        training=head.training,
-    )
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits, targets, _ = fused_teacher_forcing(
-            head.weights(),
-            head.read_params,
-            head.cfg,
-            head.workspace,
-            slots,
-            word_mask,
-            gold,
-            other,
-            4,
+
+    def run():
+        return fused_teacher_forcing(
+            head.weights(), head.read_params, head.cfg, head.workspace, slots, word_mask, gold, other, 4,
             training=head.training,
-        )
+        )  # fmt: skip
+
+    want_logits, want_targets, _ = run()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, targets, _ = run()
     assert logits.dtype == torch.float32
     assert torch.equal(logits, want_logits) and torch.equal(targets, want_targets)
 
