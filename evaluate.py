@@ -79,7 +79,7 @@ def evaluate(
     torch.set_float32_matmul_precision("high")  # as train.py
     module.eval().to(target)
     set_decisions(module, thresholds, decisions, target, data_root, tune_sentences)
-    cfg = copy.deepcopy(module.cfg)
+    cfg = copy.deepcopy(module.run_config)
     data = cfg["data"]
     data["corpora"] = list(corpora or data["corpora"])
     data["val_subsample"] = None
@@ -126,7 +126,7 @@ def set_decisions(
         return
     if not module.tunes_thresholds():
         raise BionerError(
-            f"--thresholds {thresholds}: model {module.cfg['model']['name']} decides by an argmax and has "
+            f"--thresholds {thresholds}: model {module.model_cfg.name} decides by an argmax and has "
             "no thresholds (use --thresholds stored)"
         )
     from training.thresholds import apply_thresholds, tune_thresholds
@@ -136,7 +136,7 @@ def set_decisions(
         return
     from datamodules.multi_corpus import MultiCorpusDataModule
 
-    cfg = copy.deepcopy(module.cfg)
+    cfg = copy.deepcopy(module.run_config)
     cfg["data"]["val_subsample"] = None
     if data_root is not None:
         cfg["data"]["root"] = data_root
@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     from metrics.charts import f1_bar_chart
 
     f1_bar_chart(metrics, args.split, out / "f1_per_corpus.png", title=f"{checkpoint.name} ({args.split})")
-    if args.wandb or (args.wandb is None and module.cfg.get("logger") == "wandb"):
+    if args.wandb or (args.wandb is None and module.run_config.get("logger") == "wandb"):
         _log_wandb(module, everything, args.split, out, checkpoint)
     print(render(metrics, stage=args.split, types=True))
     if schemas:
@@ -281,7 +281,7 @@ def _log_wandb(module: Any, metrics: dict[str, float], split: str, out: Path, ch
     from metrics.charts import f1_table_rows
     from training.logger import wandb_api_key
 
-    cfg = module.cfg
+    cfg = module.run_config
     settings = cfg.get("wandb") or {}
     mode = os.environ.get("WANDB_MODE") or ("online" if wandb_api_key() else "offline")
     run = wandb.init(

@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
 from configs.compose import ConfigError, available, compose, default_group
 from configs.validation import check_config
 from datamodules.multi_corpus import MultiCorpusDataModule
 from errors import BionerError, report_user_error
-from lightning_modules.checkpoints import check_checkpoint
-from lightning_modules.registry import available_models, build_module
+from lightning_modules.registry import available_models
 from training.agreed_stop import REQUEUE
 from training.artifacts import log_model_artifacts
+from training.logger import build_logger, failed_logging_on_error
 from training.publish import publish_run_start, publish_test_scores
 from training.resume import (
     checkpoint_hyper_parameters,
@@ -43,10 +42,14 @@ from training.resume import (
     with_checkpoint_model,
 )
 from training.run_dir import resolve_run_dir
+from training.run_model import build_run_model
 from training.slurm import requeue_slurm_job
 from training.thresholds import tune_after_fit
-from training.trainer import agreed_stop, build_trainer
-from training.warm_start import apply_init, check_init, with_init_source
+from training.trainer import agreed_stop, build_callbacks, build_trainer
+from training.warm_start import check_init, with_init_source
+
+if TYPE_CHECKING:
+    from configs.schema import RunCfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return report_user_error(err)
 
 
-def run(cfg: Any, argv: list[str]) -> int:
+def run(cfg: RunCfg, argv: list[str]) -> int:
     """Train (and test) one run of the composed config ``cfg``; ``argv`` is what the user typed, for the
     model card and the resume command."""
     # every check that can fail does so before anything is trained: config values, run directory, corpus
@@ -92,26 +95,21 @@ def run(cfg: Any, argv: list[str]) -> int:
     datamodule.check_files()
     label_space = datamodule.label_space
     try:
-        model = build_module(plain, label_space, encoder_config)
         datamodule.tokenizer  # noqa: B018 - load it now: a bad encoder.name fails here, not in fit
     except (OSError, ValueError) as err:  # unknown hub name, no network, a directory without a model
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
-    if source is not None:
-        report = apply_init(model, source, cfg)
-        plain["warm_start"] = report.to_dict()
-        if rank_zero_only.rank == 0:
-            print("\n".join(report.lines()), flush=True)
-    datamodule.batch_transform = model.target_encoder()
-    datamodule.eval_cost = model.eval_batch_bytes
-    if model.uses_training_rows:  # what a model counts over the training split (TabERT-CNN's class weights)
-        model.learn_from_training_rows(datamodule.training_rows())
-    if ckpt_path is not None:
-        check_checkpoint(ckpt_path, model, label_space.to_dict(), trust=cfg.trust_checkpoint)
+    logger = build_logger(cfg, plain, run_dir, label_space, resuming=ckpt_path is not None)
+    callbacks = build_callbacks(cfg.callbacks, cfg.trainer, run_dir, with_logger=logger is not False)
+    trainer = build_trainer(cfg.trainer, run_dir, callbacks, logger, trust_checkpoint=cfg.trust_checkpoint)
+    with failed_logging_on_error():  # a user error from here on closes a started W&B run as failed
+        datamodule.check_batch_split(trainer.world_size, trainer.accumulate_grad_batches)
+        model, warm_start = build_run_model(
+            cfg, plain, datamodule, trainer, source=source, encoder_config=encoder_config, ckpt_path=ckpt_path
+        )
+    if warm_start is not None:
+        plain["warm_start"] = warm_start.to_dict()
     if cfg.compile:
         model = torch.compile(model)
-
-    trainer = build_trainer(cfg, plain, run_dir, label_space, resuming=ckpt_path is not None)
-    datamodule.check_batch_split(trainer.world_size, trainer.accumulate_grad_batches)
     if trainer.is_global_zero:
         publish_run_start(run_dir, plain, label_space, argv)
     try:

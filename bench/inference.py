@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     torch.set_float32_matmul_precision("high")  # as train.py
     module = load_module(args.checkpoint).eval().to(device)
-    cfg = copy.deepcopy(module.cfg)
+    cfg = copy.deepcopy(module.run_config)
     cfg["data"].update(root=args.data_root, val_subsample=None)
     datamodule = MultiCorpusDataModule.from_config(cfg, label_space=module.label_space)
     datamodule.eval_cost = functools.partial(
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "inference",
         "checkpoint": str(Path(args.checkpoint)),
-        "model": module.cfg["model"]["name"],
+        "model": module.model_cfg.name,
         "device": str(device),
         "threads": host["threads"],
         "eval_batch_size": cfg["data"]["eval_batch_size"],

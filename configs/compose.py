@@ -119,8 +119,10 @@ def schema(model: str) -> DictConfig:
     return cfg
 
 
-def compose(argv: Sequence[str] = ()) -> DictConfig:
-    """The resolved-on-access run config for these command-line arguments."""
+def compose(argv: Sequence[str] = ()) -> RunCfg:
+    """The run config for these command-line arguments, resolved: a ``DictConfig`` structured by
+    ``RunCfg`` (attribute access as on the dataclass, types checked on assignment), which is the type the
+    job passes on; each consumer takes the section it needs (``cfg.trainer``, ``cfg.callbacks``, ...)."""
     _register_resolvers()
     groups, dotlist = split_overrides(argv)
     base = _load_yaml(CONFIG_DIR / "train.yaml")
@@ -184,7 +186,7 @@ def compose(argv: Sequence[str] = ()) -> DictConfig:
             raise ConfigError(
                 f"experiment={groups['experiment']} needs " + ", ".join(f"{key}=..." for key in needed)
             )
-    return cfg
+    return cfg  # type: ignore[return-value]  # a DictConfig standing for RunCfg (OmegaConf's typing idiom)
 
 
 def _explain(err: OmegaConfBaseException, structure: DictConfig) -> str:

@@ -17,6 +17,7 @@ from lightning.pytorch import Trainer
 
 from datamodules.catalog import BIOMEDICAL
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB
+from lightning_modules.optimisation import EncoderCfg, OptimCfg
 from metrics.names import DEFAULT_MONITOR
 
 _TRAINER_MANAGED = {"self", "logger", "callbacks", "plugins", "use_distributed_sampler", "default_root_dir"}
@@ -70,22 +71,6 @@ class DataCfg:
     cache_dir: str = "${oc.env:BIONER_CACHE_DIR,.cache/bioner}"
     val_subsample: int | None = None  # a fixed, seeded subsample of each dev split for validation
     fold: int | None = None  # cross-validation fold of the corpora that have folds (ADE: 0..9)
-
-
-@dataclass
-class EncoderCfg:
-    name: str = "${minilm:}"  # a hub name (e.g. michiyasunaga/BioLinkBERT-large) or a local directory
-    lr: float = 2e-5
-    weight_decay: float = 1e-3
-    warmup_epochs: float = 1.0
-
-
-@dataclass
-class OptimCfg:
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    eps: float = 1e-6
-    schedule: str = "linear"  # per-group linear warmup then "linear" or "cosine" decay to 0 at the last step
-    total_steps: int | None = None  # schedule length; None: trainer.max_steps, else epochs x epoch steps
 
 
 @dataclass

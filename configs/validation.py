@@ -5,7 +5,7 @@ is one line and exit 2 before training, never a traceback inside the first step.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
@@ -17,6 +17,9 @@ from datamodules.sampler import WEIGHTINGS
 from errors import BionerError
 from lightning_modules.decisions import GRANULARITIES
 from lightning_modules.registry import get_model
+
+if TYPE_CHECKING:
+    from configs.schema import RunCfg
 
 LOGGERS = ("wandb", "csv", "none")
 MODEL_LOGGING = ("best", "all", "none")
@@ -36,12 +39,12 @@ def _at_least(problems: list[str], key: str, value: Any, low: int, *, optional: 
         problems.append(f"{key}={value}: must be >= {low}")
 
 
-def config_problems(cfg: Any) -> list[str]:
+def config_problems(cfg: RunCfg) -> list[str]:
     """Every problem of the run config ``cfg`` (a composed DictConfig), one short sentence each."""
     return _problems_and_specs(cfg)[0]
 
 
-def _problems_and_specs(cfg: Any) -> tuple[list[str], dict[str, Any]]:
+def _problems_and_specs(cfg: RunCfg) -> tuple[list[str], dict[str, Any]]:
     """The problems of ``cfg`` and the corpus specs its ``data.corpora`` entries resolved to."""
 
     problems: list[str] = []
@@ -113,7 +116,7 @@ def _problems_and_specs(cfg: Any) -> tuple[list[str], dict[str, Any]]:
     return problems, specs
 
 
-def check_config(cfg: Any) -> tuple[CorpusSpec, ...]:
+def check_config(cfg: RunCfg) -> tuple[CorpusSpec, ...]:
     """Raise a ``ConfigError`` listing every problem of ``cfg`` on one line; else return the specs of
     ``data.corpora`` (resolved once, here: a user corpus is read and validated now)."""
 

@@ -96,7 +96,7 @@ class Tagger:
         ]  # char start, end, type, score
         subword_counts = np.asarray([len(row["input_ids"]) for row in rows], dtype=np.int64)
         word_counts = np.asarray([int(row["num_words"]) for row in rows], dtype=np.int64)
-        precision = self.module.cfg["trainer"]["precision"]
+        precision = self.module.settings.precision
         batches = budget_batches(
             np.argsort(subword_counts, kind="stable"),
             word_counts,
@@ -226,7 +226,7 @@ def load(
         from lightning_modules.registry import load_module
 
         module = load_module(path, trust=trust_checkpoint)
-        name = module.cfg["encoder"]["name"]
+        name = module.settings.encoder.name
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
         except OSError as err:
@@ -269,7 +269,7 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: boo
     checkpoint = Path(checkpoint)
     module = load_module(checkpoint, trust=trust_checkpoint)
     raw = read_checkpoint(checkpoint, map_location="cpu", trust=trust_checkpoint)
-    name = module.cfg["encoder"]["name"]
+    name = module.settings.encoder.name
     try:
         encoder_config = module.hparams.get("encoder_config") or AutoConfig.from_pretrained(name).to_dict()
     except OSError as err:
@@ -285,7 +285,7 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: boo
     meta = {
         "format": 1,
         "model": checkpoint_model_name(raw),
-        "cfg": module.cfg,
+        "cfg": module.run_config,
         "label_space": module.label_space.to_dict(),
         "encoder_config": _plain(encoder_config),
         "source_checkpoint": str(checkpoint.resolve()),

@@ -3,9 +3,12 @@
 A model is a plain network (an ``nn.Module`` built, tested and benchmarked without Lightning, holding the
 shared ``WordEncoder`` as ``network.encoder``) inside a ``SpanNERModule`` subclass. It is created by one
 call, ``registry.build_module(cfg, label_space)`` (``Model.build(...)`` when the class is at hand): the
-model config is parsed, the encoder built, then the subclass's ``build_network(config, label_space,
-encoder)`` builds the network, and the module receives it (``Model(network, cfg, label_space)``). A
-checkpoint is rebuilt the same way from its ``hyper_parameters`` (``registry.load_module``).
+parts of the run config the model reads are cut out as typed ``ModuleSettings`` (its own section, the
+encoder's and the optimiser's, the precision, the schedule's length when it trains), the encoder is built,
+then the subclass's ``build_network(config, label_space, encoder)`` builds the network, and the module
+receives it with the settings (``Model(network, settings, label_space, run_config=cfg)``; the run config
+itself is only recorded, in the checkpoint). A checkpoint is rebuilt the same way from its
+``hyper_parameters`` (``registry.load_module``).
 
 The subclass supplies (abstract methods; see "How to add a model" in ``docs/design.md``):
 
@@ -28,14 +31,13 @@ checkpoints carry it.
 Everything else is here: moving only the network's inputs to the device, validation/test scores through
 ``metrics.scorer.Scorer`` (the one scoring path, ``evaluate.py``'s too) and their logging, ``predict_step``,
 one AdamW with an encoder and a head parameter group, and per-group linear warmup + linear (or cosine) decay
-in optimiser steps, whose length comes from the data module (``train_steps_per_epoch``: the same on any number
-of processes, ``data.batch_size`` being the global batch).
+in optimiser steps, whose length the job hands over when it builds the model (``training/schedule.py``: the
+same on any number of processes, ``data.batch_size`` being the global batch).
 """
 
 from __future__ import annotations
 
 import abc
-import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -48,8 +50,10 @@ from datamodules.label_space import LabelSpace
 from lightning_modules.decisions import DEFAULT_THRESHOLD
 from lightning_modules.encoder import WordEncoder
 from lightning_modules.model_config import ModelConfig
+from lightning_modules.optimisation import Schedule, cosine_warmup_decay, linear_warmup_decay
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.precision import activation_bytes
+from lightning_modules.settings import ModuleSettings
 from metrics import names
 from metrics.scorer import Scorer
 
@@ -58,8 +62,10 @@ if TYPE_CHECKING:
 
 
 class SpanNERModule(pl.LightningModule, abc.ABC):
-    """Base LightningModule around ``network`` (built by ``build_network``). ``cfg`` is the plain-dict run
-    config (``encoder``, ``model``, ``optim``, ``data`` sections), ``label_space`` a ``LabelSpace`` (or its
+    """Base LightningModule around ``network`` (built by ``build_network``). ``settings`` are the typed parts
+    of the run config the model reads (``ModuleSettings``); ``run_config``, the whole plain-dict run config,
+    is recorded in the checkpoint for the tools that rebuild a run's data (``evaluate.py``) or describe it
+    (model cards), and the model reads nothing from it. ``label_space`` is a ``LabelSpace`` (or its
     ``to_dict()`` form, as checkpoints hold it).
 
     ``encoder_config`` (a transformers config dict) builds the encoder without weights, for tests and for
@@ -97,29 +103,37 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         cfg: Mapping[str, Any],
         label_space: LabelSpace | Mapping[str, Any],
         encoder_config: Mapping[str, Any] | None = None,
+        *,
+        schedule: Schedule | None = None,
     ) -> Self:
-        """The model of this run config: encoder, then network (this order fixes the initial weights),
-        then the module. ``cls.build(**checkpoint["hyper_parameters"])`` rebuilds a checkpoint's model."""
+        """The model of the plain run config ``cfg``: encoder, then network (this order fixes the initial
+        weights), then the module. ``schedule``: the learning-rate schedule's length, for a model that
+        will train (``training.schedule.schedule_of``). ``cls.build(**checkpoint["hyper_parameters"])``
+        rebuilds a checkpoint's model."""
         label_space = LabelSpace.coerce(label_space)
-        config = cls.config_class(**cfg["model"])
-        encoder = _build_encoder(cfg["encoder"]["name"], encoder_config)
-        return cls(cls.build_network(config, label_space, encoder), cfg, label_space, encoder_config)
+        settings = ModuleSettings.of(cls.config_class, cfg, schedule)
+        encoder = _build_encoder(settings.encoder.name, encoder_config)
+        network = cls.build_network(settings.model, label_space, encoder)
+        return cls(network, settings, label_space, run_config=cfg, encoder_config=encoder_config)
 
     def __init__(
         self,
         network: nn.Module,
-        cfg: Mapping[str, Any],
+        settings: ModuleSettings,
         label_space: LabelSpace | Mapping[str, Any],
+        *,
+        run_config: Mapping[str, Any],
         encoder_config: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.label_space = LabelSpace.coerce(label_space)
         # checkpoints hold plain data only (torch's weights_only loading refuses custom classes)
         self.save_hyperparameters(
-            {"cfg": cfg, "label_space": self.label_space.to_dict(), "encoder_config": encoder_config}
+            {"cfg": run_config, "label_space": self.label_space.to_dict(), "encoder_config": encoder_config}
         )
-        self.cfg = cfg
-        self.model_cfg = self.config_class(**cfg["model"])
+        self.run_config = run_config
+        self.settings = settings
+        self.model_cfg = settings.model
         self.network = network
         self.val_scorer = Scorer(self.label_space)
         self.test_scorer = Scorer(self.label_space)
@@ -212,7 +226,7 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         head's next to the encoder's output, whichever is larger (``datamodules.eval_batches`` cuts
         evaluation batches by it). ``element_bytes``: per activation element; default: as training
         runs in ``trainer.precision``."""
-        size = element_bytes or activation_bytes(self.cfg.get("trainer", {}).get("precision"))
+        size = element_bytes or activation_bytes(self.settings.precision)
         encoder = self.network.encoder
         slots = sentences * (words + 2) * encoder.hidden_size * size
         head = self.head_eval_bytes(sentences, words, size)
@@ -283,36 +297,25 @@ class SpanNERModule(pl.LightningModule, abc.ABC):
         self.test_results = self._log_results("test", self.test_scorer)
 
     # --- optimisation -------------------------------------------------------------------------------
-    def schedule_lengths(self) -> tuple[int, int]:
-        """(optimiser steps per epoch, total optimiser steps).
-
-        Steps per epoch come from the data module (the only owner of the epoch's size); the total from
-        ``optim.total_steps``, else ``trainer.max_steps``, else epochs x steps per epoch. Never
-        ``trainer.estimated_stepping_batches``: reading it here silently breaks exact resume.
-        """
-        trainer = self.trainer
-        steps_per_epoch = trainer.datamodule.train_steps_per_epoch(
-            trainer.world_size, trainer.accumulate_grad_batches
-        )
-        if self.cfg["optim"].get("total_steps"):
-            return steps_per_epoch, int(self.cfg["optim"]["total_steps"])
-        if trainer.max_steps and trainer.max_steps > 0:
-            return steps_per_epoch, trainer.max_steps
-        return steps_per_epoch, steps_per_epoch * (trainer.max_epochs or 1)
-
     def configure_optimizers(self) -> dict[str, Any]:
-        enc, head, optim = self.cfg["encoder"], self.model_cfg, self.cfg["optim"]
+        enc, head, optim = self.settings.encoder, self.model_cfg, self.settings.optim
+        schedule = self.settings.schedule
+        if schedule is None:
+            raise RuntimeError(
+                f"{type(self).__name__} was built without a schedule: a model that trains is built with "
+                "schedule=training.schedule.schedule_of(...)"
+            )
         encoder_params = list(self.network.encoder.parameters())
         in_encoder = {id(p) for p in encoder_params}
         head_params = [p for p in self.network.parameters() if p.requires_grad and id(p) not in in_encoder]
         groups = [
-            {"params": encoder_params, "lr": enc["lr"], "weight_decay": enc["weight_decay"]},
+            {"params": encoder_params, "lr": enc.lr, "weight_decay": enc.weight_decay},
             {"params": head_params, "lr": head.lr, "weight_decay": head.weight_decay},
         ]
-        optimizer = torch.optim.AdamW(groups, betas=tuple(optim["betas"]), eps=optim["eps"])
-        steps_per_epoch, total = self.schedule_lengths()
-        warmups = [round(enc["warmup_epochs"] * steps_per_epoch), round(head.warmup_epochs * steps_per_epoch)]
-        decay = cosine_warmup_decay if optim.get("schedule", "linear") == "cosine" else linear_warmup_decay
+        optimizer = torch.optim.AdamW(groups, betas=tuple(optim.betas), eps=optim.eps)
+        per_epoch, total = schedule.steps_per_epoch, schedule.total_steps
+        warmups = [round(enc.warmup_epochs * per_epoch), round(head.warmup_epochs * per_epoch)]
+        decay = cosine_warmup_decay if optim.schedule == "cosine" else linear_warmup_decay
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay(w, total) for w in warmups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -343,25 +346,3 @@ def _build_encoder(name: str, encoder_config: Mapping[str, Any] | None) -> WordE
 
     config = dict(encoder_config)
     return WordEncoder(config=AutoConfig.for_model(config.pop("model_type"), **config))
-
-
-class linear_warmup_decay:  # noqa: N801 - a picklable function object
-    """Multiplier: step / warmup during warmup, then linear decay to 0 at ``total``."""
-
-    def __init__(self, warmup: int, total: int):
-        self.warmup, self.total = max(0, warmup), max(1, total)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return step / self.warmup
-        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
-
-
-class cosine_warmup_decay(linear_warmup_decay):  # noqa: N801
-    """Multiplier: step / warmup during warmup, then half a cosine down to 0 at ``total``."""
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return step / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -139,8 +139,7 @@ def check_checkpoint(
     if checkpoint is None:
         checkpoint = read_checkpoint(path, trust=trust)
     saved_model = checkpoint_model_name(checkpoint)
-    model_cfg = getattr(model, "cfg", None)
-    current_model = model_cfg["model"]["name"] if isinstance(model_cfg, dict) else None
+    current_model = getattr(getattr(model, "model_cfg", None), "name", None)
     if saved_model and current_model and saved_model != current_model:
         problem = f"trained with model={saved_model}, this run has model={current_model}"
         raise CheckpointError(path, f"{problem} (pass model={saved_model})")

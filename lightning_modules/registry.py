@@ -22,6 +22,7 @@ from typing import Any
 from datamodules.label_space import LabelSpace
 from errors import BionerError, CheckpointError
 from lightning_modules.base import ModelConfig, SpanNERModule
+from lightning_modules.optimisation import Schedule
 
 ENTRY_POINT_GROUP = "bioner_mtl.models"
 BUILTIN_MODELS = ("lightning_modules.sru_ner", "lightning_modules.tabert_cnn", "lightning_modules.baseline")
@@ -95,10 +96,13 @@ def build_module(
     cfg: Mapping[str, Any],
     label_space: LabelSpace | Mapping[str, Any],
     encoder_config: Mapping[str, Any] | None = None,
+    *,
+    schedule: Schedule | None = None,
 ) -> SpanNERModule:
     """The LightningModule of ``cfg["model"]["name"]`` for a plain-dict run config (its network built
-    by the model's ``build_network``; ``SpanNERModule.build``)."""
-    return get_model(cfg["model"]["name"]).module_class.build(cfg, label_space, encoder_config)
+    by the model's ``build_network``; ``SpanNERModule.build``); ``schedule``: for a model that trains."""
+    module_class = get_model(cfg["model"]["name"]).module_class
+    return module_class.build(cfg, label_space, encoder_config, schedule=schedule)
 
 
 def load_module(path: str | Path, *, map_location: str = "cpu", trust: bool = False) -> SpanNERModule:

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from_export = _load_export(Path(args.export_dir)).eval()
     same = np.array_equal(from_checkpoint.thresholds(), from_export.thresholds())
     print(f"thresholds equal: {same}: {dict(zip(from_export.label_space.types, from_export.thresholds()))}")
-    cfg = copy.deepcopy(from_checkpoint.cfg)
+    cfg = copy.deepcopy(from_checkpoint.run_config)
     cfg["data"]["val_subsample"] = None
     if args.data_root:
         cfg["data"]["root"] = args.data_root

@@ -133,7 +133,8 @@ def trace(model: str) -> dict[str, Route]:
     from datamodules.multi_corpus import MultiCorpusDataModule
     from lightning_modules.registry import build_module
     from training.run_dir import resolve_run_dir
-    from training.trainer import build_trainer
+    from training.schedule import schedule_of
+    from training.trainer import build_callbacks, build_trainer
 
     tracer = Tracer()
     routes: dict[str, Route] = {}
@@ -162,9 +163,11 @@ def trace(model: str) -> dict[str, Route]:
             "run_name": run_dir.name,
             "run_dir": str(run_dir.path),
         }
-        module = build_module(plain, datamodule.label_space)
+        callbacks = build_callbacks(cfg.callbacks, cfg.trainer, run_dir, with_logger=False)
+        trainer = build_trainer(cfg.trainer, run_dir, callbacks, False, trust_checkpoint=False)
+        schedule = schedule_of(datamodule, trainer, cfg.optim.total_steps)
+        module = build_module(plain, datamodule.label_space, schedule=schedule)
         datamodule.batch_transform = module.target_encoder()
-        trainer = build_trainer(cfg, plain, run_dir, datamodule.label_space, resuming=False)
 
         class Start(pl.Callback):
             def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:

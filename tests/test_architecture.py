@@ -215,6 +215,25 @@ def test_every_model_package_has_the_same_five_files():
     assert missing == {p.name: [] for p in packages}
 
 
+CUT_RUN_CONFIGS = ("lightning_modules/settings.py", "lightning_modules/registry.py")
+
+
+def test_a_model_reads_its_settings_not_the_run_config_or_the_data_module():
+    """The model gets its typed sections and its schedule's length when it is built
+    (``lightning_modules/settings.py``, ``training/schedule.py``): nothing in ``lightning_modules/`` reaches
+    the data module through the Trainer or reads a section out of the recorded run config, apart from
+    the two places that take a run config apart: ``settings.py`` and the registry's lookup by model name."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "lightning_modules").rglob("*.py")
+        if path.relative_to(ROOT).as_posix()
+        not in ("lightning_modules/settings.py", "lightning_modules/registry.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if ".datamodule" in line or "run_config[" in line or "run_config.get" in line or 'cfg["' in line
+    ]
+    assert offenders == []
+
+
 def test_the_label_space_is_below_the_corpus_catalog():
     graph = project_import_graph()
     assert not {m for m in graph["datamodules.label_space"] if m.startswith("datamodules")}

@@ -137,11 +137,15 @@ def test_a_batch_that_does_not_split_is_a_one_line_config_error(encoder, tmp_pat
         data.micro_batch_size(2, 2)
 
 
-def _learning_rates(module, trainer) -> tuple[int, list[list[float]]]:
-    module.trainer = trainer
+def _learning_rates(plain, data, trainer) -> tuple[int, list[list[float]]]:
+    from lightning_modules.registry import build_module
+    from training.schedule import schedule_of
+
+    schedule = schedule_of(data, trainer, plain["optim"]["total_steps"])
+    module = build_module(plain, data.label_space, schedule=schedule)
     optimizers = module.configure_optimizers()
     optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
-    steps_per_epoch, total = module.schedule_lengths()
+    steps_per_epoch, total = schedule.steps_per_epoch, schedule.total_steps
     rates = []
     for _ in range(total + 2):
         rates.append([g["lr"] for g in optimizer.param_groups])
@@ -156,13 +160,11 @@ def test_steps_per_epoch_and_every_learning_rate_are_the_same_on_1_2_and_4_proce
 ):
     from omegaconf import OmegaConf
 
-    from lightning_modules.registry import build_module
-
     cfg, data = _datamodule(encoder, tmp_path / "cache", "model=baseline", f"optim.schedule={schedule}")
-    module = build_module(OmegaConf.to_container(cfg, resolve=True), data.label_space)
+    plain = OmegaConf.to_container(cfg, resolve=True)
     seen = {}
     for world, accumulate in [(1, 1), (2, 1), (4, 1), (2, 2)]:
-        seen[world, accumulate] = _learning_rates(module, _stub_trainer(world, accumulate, datamodule=data))
+        seen[world, accumulate] = _learning_rates(plain, data, _stub_trainer(world, accumulate))
     steps_per_epoch, rates = seen[1, 1]
     assert steps_per_epoch == 1600 // 16  # data.samples_per_epoch / data.batch_size
     assert len(rates) == 3 * 100 + 2 and rates[0][0] == 0.0 and max(r[0] for r in rates) == cfg.encoder.lr

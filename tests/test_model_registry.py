@@ -16,8 +16,9 @@ from train_runner import tiny_encoder_dir, tiny_run_args
 
 import train
 from configs.compose import ConfigError, compose
-from lightning_modules.base import ModelConfig, SpanNERModule, linear_warmup_decay
+from lightning_modules.base import ModelConfig, SpanNERModule
 from lightning_modules.checkpoints import read_checkpoint
+from lightning_modules.optimisation import linear_warmup_decay
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import get_model, load_module, register_model
 from training.resume import with_checkpoint_model

@@ -75,7 +75,8 @@ def test_a_corpus_never_trained_on_is_scored_through_merged_types(finished_run, 
 
     # the same counts by hand: on NCBI-disease sentences, BC5CDR/Disease predictions are Disease mentions
     module = load_module(best).eval()
-    cfg = {**module.cfg, "data": {**module.cfg["data"], "corpora": ["NCBI-disease"], "val_subsample": None}}
+    run = module.run_config
+    cfg = {**run, "data": {**run["data"], "corpora": ["NCBI-disease"], "val_subsample": None}}
     datamodule = MultiCorpusDataModule.from_config(cfg)
     disease = module.label_space.type_id("BC5CDR", "Disease")
     tp = fp = fn = 0
@@ -215,7 +216,7 @@ def test_the_tagger_predicts_in_the_precision_the_model_was_trained_in(finished_
     best = json.loads((finished_run / "metrics.json").read_text())["best_checkpoint"]
     model = load(best, device="cpu")
     model.annotate([Document("d1", [Passage(0, "Aspirin causes gastric ulcers.")])])
-    assert seen == [(str(model.module.cfg["trainer"]["precision"]), "cpu")]
+    assert seen == [(str(model.module.settings.precision), "cpu")]
 
 
 @pytest.mark.parametrize(

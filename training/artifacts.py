@@ -12,13 +12,16 @@ from __future__ import annotations
 import contextlib
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.loggers import WandbLogger
 
 from inference.tagger import EXPORT_FILE, export
 from lightning_modules.checkpoints import read_checkpoint
 from training.run_dir import RunDir
+
+if TYPE_CHECKING:
+    from configs.schema import RunCfg
 
 
 def checkpoints_to_log(
@@ -43,7 +46,7 @@ def checkpoints_to_log(
 
 
 def log_model_artifacts(
-    trainer: Any, run: RunDir, cfg: Any, metrics: dict[str, Any] | None = None
+    trainer: Any, run: RunDir, cfg: RunCfg, metrics: dict[str, Any] | None = None
 ) -> list[Path]:
     """Export and log the checkpoints ``cfg.wandb.log_model`` asks for (rank 0, W&B runs only); the export
     directories logged."""
@@ -60,7 +63,7 @@ def log_model_artifacts(
 
 
 def _log(
-    experiment: Any, trainer: Any, run: RunDir, cfg: Any, how: str, metrics: dict[str, Any]
+    experiment: Any, trainer: Any, run: RunDir, cfg: RunCfg, how: str, metrics: dict[str, Any]
 ) -> list[Path]:
     import wandb
 

@@ -8,14 +8,16 @@ in ``<run_dir>/wandb_id.txt``).
 
 from __future__ import annotations
 
+import contextlib
 import netrc
 import os
 import secrets
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import wandb
@@ -23,14 +25,29 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from configs.compose import ConfigError
 from datamodules.label_space import LabelSpace
+from errors import BionerError
 from training.lightning_internals import process_rank
 from training.run_dir import RunDir
+
+if TYPE_CHECKING:
+    from configs.schema import RunCfg
 
 WANDB_DEFAULT_HOST = "https://api.wandb.ai"
 
 
+@contextlib.contextmanager
+def failed_logging_on_error() -> Iterator[None]:
+    """A user error raised inside closes the W&B run the logger started (rank 0, online) as failed."""
+    try:
+        yield
+    except BionerError:
+        if wandb.run is not None:
+            wandb.finish(exit_code=2)
+        raise
+
+
 def build_logger(
-    cfg: Any, plain: dict, run: RunDir, label_space: LabelSpace, *, resuming: bool
+    cfg: RunCfg, plain: dict, run: RunDir, label_space: LabelSpace, *, resuming: bool
 ) -> Logger | bool:
     """The logger ``cfg.logger`` names (``False`` for none)."""
     if cfg.logger == "none":
@@ -43,7 +60,7 @@ def build_logger(
 
 
 def _wandb_logger(
-    cfg: Any, plain: dict, run: RunDir, label_space: LabelSpace, *, resuming: bool
+    cfg: RunCfg, plain: dict, run: RunDir, label_space: LabelSpace, *, resuming: bool
 ) -> WandbLogger:
     first_process = is_first_process()
     chosen = cfg.wandb.mode or os.environ.get("WANDB_MODE")

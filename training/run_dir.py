@@ -7,9 +7,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from configs.compose import ConfigError
+
+if TYPE_CHECKING:
+    from configs.schema import RunCfg
 
 RUN_NAME_VARIABLE = "BIONER_RUN_NAME"  # DDP re-executes train.py per rank: every rank reads rank 0's name
 
@@ -25,7 +28,7 @@ class RunDir:
         return self.path / "checkpoints"
 
 
-def resolve_run_dir(cfg: Any) -> RunDir:
+def resolve_run_dir(cfg: RunCfg) -> RunDir:
     """The run directory of ``cfg`` (``run_dir=``, else ``outputs/<experiment>/<run_name>``), created and
     checked writable; its name is exported to the DDP processes this one starts."""
     name = cfg.run_name or default_run_name(cfg.model.name)

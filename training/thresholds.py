@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ import torch
 from datamodules.label_space import LabelSpace
 from lightning_modules.decisions import GRANULARITIES
 from metrics.span_f1 import prf
+
+if TYPE_CHECKING:
+    from configs.schema import RunCfg
 
 CANDIDATES = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
 CHECKPOINT_KEY = "decision_thresholds"  # the tuning record in a checkpoint (the thresholds: its state_dict)
@@ -237,7 +240,7 @@ def _summed_over_ranks(
     return summed[: counts.size].reshape(counts.shape), dict(zip(sentences, summed[counts.size :].tolist()))
 
 
-def tune_after_fit(trainer: Any, model: Any, datamodule: Any, best_path: str, cfg: Any) -> dict | None:
+def tune_after_fit(trainer: Any, model: Any, datamodule: Any, best_path: str, cfg: RunCfg) -> dict | None:
     """``thresholds.tune``: load the best checkpoint's weights into ``model``, tune its thresholds on dev,
     keep them in the model and write them into ``best_path`` (rank 0, atomically), so that the test that
     follows, ``evaluate.py``, ``export.py`` and ``predict.py`` all use them. Returns the tuning record

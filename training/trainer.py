@@ -1,12 +1,12 @@
-"""The Lightning ``Trainer`` of a run: the ``trainer.*`` config, the checkpoint callbacks and the job-control
-callbacks, the logger, atomic checkpoint writes and restricted checkpoint reads."""
+"""The Lightning ``Trainer`` of a run: the ``trainer.*`` section, the checkpoint callbacks and the job-control
+callbacks (``callbacks.*``), atomic checkpoint writes and restricted checkpoint reads."""
 
 from __future__ import annotations
 
 import datetime
 import signal
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import wandb
@@ -18,41 +18,52 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
     RichProgressBar,
 )
+from omegaconf import OmegaConf
 
 from configs.compose import ConfigError
-from datamodules.label_space import LabelSpace
 from training.agreed_stop import AgreedStop
 from training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, RenamedMetrics, RNGStateCheckpoint
 from training.f1_chart import F1Chart
 from training.lightning_internals import set_collective_timeout
-from training.logger import build_logger
 from training.run_dir import RunDir
 from training.unannotated_recall import UnannotatedRecall
 from training.validation_history import ValidationHistory
 from training.wandb_callbacks import WandbPredictions, WandbSummaries
+
+if TYPE_CHECKING:
+    from lightning.pytorch.loggers import Logger
+
+    from configs.schema import CallbacksCfg, TrainerCfg
 
 # by design: SpanNERModule.transfer_batch_to_device moves only the network's inputs
 warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
 
 
 def build_trainer(
-    cfg: Any, plain: dict, run: RunDir, label_space: LabelSpace, *, resuming: bool
+    section: TrainerCfg,
+    run: RunDir,
+    callbacks: list[Callback],
+    logger: Logger | bool,
+    *,
+    trust_checkpoint: bool,
 ) -> pl.Trainer:
-    """The Trainer for ``cfg``; a ``trainer.*`` value Lightning refuses is a ``ConfigError``.
+    """The Trainer of the ``trainer`` config section (``build_callbacks``' callbacks, ``logger``);
+    a ``trainer.*`` value Lightning refuses is a ``ConfigError``. ``trust_checkpoint``: the checkpoint
+    reads are unrestricted (``trust_checkpoint=true``).
 
     Under SLURM, Lightning's auto-requeue (a checkpoint written inside the signal handler, on every rank
     wherever it is) is off: ``AgreedStop`` handles SLURM's signal like SIGTERM and ``train.py`` requeues.
     """
-    arguments = dict(plain["trainer"])
+    arguments: dict[str, Any] = OmegaConf.to_container(section, resolve=True)  # type: ignore[assignment]
     timeout = datetime.timedelta(seconds=arguments.pop("collective_timeout_s"))
-    plugins: list[Any] = [AtomicCheckpointIO(trust=bool(cfg.trust_checkpoint))]
+    plugins: list[Any] = [AtomicCheckpointIO(trust=bool(trust_checkpoint))]
     if SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=False))
     try:
         trainer = pl.Trainer(
             **arguments,
-            callbacks=build_callbacks(cfg, run, with_logger=cfg.logger != "none"),
-            logger=build_logger(cfg, plain, run, label_space, resuming=resuming),
+            callbacks=callbacks,
+            logger=logger,
             plugins=plugins,
             default_root_dir=str(run.path),
             use_distributed_sampler=False,  # the sampler is rank-aware itself
@@ -70,10 +81,13 @@ def agreed_stop(trainer: pl.Trainer) -> AgreedStop:
     return next(c for c in trainer.callbacks if isinstance(c, AgreedStop))
 
 
-def build_callbacks(cfg: Any, run: RunDir, *, with_logger: bool) -> list[Callback]:
-    """``best.ckpt`` (the best ``callbacks.monitor``), ``last.ckpt`` (the latest state), the job-control
-    callbacks, and what the logger and the progress bar need."""
-    monitor, checkpoints = cfg.callbacks.monitor, str(run.checkpoints)
+def build_callbacks(
+    section: CallbacksCfg, trainer: TrainerCfg, run: RunDir, *, with_logger: bool
+) -> list[Callback]:
+    """The ``callbacks`` config section's callbacks: ``best.ckpt`` (the best ``callbacks.monitor``),
+    ``last.ckpt`` (the latest state), the job-control callbacks, and what the logger and the progress bar
+    need (``trainer``: the trainer section's collective timeout, progress bar and logging interval)."""
+    monitor, checkpoints = section.monitor, str(run.checkpoints)
     # Lightning's save_last only refreshes last.ckpt when the monitored score improves, which would make
     # a resume restart from the best step, not the latest; a second, unmonitored checkpoint is the
     # latest state. It is also written when training stops on an exception, SIGTERM or Ctrl-C.
@@ -88,27 +102,25 @@ def build_callbacks(cfg: Any, run: RunDir, *, with_logger: bool) -> list[Callbac
     )
     last = ModelCheckpoint(filename="last", save_on_exception=True, save_on_train_epoch_end=False, **named)
     callbacks: list[Callback] = [best, last]
-    if cfg.callbacks.last_every_n_steps:  # in addition: every_n_train_steps disables the save at validation
+    if section.last_every_n_steps:  # in addition: every_n_train_steps disables the save at validation
         callbacks.append(
-            ModelCheckpoint(filename="last", every_n_train_steps=cfg.callbacks.last_every_n_steps, **named)
+            ModelCheckpoint(filename="last", every_n_train_steps=section.last_every_n_steps, **named)
         )
     requeue_signal = signal.SIGUSR1 if SLURMEnvironment.detect() else None  # sbatch --signal=USR1@90
-    stop = AgreedStop(requeue_signal=requeue_signal, timeout_s=cfg.trainer.collective_timeout_s)
+    stop = AgreedStop(requeue_signal=requeue_signal, timeout_s=trainer.collective_timeout_s)
     callbacks += [RenamedMetrics(), FinalCheckpoint(last), RNGStateCheckpoint(), stop]
     callbacks.append(F1Chart(str(run.path), run.name))
     callbacks.append(ValidationHistory(run.path))
-    if cfg.callbacks.hidden_gold:
-        callbacks.append(UnannotatedRecall(cfg.callbacks.hidden_gold))
+    if section.hidden_gold:
+        callbacks.append(UnannotatedRecall(section.hidden_gold))
     if with_logger:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
             WandbSummaries(monitor),
             WandbPredictions(),
         ]
-    if cfg.callbacks.early_stopping_patience is not None:
-        callbacks.append(
-            EarlyStopping(monitor=monitor, mode="max", patience=cfg.callbacks.early_stopping_patience)
-        )
-    if cfg.callbacks.rich_progress and cfg.trainer.enable_progress_bar is not False:
-        callbacks.append(RichProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps or 1)))
+    if section.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=section.early_stopping_patience))
+    if section.rich_progress and trainer.enable_progress_bar is not False:
+        callbacks.append(RichProgressBar(refresh_rate=max(1, trainer.log_every_n_steps or 1)))
     return callbacks

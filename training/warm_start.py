@@ -30,7 +30,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -42,6 +42,9 @@ from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
 from lightning_modules.row_keys import CORPUS, POOL, RELATION, TYPE, RowKey
 from training.checkpointing import newest_good_checkpoint
 from training.run_dir import RunDir
+
+if TYPE_CHECKING:
+    from configs.schema import RunCfg
 
 OPTIMISATION_KEYS = {"lr", "weight_decay", "warmup_epochs"}
 MAPS = ("qualified", "merged")
@@ -144,7 +147,7 @@ def warm_start(
     source_rows = cls.type_rows(source_config, source_labels)
     if rows is None:
         raise WarmStartError(
-            f"init_from={source_name}: model {module.cfg['model']['name']} does not say how its "
+            f"init_from={source_name}: model {module.model_cfg.name} does not say how its "
             "type-dependent parameters map (SpanNERModule.type_rows), so it cannot warm-start"
         )
     mapping = label_mapping(module.label_space, source_labels, init_map)
@@ -258,7 +261,7 @@ def with_init_source(argv: Sequence[str]) -> list[str]:
     return [*front, *argv]
 
 
-def check_init(cfg: Any, run: RunDir, resuming: bool) -> InitSource | None:
+def check_init(cfg: RunCfg, run: RunDir, resuming: bool) -> InitSource | None:
     """The source of a warm start (None: no ``init_from``, or the run resumes its own checkpoint)."""
     if not cfg.get("init_from"):
         return None
@@ -287,7 +290,7 @@ def check_init(cfg: Any, run: RunDir, resuming: bool) -> InitSource | None:
     return source
 
 
-def apply_init(module: Any, source: InitSource, cfg: Any) -> WarmStartReport:
+def apply_init(module: Any, source: InitSource, cfg: RunCfg) -> WarmStartReport:
     """Load ``source``'s weights into ``module``'s network by ``cfg.init_map``; print what was kept."""
     mine = dict(cfg.model)
     differ = [

@@ -16,6 +16,7 @@ from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
 from lightning_modules.row_keys import POOL, TYPE, RowKey
+from lightning_modules.settings import ModuleSettings
 from lightning_modules.sru_ner.codec import (
     EOA,
     SHIFT,
@@ -58,11 +59,13 @@ class SRUNERModule(SpanNERModule):
     def __init__(
         self,
         network: SRUNERNetwork,
-        cfg: Mapping[str, Any],
+        settings: ModuleSettings,
         label_space: LabelSpace | Mapping[str, Any],
+        *,
+        run_config: Mapping[str, Any],
         encoder_config: Mapping[str, Any] | None = None,
     ):
-        super().__init__(network, cfg, label_space, encoder_config)
+        super().__init__(network, settings, label_space, run_config=run_config, encoder_config=encoder_config)
         # model.action_weighting's per-column weights: ones until learn_from_training_rows (which train.py
         # runs before every fit, resumes included); model state, so a loaded model decides as it trained
         size = self.vocab.size

@@ -27,6 +27,7 @@ from lightning_modules.encoder import WordEncoder
 from lightning_modules.outputs import LossTerms, Prediction
 from lightning_modules.registry import register_model
 from lightning_modules.row_keys import RELATION, TYPE, RowKey, type_keys
+from lightning_modules.settings import ModuleSettings
 from lightning_modules.tabert_cnn.codec import (
     IGNORE,
     TAGS,
@@ -119,11 +120,13 @@ class TabERTCNNModule(SpanNERModule):
     def __init__(
         self,
         network: TabERTCNNNetwork,
-        cfg: Mapping[str, Any],
+        settings: ModuleSettings,
         label_space: LabelSpace | Mapping[str, Any],
+        *,
+        run_config: Mapping[str, Any],
         encoder_config: Mapping[str, Any] | None = None,
     ):
-        super().__init__(network, cfg, label_space, encoder_config)
+        super().__init__(network, settings, label_space, run_config=run_config, encoder_config=encoder_config)
         ls = self.label_space
         self.mode = self.resolved_mode(self.model_cfg, ls)
         # class weights: ones until learn_from_training_rows (WeLT); buffers, so checkpoints carry them
