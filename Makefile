@@ -14,11 +14,17 @@ setup: $(VENV)/.installed
 train: setup  ## the embedded default run: bundled samples, offline MiniLM, CPU
 	$(PY) train.py
 
+# the suite runs in TEST_WORKERS processes (pytest-xdist; a test file stays in one process, so its
+# module fixtures are built once), each and everything it starts on one thread: on CI's two cores two
+# single-threaded workers finish sooner than one worker on two threads. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: setup  ## the full suite (slow tests included), as CI runs it
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
