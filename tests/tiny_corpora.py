@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from datamodules.multi_corpus import MultiCorpusDataModule
+from datamodules.sentence import Sentence, Span
 
 VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
@@ -47,3 +48,8 @@ def make_dm(data_root, tokenizer_dir, tmp_path, **kw) -> MultiCorpusDataModule:
     args = dict(max_subwords=10, batch_size=4, eval_batch_size=2, cache_dir=tmp_path / "cache")
     args.update(kw)
     return MultiCorpusDataModule(["NCBI-disease", "BC5CDR"], data_root, tokenizer_dir, **args)
+
+
+def sent(words: str, spans=(), corpus: str = "BC5CDR") -> Sentence:
+    """A sentence of space-separated ``words`` with ``(start, end, type)`` spans."""
+    return Sentence(tuple(words.split()), tuple(Span(*s) for s in spans), corpus, doc_id="d")
