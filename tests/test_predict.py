@@ -7,6 +7,7 @@ import io
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -30,7 +31,7 @@ class EveryWordModule(torch.nn.Module):
     NCBI-disease/Disease mention around them, so the expected output is known word by word."""
 
     label_space = LS
-    cfg = {"trainer": {"precision": "32-true"}}  # what a trained module's config says
+    settings = SimpleNamespace(precision="32-true")  # what a trained module's settings say
 
     def __init__(self):
         super().__init__()
