@@ -101,7 +101,7 @@ def test_the_resume_command_continues_a_run_started_over():
 @pytest.mark.parametrize(
     "extra, expected",
     [
-        (["logger=bogus"], "logger=bogus"),  # a config value
+        (["resume=/nonexistent/x.ckpt"], "no such checkpoint file"),  # the checkpoint to resume
         (["data.root=/nonexistent-bioner", "data.corpora=[NCBI-disease]"], "NCBI-disease"),  # a corpus
         (["trainer.accelerator=tpux"], "invalid accelerator name"),  # found once the Trainer is built
     ],
