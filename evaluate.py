@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atomic_output import atomic_output
 from errors import BionerError, report_user_error
 from lightning_modules.precision import activation_bytes, training_autocast
 
@@ -240,7 +241,6 @@ def run(args: argparse.Namespace) -> int:
     tuning = module.threshold_tuning
     metrics = {k: v for k, v in everything.items() if not is_match_key(k)}
     out = Path(args.out_dir) if args.out_dir else _default_out_dir(checkpoint, args.split)
-    out.mkdir(parents=True, exist_ok=True)
     record = {**everything, "checkpoint": str(checkpoint.resolve()), "corpora": args.corpora}
     record["thresholds"] = args.thresholds
     if module.tunes_thresholds():
@@ -249,14 +249,21 @@ def run(args: argparse.Namespace) -> int:
         from training.thresholds import CHECKPOINT_KEY
 
         record[CHECKPOINT_KEY] = tuning.to_dict(module.label_space)
-    (out / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     report = render(metrics, stage=args.split, markdown=True, types=True)
     if schemas:
         report += "\n" + render_match(everything, args.split, schemas)
-    (out / "report.md").write_text(f"# Evaluation of `{checkpoint}` ({args.split})\n\n{report}\n")
     from metrics.charts import f1_bar_chart
 
-    f1_bar_chart(metrics, args.split, out / "f1_per_corpus.png", title=f"{checkpoint.name} ({args.split})")
+    try:  # staged next to the out dir: a failure leaves an earlier evaluation's files there as they were
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out) as staging:
+            staging.mkdir()
+            (staging / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            (staging / "report.md").write_text(f"# Evaluation of `{checkpoint}` ({args.split})\n\n{report}\n")
+            title = f"{checkpoint.name} ({args.split})"
+            f1_bar_chart(metrics, args.split, staging / "f1_per_corpus.png", title=title)
+    except OSError as err:
+        raise BionerError(f"-o {out}: cannot write ({err.strerror or err})") from None
     if args.wandb or (args.wandb is None and module.run_config.get("logger") == "wandb"):
         _log_wandb(module, everything, args.split, out, checkpoint)
     print(render(metrics, stage=args.split, types=True))

@@ -8,6 +8,7 @@
 non-empty line). Every mention carries character offsets into the original text:
 ``{"doc_id", "start", "end", "text", "type", "corpus_type", "score"}`` with ``text == doc[start:end]``.
 PubTator and BioC outputs keep the input documents as they were and add the predicted annotations.
+``-o OUT`` is replaced only when the whole run succeeded: a failure leaves an earlier ``OUT`` as it was.
 The same from Python: ``from inference import load; load(CKPT).predict(["text", ...])``.
 A checkpoint is read as plain data only; one that needs more (it could run code) is refused with exit 2
 unless ``--trust-checkpoint`` says the file is trusted.
@@ -16,11 +17,14 @@ unless ``--trust-checkpoint`` says the file is trusted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
+from atomic_output import atomic_output
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB
 from errors import BionerError, report_user_error
 from inference.documents import FORMATS_IN, FORMATS_OUT, read_documents, write_documents
@@ -75,26 +79,19 @@ def run(args: argparse.Namespace) -> int:
     in_format = in_formats.pop()
     out_format = args.out_format or (in_format if in_format in FORMATS_OUT else "jsonl")
     documents = [d for path in args.inputs for d in read_documents(path, in_format, text_unit=args.text_unit)]
-    try:  # before the model runs: an unwritable output fails now, not after the work
-        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
-    except OSError as err:
-        raise BionerError(f"-o {args.output}: cannot write ({err.strerror})") from None
-    tagger = load(
-        args.model,
-        device=args.device,
-        batch_size=args.batch_size,
-        memory_mb=args.memory_mb,
-        trust_checkpoint=args.trust_checkpoint,
-    )
-    started = time.perf_counter()
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    entities = tagger.annotate(documents, types=args.types, corpus=args.corpus, progress=progress)
-    seconds = time.perf_counter() - started
-    try:
+    with _output(args.output) as out:
+        tagger = load(
+            args.model,
+            device=args.device,
+            batch_size=args.batch_size,
+            memory_mb=args.memory_mb,
+            trust_checkpoint=args.trust_checkpoint,
+        )
+        started = time.perf_counter()
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        entities = tagger.annotate(documents, types=args.types, corpus=args.corpus, progress=progress)
+        seconds = time.perf_counter() - started
         write_documents(documents, entities, out_format, out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
     mentions = sum(len(e) for e in entities)
     print(
         f"{len(documents)} documents, {mentions} mentions in {seconds:.1f} s "
@@ -102,6 +99,25 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+@contextlib.contextmanager
+def _output(name: str) -> Iterator[TextIO]:
+    """Stdout, or a temporary file next to ``name`` that replaces it only when the run succeeds: a bad
+    model or a failure half-way leaves an earlier output as it was. Opened before the model runs, so an
+    unwritable output fails now, not after the work."""
+    if name == "-":
+        yield sys.stdout
+        return
+    if Path(name).is_dir():
+        raise BionerError(f"-o {name}: is a directory")
+    with atomic_output(name) as temporary:
+        try:
+            out = open(temporary, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as err:
+            raise BionerError(f"-o {name}: cannot write ({err.strerror})") from None
+        with out:
+            yield out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,17 +6,18 @@ checkpoint's decision thresholds on dev -> test it -> publish its scores.
     python train.py trainer.max_steps=20 logger=none  # any config key as key=value
     python train.py model=baseline                    # any registered model (listed below)
 
-Outputs go to ``outputs/<experiment>/<run_name>`` (``run_dir=...``): ``checkpoints/{best,last}.ckpt``,
-``metrics.json``, ``config.yaml`` and the W&B files. Exit status: 0 done, 1 interrupted (SIGTERM, SLURM's
-requeue signal, then requeued, or Ctrl-C: every rank stopped after the same step, a resumable checkpoint
-was written and the resume command printed; the same command line with ``resume=auto`` continues it) or
-failed (an exception on any rank: every rank exits, the newest checkpoint is the last good one), 2 a user
-error (bad config, missing corpus, bad checkpoint, a checkpoint refused by the restricted loader:
-``trust_checkpoint=true`` for a file one trusts), found before training starts.
+Outputs go to ``outputs/<experiment>/<run_name>`` (``run_dir=...``; created once the run is checked, locked
+while it runs): ``checkpoints/{best,last}.ckpt``, ``metrics.json``, ``config.yaml``, the W&B files. Exit
+status: 0 done, 1 interrupted (SIGTERM, SLURM's requeue signal, then requeued, or Ctrl-C: every rank stopped
+after the same step, wrote a resumable checkpoint and printed the resume command: the same command line with
+``resume=auto``) or failed (an exception on any rank: the newest checkpoint is the last good one), 2 a user
+error found before training (bad config, missing corpus, bad or refused checkpoint: ``trust_checkpoint=true``
+for one's own; a run directory in use, or holding checkpoints without ``resume=`` or ``start_over=true``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -41,7 +42,7 @@ from training.resume import (
     resume_command,
     with_checkpoint_model,
 )
-from training.run_dir import resolve_run_dir
+from training.run_dir import claimed_run_dir, resolve_run_dir
 from training.run_model import build_run_model
 from training.slurm import requeue_slurm_job
 from training.thresholds import tune_after_fit
@@ -63,22 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         print("trainer groups:", ", ".join(available("trainer")))
         return 0
     try:
-        return run(compose(with_init_source(with_checkpoint_model(argv))), argv)
+        with contextlib.ExitStack() as held:  # the run directory, created and locked once checked
+            return run(compose(with_init_source(with_checkpoint_model(argv))), argv, held)
     except (BionerError, MisconfigurationException) as err:  # a user's mistake (a bad trainer.* value too)
         return report_user_error(err)
 
 
-def run(cfg: RunCfg, argv: list[str]) -> int:
+def run(cfg: RunCfg, argv: list[str], held: contextlib.ExitStack) -> int:
     """Train (and test) one run of the composed config ``cfg``; ``argv`` is what the user typed, for the
-    model card and the resume command."""
-    # every check that can fail does so before anything is trained: config values, run directory, corpus
-    # files, encoder and tokenizer, trainer arguments, the checkpoint to resume
+    model card and the resume command; ``held`` keeps the run directory's claim until the caller ends."""
+    # every check before anything is created or trained: config, run dir, corpora, encoder, resumed checkpoint
     specs = check_config(cfg)
     if cfg.trainer.deterministic:  # cuBLAS needs this before CUDA starts to pick deterministic kernels
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     run_dir = resolve_run_dir(cfg)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir, trust=cfg.trust_checkpoint)
-    source = check_init(cfg, run_dir, resuming=ckpt_path is not None)
+    source = check_init(cfg, resuming=ckpt_path is not None)
     resumed = checkpoint_hyper_parameters(ckpt_path, trust=cfg.trust_checkpoint)
     encoder_config = source.encoder_config if source is not None else resumed.get("encoder_config")
     plain = {
@@ -98,6 +99,7 @@ def run(cfg: RunCfg, argv: list[str]) -> int:
         datamodule.tokenizer  # noqa: B018 - load it now: a bad encoder.name fails here, not in fit
     except (OSError, ValueError) as err:  # unknown hub name, no network, a directory without a model
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
+    held.enter_context(claimed_run_dir(run_dir, start_over=cfg.start_over))
     logger = build_logger(cfg, plain, run_dir, label_space, resuming=ckpt_path is not None)
     callbacks = build_callbacks(cfg.callbacks, cfg.trainer, run_dir, with_logger=logger is not False)
     trainer = build_trainer(cfg.trainer, run_dir, callbacks, logger, trust_checkpoint=cfg.trust_checkpoint)

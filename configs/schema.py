@@ -117,6 +117,9 @@ class RunCfg:
     seed: int = 42
     logger: str = "wandb"  # wandb | csv | none
     resume: str | None = None  # "last" (the run dir's newest resumable checkpoint) or a .ckpt path
+    # a run directory that holds checkpoints is refused without resume=; start_over=true deletes them and
+    # starts a new run there instead (training/run_dir.py)
+    start_over: bool = False
     # load the resumed checkpoint unrestricted (it may run code): only for a file one trusts, e.g. one's own
     # checkpoint that the restricted loader refuses (lightning_modules/checkpoints.py)
     trust_checkpoint: bool = False

@@ -28,6 +28,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from atomic_output import atomic_output
 from datamodules.catalog import BIOMEDICAL, CORPORA, CorpusFile, CorpusSpec
 from datamodules.checksums import sha256_bytes, sha256_file
 from datamodules.corpora import resolve
@@ -123,13 +124,8 @@ def fetch_file(
         raise BionerError(f"sha256 mismatch for {what}: expected {cfile.sha256}, got {actual}; not written")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{cfile.name}.{os.getpid()}.part")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_output(dest) as temporary:
+            temporary.write_bytes(data)
     except OSError as e:
         raise BionerError(f"cannot write {dest}: {e.strerror or e}") from e
     return "fetched"

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atomic_output import atomic_output
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB, budget_batches
 from datamodules.label_space import LabelSpace
 from datamodules.multi_corpus import Collator
@@ -274,14 +275,6 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: boo
         encoder_config = module.hparams.get("encoder_config") or AutoConfig.from_pretrained(name).to_dict()
     except OSError as err:
         raise CheckpointError(checkpoint, f"cannot read its encoder's config {name!r} ({err})") from None
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        AutoTokenizer.from_pretrained(name).save_pretrained(str(out))
-    except OSError as err:
-        raise BionerError(f"export to {out}: {' '.join(str(err).split())[:300]}") from None
-    state = {k: v.contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(out / EXPORT_WEIGHTS))
     meta = {
         "format": 1,
         "model": checkpoint_model_name(raw),
@@ -291,10 +284,22 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: boo
         "source_checkpoint": str(checkpoint.resolve()),
         "global_step": raw.get("global_step"),
     }
-    (out / EXPORT_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     card = checkpoint.resolve().parent.parent / "README.md"
-    if card.is_file():
-        (out / "README.md").write_text(card.read_text())
+    state = {k: v.contiguous() for k, v in module.state_dict().items()}
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BionerError(f"export to {out}: not a directory")
+    try:  # staged next to out_dir: a failure leaves an earlier export there as it was
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out) as staging:
+            staging.mkdir()
+            AutoTokenizer.from_pretrained(name).save_pretrained(str(staging))
+            save_file(state, str(staging / EXPORT_WEIGHTS))
+            (staging / EXPORT_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+            if card.is_file():
+                (staging / "README.md").write_text(card.read_text())
+    except OSError as err:
+        raise BionerError(f"export to {out}: {' '.join(str(err).split())[:300]}") from None
     return out
 
 

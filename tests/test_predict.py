@@ -407,3 +407,57 @@ def test_prediction_batches_stay_within_the_memory_budget(tmp_path):
     assert [len(f) for f in found] == [2] * 5 + [4] * 5 + [13] * 3  # every sentence predicted once
     assert [(b, n) for b, n, _ in module.batches] == [(8, 3), (2, 3), (1, 12), (1, 12), (1, 12)]
     assert all(b * n * n * 4 <= 1024 for b, n, _ in module.batches)
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if ".tmp-" in p.name)
+
+
+def test_predict_output_survives_a_bad_model_byte_for_byte(tmp_path, capsys):
+    import predict
+
+    text = tmp_path / "in.txt"
+    text.write_text("Aspirin.")
+    out = tmp_path / "out.jsonl"
+    before = b'{"doc_id": "earlier", "start": 0}\n'
+    out.write_bytes(before)
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    for model in (bad, tmp_path / "missing.ckpt"):
+        assert predict.main([str(model), str(text), "-o", str(out)]) == 2
+        assert capsys.readouterr().err.startswith("error: ")
+        assert out.read_bytes() == before
+        assert _leftovers(tmp_path) == []
+
+
+def test_predict_output_survives_a_failure_after_the_model_loaded(tagger, tmp_path, monkeypatch, capsys):
+    import predict
+
+    monkeypatch.setattr("inference.tagger.load", lambda *args, **kwargs: tagger)
+    monkeypatch.setattr(tagger.module, "settings", SimpleNamespace(precision="32-true"), raising=False)
+    xml, json_ = tmp_path / "a.xml", tmp_path / "b.json"
+    xml.write_text("<collection><document><id>A</id><passage><offset>0</offset><text>Acid.</text></passage>"
+                   "</document></collection>")  # fmt: skip
+    json_.write_text('{"documents": [{"id": "B", "passages": [{"offset": 0, "text": "Acid."}]}]}')
+    out = tmp_path / "out.xml"
+    before = b"<collection>an earlier output</collection>\n"
+    out.write_bytes(before)
+    argv = ["model", str(xml), str(json_), "--in-format", "bioc", "--out-format", "bioc", "-o", str(out)]
+    assert predict.main(argv) == 2  # the model ran; the writer refuses mixed BioC kinds
+    assert "BioC inputs in XML and in JSON" in capsys.readouterr().err
+    assert out.read_bytes() == before and _leftovers(tmp_path) == []
+
+    def half_then_crash(documents, entities, out_format, handle):  # a failure while the output streams
+        handle.write('{"doc_id": "half"}\n')
+        handle.flush()
+        raise RuntimeError("crash half-way")
+
+    to_jsonl = ["model", str(xml), "--in-format", "bioc", "--out-format", "jsonl", "-o", str(out)]
+    monkeypatch.setattr(predict, "write_documents", half_then_crash)
+    with pytest.raises(RuntimeError, match="half-way"):
+        predict.main(to_jsonl)
+    assert out.read_bytes() == before and _leftovers(tmp_path) == []
+
+    monkeypatch.setattr(predict, "write_documents", write_documents)
+    assert predict.main(to_jsonl) == 0
+    assert out.read_text().startswith('{"doc_id": "A"') and _leftovers(tmp_path) == []

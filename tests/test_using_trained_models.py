@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_runner import run_train
+from train_runner import ROOT, run_train, tiny_encoder_dir
 from wandb_offline import find_run_file
 
 SHARED = Path(os.environ.get("BIONER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PUBTATOR = SHARED / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
+SMALL_CHECKPOINT = Path(__file__).resolve().parent / "fixtures" / "checkpoint_0b39895_baseline.ckpt"  # tiny
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +238,51 @@ def test_training_autocast_is_the_runs_mixed_precision_on_a_gpu_only(
     )
     module.training_autocast(precision, torch.device(device))
     assert made == [(device, expected, expected is not None)]
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_export_and_evaluate_keep_an_earlier_output_when_they_fail_half_way(tmp_path, monkeypatch, capsys):
+    import evaluate
+    import export
+
+    tiny_encoder_dir(tmp_path / "tiny", hidden=16, layers=1)  # the fixture checkpoint's encoder.name
+    monkeypatch.chdir(tmp_path)
+    earlier = {"model.safetensors": b"earlier weights", "bioner_model.json": b"{}", "notes.txt": b"mine"}
+    exported, evaluated = tmp_path / "exported", tmp_path / "eval"
+    for directory in (exported, evaluated):
+        directory.mkdir()
+        for name, data in earlier.items():
+            (directory / name).write_bytes(data)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("crash half-way")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    for failure in (crash, disk_full):  # after the tokenizer was written: a half-made export
+        monkeypatch.setattr("safetensors.torch.save_file", failure)
+        if failure is crash:
+            with pytest.raises(RuntimeError, match="half-way"):
+                export.main([str(SMALL_CHECKPOINT), str(exported)])
+        else:
+            assert export.main([str(SMALL_CHECKPOINT), str(exported)]) == 2
+            assert f"\nerror: export to {exported}: [Errno 28]" in capsys.readouterr().err
+        assert _files(exported) == earlier
+        assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert export.main([str(SMALL_CHECKPOINT), str(exported)]) == 0
+    after = _files(exported)
+    assert after["notes.txt"] == b"mine" and after["model.safetensors"] != b"earlier weights"
+
+    samples = str(ROOT / "datamodules" / "samples")
+    argv = [str(SMALL_CHECKPOINT), "--data-root", samples, "-o", str(evaluated), "--no-wandb"]
+    monkeypatch.setattr("metrics.charts.f1_bar_chart", crash)  # after metrics.json and report.md
+    with pytest.raises(RuntimeError, match="half-way"):
+        evaluate.main(argv)
+    assert _files(evaluated) == earlier
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

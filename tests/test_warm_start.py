@@ -267,7 +267,9 @@ def test_train_py_warm_starts_a_user_corpus_by_merged_types_and_trains(source_ru
     again = run_train(_args(tmp, run_dir, str(user), f"init_from={best}", "init_map=merged"), tmp)
     assert again.returncode == 2
     assert (
-        again.stderr.strip().splitlines()[-1].startswith(f"error: init_from={best}: {run_dir} already holds")
+        again.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: run_dir={run_dir} already holds checkpoints")
     )
     resumed = run_train(
         _args(

@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import sys
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
+from atomic_output import atomic_output
 from errors import CheckpointError
 from lightning_modules.checkpoints import UntrustedCheckpointError, read_checkpoint
 from metrics.names import RENAMED
@@ -49,15 +48,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_output(path) as temporary:
             super().save_checkpoint(checkpoint, temporary, storage_options)
-            with open(temporary, "rb") as written:
-                os.fsync(written.fileno())
-            os.replace(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
 
 
 class RNGStateCheckpoint(pl.Callback):

@@ -72,8 +72,9 @@ def with_checkpoint_model(argv: Sequence[str]) -> list[str]:
 
 
 def resume_command(argv: Sequence[str], run: RunDir) -> str:
-    """The command line that continues ``run``: the same arguments, its directory and ``resume=auto``."""
-    kept = [a for a in argv if not a.startswith(("run_dir=", "resume="))]
+    """The command line that continues ``run``: the same arguments (less ``start_over=``: the run is
+    continued, not started again), its directory and ``resume=auto``."""
+    kept = [a for a in argv if not a.startswith(("run_dir=", "resume=", "start_over="))]
     return " ".join(["python train.py", *kept, f"run_dir={run.path}", "resume=auto"])
 
 

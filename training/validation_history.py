@@ -11,12 +11,12 @@ after its last checkpoint, which the resumed run repeats).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import lightning.pytorch as pl
 
+from atomic_output import atomic_output
 from metrics.history import HISTORY, read_history
 
 
@@ -34,9 +34,8 @@ class ValidationHistory(pl.Callback):
         kept = [line for line in read_history(self.path.parent) if line["step"] <= trainer.global_step]
         self._wall_before = kept[-1]["wall_s"] if kept else 0.0
         if self.path.is_file():  # rewritten whole (atomically) with the lines up to the resumed step
-            partial = self.path.with_name(HISTORY + ".partial")
-            partial.write_text("".join(json.dumps(line) + "\n" for line in kept))
-            os.replace(partial, self.path)
+            with atomic_output(self.path) as temporary:
+                temporary.write_text("".join(json.dumps(line) + "\n" for line in kept))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # after the module logged this validation's scores (as F1Chart)

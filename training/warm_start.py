@@ -1,12 +1,12 @@
 """What ``init_from=PATH`` means for a run: the trained model it starts from (a checkpoint or an
-``export.py`` directory), the model and encoder the run then builds, and the check that a warm start is
-a new run, not a resume.
+``export.py`` directory) and the model and encoder the run then builds.
 
 A warm-started run takes the source's model (``model=NAME`` unless given) and encoder with its tokenizer
 (``encoder.name``: the source's, or the export directory itself, whose encoder is rebuilt from its
 config before the source's weights replace it); it has its own corpora, optimiser, schedule, sampler
 and step counter. Once the run has a checkpoint, ``resume=auto`` continues it from there (the same command
-line serves every requeue); without ``resume`` a run directory that already holds a checkpoint is refused.
+line serves every requeue); without ``resume`` a run directory that already holds a checkpoint is refused
+(``training/run_dir.py``, as for every run).
 
 The weights (``warm_start``): every parameter of the network whose first dimension runs over entity
 types, corpora or relation types is declared by its model (``SpanNERModule.type_rows``): one row key per
@@ -40,8 +40,6 @@ from errors import BionerError, CheckpointError
 from inference.tagger import EXPORT_FILE, EXPORT_WEIGHTS
 from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
 from lightning_modules.row_keys import CORPUS, POOL, RELATION, TYPE, RowKey
-from training.checkpointing import newest_good_checkpoint
-from training.run_dir import RunDir
 
 if TYPE_CHECKING:
     from configs.schema import RunCfg
@@ -261,7 +259,7 @@ def with_init_source(argv: Sequence[str]) -> list[str]:
     return [*front, *argv]
 
 
-def check_init(cfg: RunCfg, run: RunDir, resuming: bool) -> InitSource | None:
+def check_init(cfg: RunCfg, resuming: bool) -> InitSource | None:
     """The source of a warm start (None: no ``init_from``, or the run resumes its own checkpoint)."""
     if not cfg.get("init_from"):
         return None
@@ -270,12 +268,6 @@ def check_init(cfg: RunCfg, run: RunDir, resuming: bool) -> InitSource | None:
     if resuming:
         print(f"init_from={cfg.init_from}: not applied, the run resumes its own checkpoint", flush=True)
         return None
-    found = newest_good_checkpoint(run.path, trust=cfg.trust_checkpoint)
-    if found is not None:
-        raise ConfigError(
-            f"init_from={cfg.init_from}: {run.path} already holds the checkpoint {found}; a warm start is a "
-            "new run: choose another run_dir, or add resume=auto to continue that run"
-        )
     source = read_init_source(str(cfg.init_from), bool(cfg.trust_checkpoint))
     if source.model != cfg.model.name:
         raise ConfigError(
