@@ -154,7 +154,7 @@ class GoldEchoModule(torch.nn.Module):
         super().__init__()
         from datamodules.corpora import label_space_of
 
-        self.cfg = cfg
+        self.run_config = cfg
         self.label_space = label_space_of(["BC5CDR", "NCBI-disease"])
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
