@@ -115,7 +115,10 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
+def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path, monkeypatch, capsys):
+    import train
+
+    monkeypatch.chdir(tmp_path)  # a default run directory would be outputs/... here
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
     for args, expected in [
@@ -128,10 +131,11 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
             "python -m datamodules.prepare",
         ),
     ]:
-        proc = _train(args, tmp_path, timeout=300)
-        assert proc.returncode == 2, (args, proc.stderr[-2000:])
-        assert "Traceback" not in proc.stderr
-        assert expected in proc.stderr
+        assert train.main(args) == 2, args
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and expected in err, (args, err[-2000:])
+        assert err.strip().splitlines()[-1].startswith("error: ")
+    assert list(tmp_path.iterdir()) == [garbage]  # no run directory, no cache
 
 
 def test_every_experiment_config_builds_every_model_with_a_tiny_encoder(tmp_path):
