@@ -54,14 +54,13 @@ def _kind(mode: int) -> str:
 
 
 def regular_file(path: str | Path, error: Callable[[str | Path, str], BionerError] = _input_error) -> Path:
-    """``path`` when it is a regular file (through symlinks), else ``error(path, problem)``, before
-    anything opens it: a FIFO would block the reader forever."""
+    """``path``, refused with ``error(path, problem)`` before anything opens it when it exists but is not a
+    regular file (through symlinks): a FIFO would block the reader forever. A path that cannot be
+    ``stat``-ed is left to the opener, which fails at once with its own message (no such file...)."""
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise error(path, "no such file") from None
-    except OSError as err:
-        raise error(path, f"cannot read ({err.strerror})") from None
+    except OSError:
+        return Path(path)
     if not stat.S_ISREG(mode):
         raise error(path, f"{_kind(mode)}, not a regular file; only regular files are read")
     return Path(path)
