@@ -60,10 +60,11 @@ def measure(model: str, subwords: int, data_root: str, encoder: str, device: str
     from datamodules.multi_corpus import Collator
     from datamodules.rows import tokenize_corpus
     from lightning_modules.registry import build_module
+    from untrusted import pretrained
 
     target = torch.device(device)
     label_space = label_space_of(SIX)
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    tokenizer = pretrained(AutoTokenizer.from_pretrained, encoder)
     sentences = sentences_of_length(data_root, tokenizer, subwords)
     plain = OmegaConf.to_container(compose([f"model={model}", f"encoder.name={encoder}"]), resolve=True)
     torch.manual_seed(0)

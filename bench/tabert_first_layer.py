@@ -49,11 +49,12 @@ def measure(words: int, form: str, channels: int, pair_dim: int, steps: int) -> 
     from datamodules.rows import tokenize_corpus
     from datamodules.sentence import Relation, Sentence, Span
     from lightning_modules.registry import build_module
+    from untrusted import pretrained
 
     torch.manual_seed(0)
     rng = random.Random(0)
     encoder = _minilm_path()
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    tokenizer = pretrained(AutoTokenizer.from_pretrained, encoder)
     vocab = ["the", "protein", "cell", "drug", "patient", "city", "river", "house", "water"]
     label_space = label_space_of(["CoNLL04"])
     types, relation_types = label_space.corpus_types["CoNLL04"], label_space.corpus_relation_types["CoNLL04"]

@@ -60,12 +60,13 @@ def build(model: str, encoder: str, label_space, sentences, device: torch.device
     from datamodules.multi_corpus import Collator
     from datamodules.rows import tokenize_corpus
     from lightning_modules.registry import build_module
+    from untrusted import pretrained
 
     cfg = compose([f"model={model}", f"encoder.name={encoder}", "experiment=mt6_cpu"])
     from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    tokenizer = pretrained(AutoTokenizer.from_pretrained, encoder)
     encoder_config = None
     if shape == "bert-large":
         from transformers import BertConfig

@@ -60,6 +60,7 @@ from datamodules.rows import FEATURES, TokenizationReport, Unsplittable
 from datamodules.sampler import InverseSizeSampler
 from datamodules.splitting import MAX_SUBWORDS
 from errors import BionerError, ConfigError
+from untrusted import pretrained
 
 BATCH_COLUMNS = [
     "input_ids", "word_ids", "num_words", "spans", "sentence_index", "chunk", "unreachable", "relations",
@@ -235,7 +236,7 @@ class MultiCorpusDataModule(pl.LightningDataModule):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name_or_path)
+            self._tokenizer = pretrained(AutoTokenizer.from_pretrained, self.tokenizer_name_or_path)
             if not getattr(self._tokenizer, "is_fast", False):
                 raise BionerError(f"{self.tokenizer_name_or_path}: a fast tokenizer (word_ids()) is needed")
         return self._tokenizer

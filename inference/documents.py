@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from errors import BionerError
+from untrusted import regular_file
 
 FORMATS_IN = ("text", "jsonl", "pubtator", "bioc")
 FORMATS_OUT = ("jsonl", "pubtator", "bioc")
@@ -83,13 +84,14 @@ class Entity:
 # --- reading ------------------------------------------------------------------------------------
 def read_documents(path: str | Path, fmt: str, *, text_unit: str = "file") -> list[Document]:
     """Documents of one input (``-`` is stdin) in format ``fmt``; a malformed one is an
-    ``InputFormatError`` naming the file, the line and the document."""
+    ``InputFormatError`` naming the file, the line and the document; anything but a regular file (a FIFO
+    would block the read forever) is refused before it is opened."""
     name = "<stdin>" if str(path) == "-" else str(path)
     if str(path) == "-":
         raw = sys.stdin.buffer.read()
     else:
         try:
-            raw = Path(path).read_bytes()
+            raw = regular_file(path).read_bytes()
         except OSError as err:
             raise BionerError(f"{path}: cannot read ({err.strerror})") from None
     if fmt == "bioc":

@@ -34,6 +34,7 @@ from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
 from inference.text import sentences, words
 from lightning_modules.precision import activation_bytes, training_autocast
+from untrusted import check_model_dir, pretrained, refuse_code_settings
 
 EXPORT_FILE = "bioner_model.json"
 EXPORT_WEIGHTS = "model.safetensors"
@@ -216,20 +217,21 @@ def load(
 
     A checkpoint is read as plain data only: one that needs more (it could run code) is a
     ``CheckpointError`` naming the file and what it needs; ``trust_checkpoint=True`` loads it anyway, for a
-    file one trusts. An export directory holds no pickle (safetensors and JSON)."""
+    file one trusts. An export directory holds no pickle (safetensors and JSON). Neither ever runs code
+    from the model files, whatever ``trust_checkpoint`` says (``untrusted``)."""
     from transformers import AutoTokenizer
 
     path = Path(path)
     if path.is_dir():
         module = _load_export(path)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = pretrained(AutoTokenizer.from_pretrained, path)
     else:
         from lightning_modules.registry import load_module
 
         module = load_module(path, trust=trust_checkpoint)
         name = module.settings.encoder.name
         try:
-            tokenizer = AutoTokenizer.from_pretrained(name)
+            tokenizer = pretrained(AutoTokenizer.from_pretrained, name)
         except OSError as err:
             raise CheckpointError(
                 path, f"cannot load the tokenizer of its encoder {name!r} ({err})"
@@ -243,10 +245,12 @@ def _load_export(directory: Path) -> Any:
     from lightning_modules.registry import get_model
 
     meta_path = directory / EXPORT_FILE
-    if not meta_path.is_file():
+    if not meta_path.exists():
         raise CheckpointError(directory, f"not an exported model (no {EXPORT_FILE}; see export.py)")
+    check_model_dir(directory)
     try:
         meta = json.loads(meta_path.read_text())
+        refuse_code_settings(meta["encoder_config"], meta_path, "encoder_config")
         module = get_model(meta["model"]).module_class.build(
             meta["cfg"], meta["label_space"], meta["encoder_config"]
         )
@@ -272,7 +276,9 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: boo
     raw = read_checkpoint(checkpoint, map_location="cpu", trust=trust_checkpoint)
     name = module.settings.encoder.name
     try:
-        encoder_config = module.hparams.get("encoder_config") or AutoConfig.from_pretrained(name).to_dict()
+        encoder_config = (
+            module.hparams.get("encoder_config") or pretrained(AutoConfig.from_pretrained, name).to_dict()
+        )
     except OSError as err:
         raise CheckpointError(checkpoint, f"cannot read its encoder's config {name!r} ({err})") from None
     meta = {
@@ -293,7 +299,7 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: boo
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(out) as staging:
             staging.mkdir()
-            AutoTokenizer.from_pretrained(name).save_pretrained(str(staging))
+            pretrained(AutoTokenizer.from_pretrained, name).save_pretrained(str(staging))
             save_file(state, str(staging / EXPORT_WEIGHTS))
             (staging / EXPORT_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
             if card.is_file():

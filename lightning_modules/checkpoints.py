@@ -5,7 +5,8 @@ Every checkpoint load of the project goes through ``read_checkpoint`` (Lightning
 ``training.checkpointing.AtomicCheckpointIO``): ``torch.load(weights_only=True)`` with exactly
 ``CHECKPOINT_GLOBALS`` allowed, so a file that would run code when unpickled is refused, naming the first
 global it needs; ``trust=True`` (``--trust-checkpoint``, ``trust_checkpoint=true``) loads such a file the
-old way.
+old way. Before that, the file must be a regular file (a FIFO would block the load forever), and after it,
+the encoder config it carries must ask transformers for no code (``untrusted``), whatever ``trust`` says.
 
 Lightning would fail deep inside ``fit``/``test`` with a bare ``RuntimeError``/``ValueError`` (or a zip
 error for a truncated file); ``check_checkpoint`` names the file and what does not fit.
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from errors import CheckpointError
+from untrusted import refuse_code_settings, regular_file
 
 # What a checkpoint of this project may hold beyond torch's own weights_only set (tensors and their
 # storages, OrderedDict, dtypes, torch.Size, plain containers and numbers): nothing. Every checkpoint this
@@ -85,8 +87,10 @@ def read_checkpoint(
     """Load ``path`` restricted to plain data (``CHECKPOINT_GLOBALS``; memory-mapped unless ``mmap=False``).
 
     A file that needs anything else is an ``UntrustedCheckpointError`` naming the first such global, and
-    nothing of it ran; ``trust=True`` loads it unrestricted (a file one trusts). A missing, truncated or
-    non-Lightning file is a ``CheckpointError``."""
+    nothing of it ran; ``trust=True`` loads it unrestricted (a file one trusts). A missing, truncated,
+    non-regular or non-Lightning file is a ``CheckpointError``, and so is an encoder config that would run
+    or fetch code (``untrusted.RemoteCodeError``)."""
+    regular_file(path, CheckpointError)
     try:
         if trust:
             checkpoint = torch.load(path, map_location=map_location, mmap=mmap, weights_only=False)
@@ -104,6 +108,9 @@ def read_checkpoint(
         raise CheckpointError(path, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
+    hparams = checkpoint.get("hyper_parameters")
+    if isinstance(hparams, dict):
+        refuse_code_settings(hparams.get("encoder_config"), path, "hyper_parameters.encoder_config")
     return checkpoint
 
 

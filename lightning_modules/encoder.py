@@ -11,14 +11,17 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
+from untrusted import pretrained
+
 
 class WordEncoder(nn.Module):
     def __init__(self, name_or_path: str | None = None, *, config: PretrainedConfig | None = None):
         super().__init__()
         if config is not None:  # tests and benchmarks: a randomly initialised encoder, no files needed
-            self.model = AutoModel.from_config(config)
+            self.model = AutoModel.from_config(config, trust_remote_code=False)
         else:
-            self.model = AutoModel.from_pretrained(name_or_path)
+            config = pretrained(AutoConfig.from_pretrained, name_or_path)
+            self.model = pretrained(AutoModel.from_pretrained, name_or_path, config=config)
         if getattr(self.model, "pooler", None) is not None:
             # BERT-style poolers feed nothing here: unused parameters would make DDP fail at step 2
             self.model.pooler = None
@@ -40,7 +43,7 @@ class WordEncoder(nn.Module):
 
     @staticmethod
     def config_of(name_or_path: str) -> PretrainedConfig:
-        return AutoConfig.from_pretrained(name_or_path)
+        return pretrained(AutoConfig.from_pretrained, name_or_path)
 
     def forward(
         self,

@@ -38,7 +38,7 @@ def resume_checkpoint(resume: str | None, run: RunDir, *, trust: bool = False) -
             return str(last)
         print(f"resume=last: no {last} yet, starting from scratch", flush=True)
         return None
-    if not Path(resume).is_file():
+    if not Path(resume).exists():
         raise ConfigError(f"resume={resume}: no such checkpoint file")
     read_checkpoint(resume, trust=trust)
     return resume

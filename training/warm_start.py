@@ -40,6 +40,7 @@ from errors import BionerError, CheckpointError
 from inference.tagger import EXPORT_FILE, EXPORT_WEIGHTS
 from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
 from lightning_modules.row_keys import CORPUS, POOL, RELATION, TYPE, RowKey
+from untrusted import check_model_dir, refuse_code_settings
 
 if TYPE_CHECKING:
     from configs.schema import RunCfg
@@ -212,15 +213,17 @@ def read_init_source(path: str, trust: bool = False) -> InitSource:
     where = Path(path)
     if where.is_dir():
         meta_path = where / EXPORT_FILE
-        if not meta_path.is_file():
+        if not meta_path.exists():
             raise ConfigError(
                 f"init_from={path}: a directory without {EXPORT_FILE}; name a checkpoint file or a "
                 "directory written by export.py"
             )
         from safetensors.torch import load_file
 
+        check_model_dir(where)
         try:
             meta = json.loads(meta_path.read_text())
+            refuse_code_settings(meta["encoder_config"], meta_path, "encoder_config")
             state = load_file(str(where / EXPORT_WEIGHTS))
             return InitSource(
                 path, str(meta["model"]), meta["cfg"], LabelSpace.from_dict(meta["label_space"]), state,
@@ -229,7 +232,7 @@ def read_init_source(path: str, trust: bool = False) -> InitSource:
         except (OSError, ValueError, KeyError, TypeError) as err:
             problem = " ".join(f"{type(err).__name__}: {err}".split())[:200]
             raise CheckpointError(where, f"not a readable exported model for init_from ({problem})") from None
-    if not where.is_file():
+    if not where.exists():
         raise ConfigError(f"init_from={path}: no such checkpoint file or export directory")
     checkpoint = read_checkpoint(where, trust=trust)
     name = checkpoint_model_name(checkpoint)
