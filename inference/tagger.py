@@ -262,7 +262,7 @@ def _load_export(directory: Path) -> Any:
     try:
         meta = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise CheckpointError(meta_path, f"not JSON ({_one_line(err)})") from None
+        raise CheckpointError(meta_path, f"not a readable exported model ({_one_line(err)})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
         raise CheckpointError(meta_path, "model: missing or not a string (not written by export.py?)")
     try:
