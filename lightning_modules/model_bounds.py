@@ -59,6 +59,7 @@ class ModelDescription:
 
     module_class: type
     cfg: Mapping[str, Any]
+    settings: ModuleSettings
     label_space: LabelSpace
     encoder_config: Mapping[str, Any] | None
 
@@ -87,12 +88,12 @@ def checked_description(
     for section in ("trainer", "optim", "data"):
         if section in cfg and not isinstance(cfg[section], Mapping):
             raise refuse(f"cfg.{section}", f"is {_kind(cfg[section])}, not a mapping")
-    if not isinstance(cfg["encoder"].get("name"), str):
-        raise refuse("cfg.encoder.name", "missing or not a string")
     try:
         settings = ModuleSettings.of(module_class.config_class, cfg)
     except (TypeError, ValueError) as err:
         raise refuse("cfg", _short(err)) from None
+    if not isinstance(settings.encoder.name, str) or "name" not in cfg.get("encoder", {}):
+        raise refuse("cfg.encoder.name", "missing or not a string")
     for field in dataclasses.fields(settings.model):
         value = getattr(settings.model, field.name)
         if isinstance(value, int) and not isinstance(value, bool) and value > MAX_MODEL_INT:
@@ -102,7 +103,7 @@ def checked_description(
         raise refuse("encoder_config", "missing")
     if encoder_config is not None:
         check_encoder_config(encoder_config, lambda key, problem: refuse(f"encoder_config{key}", problem))
-    return ModelDescription(module_class, cfg, space, encoder_config)
+    return ModelDescription(module_class, cfg, settings, space, encoder_config)
 
 
 def check_encoder_config(config: Any, refuse: Any) -> None:
@@ -160,7 +161,7 @@ def planned_shapes(
     ``meta`` device (nothing allocated). Without an ``encoder_config`` the encoder's own config is read
     from ``cfg.encoder.name`` (and checked like one)."""
     encoder_config = description.encoder_config
-    name = description.cfg["encoder"]["name"]
+    name = description.settings.encoder.name
     if encoder_config is None:
         from transformers import AutoConfig
 

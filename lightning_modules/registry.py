@@ -141,7 +141,7 @@ def load_module(path: str | Path, *, map_location: str = "cpu", trust: bool = Fa
         module = module_class.build(description.cfg, description.label_space, description.encoder_config)
     except OSError as err:  # the encoder named in the run config cannot be found
         raise CheckpointError(
-            path, f"cannot build its encoder {description.cfg['encoder']['name']!r} ({err})"
+            path, f"cannot build its encoder {description.settings.encoder.name!r} ({err})"
         ) from None
     check_checkpoint(path, module, module.label_space.to_dict(), checkpoint=checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
