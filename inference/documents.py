@@ -19,19 +19,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from errors import BionerError
+from inference.input_errors import InputFormatError, cut
 from untrusted import regular_file
 
 FORMATS_IN = ("text", "jsonl", "pubtator", "bioc")
 FORMATS_OUT = ("jsonl", "pubtator", "bioc")
-
-
-class InputFormatError(BionerError):
-    """A malformed input document: ``file:line: document ID: what is wrong``."""
-
-    def __init__(self, path: str | Path, line: int | None, doc_id: str | None, problem: str):
-        where = f"{path}:{line}" if line is not None else str(path)
-        document = f" document {doc_id}:" if doc_id is not None else ""
-        super().__init__(f"{where}:{document} {problem}")
 
 
 @dataclass
@@ -127,6 +119,8 @@ def _read_jsonl(name: str, text: str) -> list[Document]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputFormatError(name, i, None, f"not JSON ({err.msg})") from None
+        except RecursionError:
+            raise InputFormatError(name, i, None, "not JSON of a document (nested too deeply)") from None
         doc_id = record.get("id") if isinstance(record, dict) else None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise InputFormatError(name, i, doc_id, 'expected an object {"id": ..., "text": "..."}')
@@ -193,7 +187,9 @@ def _read_pubtator(name: str, text: str) -> list[Document]:
                 name, line_no, doc_id, "expected 'ID|t|title' then 'ID|a|abstract' before annotations"
             )
         if doc_id != current.id:
-            raise InputFormatError(name, line_no, doc_id, f"an annotation line inside document {current.id}")
+            raise InputFormatError(
+                name, line_no, doc_id, f"an annotation line inside document {cut(current.id)}"
+            )
         if len(fields) < 4:
             raise InputFormatError(
                 name, line_no, doc_id, "an annotation line needs at least 4 tab-separated fields"
@@ -207,62 +203,17 @@ def _read_pubtator(name: str, text: str) -> list[Document]:
                 name,
                 line_no,
                 doc_id,
-                f"mention offsets {fields[1]!r}, {fields[2]!r} are not 0 <= start <= end",
+                f"mention offsets {cut(fields[1])!r}, {cut(fields[2])!r} are not 0 <= start <= end",
             )
         current.source.annotation_lines.append(raw)
     finish()
     return documents
 
 
-def _doc_id_before(text: str, line: int, pattern: str) -> str | None:
-    ids = re.findall(pattern, "\n".join(text.split("\n")[:line]))
-    return ids[-1] if ids else None
-
-
 def _read_bioc(name: str, raw: bytes) -> list[Document]:
-    from bioc import biocjson, biocxml
+    from inference.bioc_input import read_bioc
 
-    head = raw.lstrip()[:1]
-    text = raw.decode("utf-8", errors="replace")
-    if head == b"{":
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as err:
-            doc = _doc_id_before(text, err.lineno, r'"id"\s*:\s*"([^"]*)"')
-            raise InputFormatError(name, err.lineno, doc, f"not well-formed BioC JSON ({err.msg})") from None
-        for k, document in enumerate(data.get("documents", []) if isinstance(data, dict) else [None]):
-            if not isinstance(document, dict) or not isinstance(document.get("id"), str):
-                raise InputFormatError(name, None, f"#{k + 1}", "a BioC document needs a string 'id'")
-            for p, passage in enumerate(document.get("passages", [])):
-                if not isinstance(passage, dict) or not isinstance(passage.get("offset"), int):
-                    raise InputFormatError(
-                        name, None, document["id"], f"passage {p}: 'offset' is not an integer"
-                    )
-                if not isinstance(passage.get("text", ""), str):
-                    raise InputFormatError(name, None, document["id"], f"passage {p}: 'text' is not a string")
-        collection = biocjson.loads(json.dumps(_with_bioc_defaults(data)))
-        kind = "json"
-    else:
-        from lxml import etree
-
-        parser = etree.XMLParser(resolve_entities=False, no_network=True)
-        try:
-            root = etree.fromstring(raw, parser)
-        except etree.XMLSyntaxError as err:
-            doc = _doc_id_before(text, err.lineno, r"<document>\s*<id>([^<]*)</id>")
-            raise InputFormatError(name, err.lineno, doc, f"not well-formed BioC XML ({err.msg})") from None
-        for document in root.iter("document"):
-            doc_id = document.findtext("id")
-            if not doc_id:
-                raise InputFormatError(name, document.sourceline, None, "a <document> without an <id>")
-            for p, passage in enumerate(document.iter("passage")):
-                offset = (passage.findtext("offset") or "").strip()
-                if not re.fullmatch(r"-?\d+", offset):
-                    raise InputFormatError(
-                        name, passage.sourceline, doc_id, f"passage {p}: offset {offset!r} is not an integer"
-                    )
-        collection = biocxml.loads(text)
-        kind = "xml"
+    collection, kind = read_bioc(name, raw)
     documents = []
     for document in collection.documents:
         passages = []
@@ -274,22 +225,6 @@ def _read_bioc(name: str, raw: bytes) -> list[Document]:
             )
         documents.append(Document(document.id, passages, source=(collection, document, kind)))
     return documents
-
-
-def _with_bioc_defaults(data: dict) -> dict:
-    """BioC JSON with the optional keys the ``bioc`` reader expects filled in (minimal files omit them)."""
-    for key, value in (("source", ""), ("date", ""), ("key", ""), ("infons", {})):
-        data.setdefault(key, value)
-    for document in data.setdefault("documents", []):
-        for key in ("infons", "relations", "annotations"):
-            document.setdefault(key, {} if key == "infons" else [])
-        for passage in document.setdefault("passages", []):
-            for key in ("infons", "annotations", "relations", "sentences"):
-                passage.setdefault(key, {} if key == "infons" else [])
-            for sentence in passage["sentences"]:
-                for key in ("infons", "annotations", "relations"):
-                    sentence.setdefault(key, {} if key == "infons" else [])
-    return data
 
 
 # --- writing ------------------------------------------------------------------------------------

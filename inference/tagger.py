@@ -38,6 +38,7 @@ from untrusted import check_model_dir, pretrained, refuse_code_settings
 
 EXPORT_FILE = "bioner_model.json"
 EXPORT_WEIGHTS = "model.safetensors"
+MAX_EXPORT_META_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -240,25 +241,57 @@ def load(
 
 
 def _load_export(directory: Path) -> Any:
+    """The module of an export directory. ``bioner_model.json`` is read up to ``MAX_EXPORT_META_BYTES`` (a
+    real one is a few kilobytes) and checked, and the network it describes compared with the weights'
+    safetensors header, before anything is built (``lightning_modules.model_bounds``)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from lightning_modules.registry import get_model
+    from inference.weights_header import tensor_shapes
+    from lightning_modules.model_bounds import check_planned_weights, checked_description
+    from lightning_modules.registry import UnknownModelError, get_model
 
-    meta_path = directory / EXPORT_FILE
+    meta_path, weights_path = directory / EXPORT_FILE, directory / EXPORT_WEIGHTS
     if not meta_path.exists():
         raise CheckpointError(directory, f"not an exported model (no {EXPORT_FILE}; see export.py)")
     check_model_dir(directory)
     try:
-        meta = json.loads(meta_path.read_text())
-        refuse_code_settings(meta["encoder_config"], meta_path, "encoder_config")
-        module = get_model(meta["model"]).module_class.build(
-            meta["cfg"], meta["label_space"], meta["encoder_config"]
-        )
-        module.load_state_dict(load_file(str(directory / EXPORT_WEIGHTS)))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # JSON, keys, file, weights
-        problem = " ".join(f"{type(err).__name__}: {err}".split())[:300]
-        raise CheckpointError(directory, f"not a readable exported model ({problem})") from None
+        with open(meta_path, "rb") as file:
+            raw = file.read(MAX_EXPORT_META_BYTES + 1)
+    except OSError as err:
+        raise CheckpointError(meta_path, f"cannot read ({err.strerror or err})") from None
+    if len(raw) > MAX_EXPORT_META_BYTES:
+        raise CheckpointError(meta_path, f"over {MAX_EXPORT_META_BYTES:,} bytes; not an export's metadata")
+    try:
+        meta = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise CheckpointError(meta_path, f"not a readable exported model ({_one_line(err)})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+        raise CheckpointError(meta_path, "model: missing or not a string (not written by export.py?)")
+    refuse_code_settings(meta.get("encoder_config"), meta_path, "encoder_config")
+    try:
+        module_class = get_model(meta["model"]).module_class
+    except UnknownModelError as err:
+        raise CheckpointError(meta_path, f"model: {err}") from None
+    description = checked_description(
+        meta_path,
+        module_class,
+        meta.get("cfg"),
+        meta.get("label_space"),
+        meta.get("encoder_config"),
+        needs_encoder_config=True,
+    )
+    check_planned_weights(meta_path, description, tensor_shapes(weights_path), source=str(weights_path))
+    try:
+        module = module_class.build(description.cfg, description.label_space, description.encoder_config)
+        module.load_state_dict(load_file(str(weights_path)))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        raise CheckpointError(directory, f"not a readable exported model ({_one_line(err)})") from None
     return module
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())[:300]
 
 
 def export(checkpoint: str | Path, out_dir: str | Path, *, trust_checkpoint: bool = False) -> Path:

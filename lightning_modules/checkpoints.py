@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,12 @@ def read_checkpoint(
         raise CheckpointError(path, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
+    state = checkpoint["state_dict"]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        what = f"a {type(state).__name__}" if not isinstance(state, Mapping) else "a mapping with non-tensors"
+        raise CheckpointError(path, f"its state_dict is {what}, not parameter names and tensors")
     hparams = checkpoint.get("hyper_parameters")
     if isinstance(hparams, dict):
         refuse_code_settings(hparams.get("encoder_config"), path, "hyper_parameters.encoder_config")
@@ -124,10 +130,13 @@ def _first_line(err: BaseException) -> str:
 
 
 def checkpoint_model_name(checkpoint: dict) -> str | None:
-    """The registry name a checkpoint was trained with (``None`` when it does not say)."""
-    cfg = (checkpoint.get("hyper_parameters") or {}).get("cfg") or {}
-    name = (cfg.get("model") or {}).get("name")
-    return str(name) if name else None
+    """The registry name a checkpoint was trained with (``None`` when it does not say, or its
+    ``hyper_parameters`` are not the mappings train.py writes)."""
+    section: Any = checkpoint
+    for key in ("hyper_parameters", "cfg", "model"):
+        section = section.get(key) if isinstance(section, Mapping) else None
+    name = section.get("name") if isinstance(section, Mapping) else None
+    return name if isinstance(name, str) and name else None
 
 
 def check_checkpoint(
@@ -165,20 +174,42 @@ def check_checkpoint(
         )
     saved, current = checkpoint["state_dict"], model.state_dict()
     optional = getattr(model, "optional_state_keys", frozenset())  # older checkpoints lack these
-    missing = sorted(current.keys() - saved.keys() - optional)
-    unexpected = sorted(saved.keys() - current.keys())
+    check_state_shapes(
+        path,
+        {k: tuple(v.shape) for k, v in current.items()},
+        {k: tuple(v.shape) for k, v in saved.items()},
+        optional,
+    )
+    return checkpoint
+
+
+def check_state_shapes(
+    path: str | Path,
+    expected: Mapping[str, tuple[int, ...]],
+    found: Mapping[str, tuple[int, ...]],
+    optional: frozenset[str] = frozenset(),
+    *,
+    source: str = "the checkpoint",
+) -> None:
+    """``found`` (the shapes ``source`` holds) has exactly the keys and shapes of ``expected`` (those of the
+    model), but for ``optional`` keys it may lack; a ``CheckpointError`` naming ``path`` otherwise."""
+    missing = sorted(expected.keys() - found.keys() - optional)
+    unexpected = sorted(found.keys() - expected.keys())
     if missing or unexpected:
         detail = "; ".join(
-            f"{what} {len(keys)} (e.g. {keys[0]})"
+            f"{what} {len(keys)} (e.g. {_cut(keys[0])})"
             for what, keys in (("missing", missing), ("unexpected", unexpected))
             if keys
         )
         raise CheckpointError(path, f"parameters do not match this model: {detail}")
-    for name, tensor in current.items():
-        if name in saved and saved[name].shape != tensor.shape:
+    for name, shape in expected.items():
+        if name in found and tuple(found[name]) != tuple(shape):
             raise CheckpointError(
                 path,
-                f"{name} has shape {tuple(saved[name].shape)} in the checkpoint, {tuple(tensor.shape)} here "
+                f"{name} has shape {tuple(found[name])} in {source}, {tuple(shape)} here "
                 "(a different encoder.name or model size?)",
             )
-    return checkpoint
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -109,19 +109,39 @@ def load_module(path: str | Path, *, map_location: str = "cpu", trust: bool = Fa
     """Rebuild the trained module of a checkpoint (the right class, its weights), without any flag.
 
     The checkpoint is read as plain data only; ``trust=True`` (``--trust-checkpoint``) loads a file that
-    needs more unrestricted (``checkpoints.read_checkpoint``)."""
+    needs more unrestricted (``checkpoints.read_checkpoint``). Its ``hyper_parameters`` are checked, and the
+    network they describe compared with the state dict's shapes, before the network is built
+    (``model_bounds``): a bad or oversized description is a ``CheckpointError`` naming the file."""
     from lightning_modules.checkpoints import check_checkpoint, checkpoint_model_name, read_checkpoint
+    from lightning_modules.model_bounds import check_planned_weights, checked_description
 
     checkpoint = read_checkpoint(path, map_location=map_location, trust=trust)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, Mapping):
+        kind = "missing" if hparams is None else f"a {type(hparams).__name__}"
+        raise CheckpointError(path, f"hyper_parameters is {kind}, not a mapping (not written by train.py?)")
     name = checkpoint_model_name(checkpoint)
     if name is None:
         raise CheckpointError(path, "no model name in its hyper_parameters (not written by train.py?)")
-    hparams = checkpoint["hyper_parameters"]
     try:
-        module = get_model(name).module_class.build(**hparams)
+        module_class = get_model(name).module_class
+    except UnknownModelError as err:
+        raise CheckpointError(path, f"hyper_parameters.cfg.model.name: {err}") from None
+    description = checked_description(
+        path,
+        module_class,
+        hparams.get("cfg"),
+        hparams.get("label_space"),
+        hparams.get("encoder_config"),
+        prefix="hyper_parameters.",
+    )
+    found = {key: tuple(tensor.shape) for key, tensor in checkpoint["state_dict"].items()}
+    check_planned_weights(path, description, found, source="the checkpoint")
+    try:
+        module = module_class.build(description.cfg, description.label_space, description.encoder_config)
     except OSError as err:  # the encoder named in the run config cannot be found
         raise CheckpointError(
-            path, f"cannot build its encoder {hparams['cfg']['encoder']['name']!r} ({err})"
+            path, f"cannot build its encoder {description.settings.encoder.name!r} ({err})"
         ) from None
     check_checkpoint(path, module, module.label_space.to_dict(), checkpoint=checkpoint)
     module.load_state_dict(checkpoint["state_dict"])

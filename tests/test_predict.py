@@ -461,3 +461,125 @@ def test_predict_output_survives_a_failure_after_the_model_loaded(tagger, tmp_pa
     monkeypatch.setattr(predict, "write_documents", write_documents)
     assert predict.main(to_jsonl) == 0
     assert out.read_text().startswith('{"doc_id": "A"') and _leftovers(tmp_path) == []
+
+
+def _xml(body: str, doctype: str = "") -> str:
+    document = f"<document><id>7</id><passage><offset>0</offset>{body}</passage></document>"
+    return f"{doctype}<collection>{document}</collection>"
+
+
+UNTRUSTED_INPUTS = {  # name: (file name, content, what the one line says)
+    "an external entity": (
+        "in.xml",
+        _xml("<text>&x;</text>", '<!DOCTYPE collection [<!ENTITY x SYSTEM "file://{secret}">]>'),
+        "in.xml:1: document 7: an entity reference &x;",
+    ),
+    "an entity inside <offset>": (
+        "in.xml",
+        '<!DOCTYPE collection [<!ENTITY o "0">]><collection><document><id>7</id><passage>'
+        "<offset>&o;</offset><text>a</text></passage></document></collection>",
+        "document 7: an entity reference &o;",
+    ),
+    "an annotation without an id": (
+        "in.xml",
+        _xml("<text>a</text><annotation><text>a</text></annotation>"),
+        "in.xml:1: document 7: passage 0: annotation 0: a <annotation> without the attribute 'id'",
+    ),
+    "an infon without a key": (
+        "in.xml",
+        _xml("<infon>title</infon><text>a</text>"),
+        "document 7: passage 0: <infon>: a <infon> without the attribute 'key'",
+    ),
+    "a non-numeric location": (
+        "in.xml",
+        _xml('<text>a</text><annotation id="1"><location offset="x" length="1"/></annotation>'),
+        "document 7: passage 0: annotation 0: location offset 'x' is not an integer",
+    ),
+    "XML nested 100,000 deep": (
+        "in.xml",
+        "<collection>" + "<a>" * 100_000,
+        "in.xml:1: not well-formed BioC XML",
+    ),
+    "BioC JSON that is not UTF-8": (
+        "in.json",
+        b'{"documents": [{"id": "\xff"}]}',
+        "in.json:1: not UTF-8 (byte 23)",
+    ),
+    "an integer where the documents belong": (
+        "in.json",
+        '{"documents": 5}',
+        "'documents' is a JSON int, not a list",
+    ),
+    "an integer where the passages belong": (
+        "in.json",
+        '{"documents": [{"id": "9", "passages": 5}]}',
+        "in.json: document 9: the document: 'passages' is a JSON int, not a list",
+    ),
+    "an integer where the locations belong": (
+        "in.json",
+        '{"documents": [{"id": "9", "passages": [{"offset": 0, "annotations": [{"id": "a", "locations": 3}]'
+        "}]}]}",
+        "document 9: passage 0: annotation 0: 'locations' is a JSON int, not a list",
+    ),
+    "BioC JSON nested 100,000 deep": (
+        "in.json",
+        '{"documents": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "in.json: not BioC JSON (nested too deeply)",
+    ),
+    "JSONL nested 100,000 deep": (
+        "in.jsonl",
+        "[" * 100_000 + "]" * 100_000,
+        "in.jsonl:1: not JSON of a document",
+    ),
+    "a 5 MB malformed PubTator line": (
+        "in.pubtator",
+        "x" * 5_000_000 + "\n",
+        f"in.pubtator:1: document {'x' * 77}...: expected 'ID|t|title'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNTRUSTED_INPUTS))
+def test_a_malformed_or_hostile_input_is_one_short_line(tmp_path, capsys, case):
+    import predict
+
+    file_name, content, message = UNTRUSTED_INPUTS[case]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the content of a file the input must not read")
+    path = tmp_path / file_name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content.replace("{secret}", str(secret)))
+    fmt = {".xml": "bioc", ".json": "bioc", ".jsonl": "jsonl", ".pubtator": "pubtator"}[path.suffix]
+    with pytest.raises(InputFormatError) as err:
+        read_documents(path, fmt)
+    assert str(err.value).startswith(f"{tmp_path}/") and message in str(err.value), str(err.value)
+    assert predict.main([str(tmp_path / "no-model.ckpt"), str(path)]) == 2  # fails before loading a model
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines[-1][:300]
+    assert len(lines[0]) < 400 and "must not read" not in lines[0]
+
+
+def test_bioc_xml_with_its_dtd_named_predefined_entities_infons_and_relations_reads_as_before(tmp_path):
+    path = tmp_path / "in.xml"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE collection SYSTEM "BioC.dtd">'
+        '<collection><source>PubMed</source><infon key="k">v</infon><document><id>7</id>'
+        '<passage><infon key="type">title</infon><offset>0</offset><text>A &amp; B &#233;</text>'
+        '<annotation id="T1"><infon key="type">Chemical</infon><location offset="0" length="1"/>'
+        '<text>A</text></annotation><relation id="R1"><node refid="T1" role="x"/></relation></passage>'
+        "</document></collection>"
+    )
+    (document,) = read_documents(path, "bioc")
+    assert (document.id, [(p.offset, p.text) for p in document.passages]) == ("7", [(0, "A & B \u00e9")])
+    collection, bioc_document, kind = document.source
+    assert (collection.source, collection.infons, kind) == ("PubMed", {"k": "v"}, "xml")
+    (passage,) = bioc_document.passages
+    (annotation,) = passage.annotations
+    assert (annotation.id, annotation.infons, annotation.text) == ("T1", {"type": "Chemical"}, "A")
+    assert [(loc.offset, loc.length) for loc in annotation.locations] == [(0, 1)]
+    assert [(n.refid, n.role) for n in passage.relations[0].nodes] == [("T1", "x")]
+    out = io.StringIO()
+    write_documents([document], [[]], "bioc", out)
+    assert '<annotation id="T1">' in out.getvalue() and "A &amp; B" in out.getvalue()
