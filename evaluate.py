@@ -43,6 +43,7 @@ import torch
 
 from atomic_output import atomic_output
 from errors import BionerError, report_user_error
+from inference.tagger import EXPORT_FILE
 from lightning_modules.precision import activation_bytes, training_autocast
 
 
@@ -75,6 +76,13 @@ def evaluate(
 
     if split not in ("test", "dev"):
         raise BionerError(f"--split {split}: test or dev")
+    if Path(checkpoint).is_dir():
+        exported = (Path(checkpoint) / EXPORT_FILE).is_file()
+        what = "an exported model directory" if exported else "a directory"
+        raise BionerError(
+            f"{checkpoint}: {what}, not a checkpoint; evaluate.py scores the run's .ckpt file "
+            "(e.g. RUN_DIR/checkpoints/best.ckpt)"
+        )
     module = load_module(checkpoint, trust=trust_checkpoint)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_float32_matmul_precision("high")  # as train.py

@@ -69,16 +69,16 @@ def default_group(group: str) -> str | None:
 
 
 def _group_file(group: str, name: str) -> Path | None:
-    path = GROUPS[group] / f"{name}.yaml"
     if group == "model":
         _model_entry(name)  # an unknown name is an error even without a file
+        path = GROUPS[group] / f"{name}.yaml"
         return path if path.is_file() else None
-    if not path.is_file():
-        options = available(group)
+    options = available(group)
+    if name not in options:  # a name of the group's directory, never a path out of it (../../x)
         close = difflib.get_close_matches(name, options, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown {group} {name!r}.{hint} Available: {', '.join(options)}")
-    return path
+        raise ConfigError(f"unknown {group} {name[:80]!r}.{hint} Available: {', '.join(options)}")
+    return GROUPS[group] / f"{name}.yaml"
 
 
 def _load_yaml(path: Path) -> DictConfig:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import re
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,10 @@ def read_checkpoint(
     non-regular or non-Lightning file is a ``CheckpointError``, and so is an encoder config that would run
     or fetch code (``untrusted.RemoteCodeError``)."""
     regular_file(path, CheckpointError)
+    if Path(path).is_file() and not _torch_archive(path):
+        size = Path(path).stat().st_size
+        what = "an empty file" if size == 0 else f"{size} bytes that are not a torch.save archive"
+        raise CheckpointError(path, f"not a readable checkpoint: {what} (train.py writes .ckpt zip archives)")
     try:
         if trust:
             checkpoint = torch.load(path, map_location=map_location, mmap=mmap, weights_only=False)
@@ -118,6 +123,16 @@ def read_checkpoint(
     if isinstance(hparams, dict):
         refuse_code_settings(hparams.get("encoder_config"), path, "hyper_parameters.encoder_config")
     return checkpoint
+
+
+def _torch_archive(path: str | Path) -> bool:
+    """Whether ``path`` is a zip archive as ``torch.save`` writes it (a ``data.pkl`` inside), so that torch's
+    own message about anything else (its ``mmap`` advice) never reaches a user."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _first_line(err: BaseException) -> str:

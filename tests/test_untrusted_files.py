@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,84 @@ def test_a_fifo_inside_an_export_directory_is_refused_at_once(models, tmp_path, 
     os.mkfifo(exported / name)
     (tmp_path / "doc.txt").write_text("aspirin .")
     _refused_in_time("predict", [str(exported), "doc.txt", "--device", "cpu"], exported / name, tmp_path)
+
+
+# --- config groups, a run directory's config.yaml, checkpoint files, evaluate's argument -----------------
+def test_a_config_group_is_a_name_of_its_directory_never_a_path(tmp_path):
+    from configs.compose import ConfigError, compose
+
+    (tmp_path / "evil.yaml").write_text("trainer:\n  max_steps: 7\n")
+    for group in ("experiment", "trainer"):
+        with pytest.raises(ConfigError, match=f"unknown {group}"):
+            compose([f"{group}={tmp_path / 'evil'}"])  # an absolute path joined to configs/<group>/
+        with pytest.raises(ConfigError, match=f"unknown {group}"):
+            compose([f"{group}=../{group}/../../configs/train"])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "model: !!python/object/apply:os.system ['touch {marker}']\n",
+        "model: [name: {{unclosed\n",
+        "model:\n  name: 7\n",
+        "[" * 10_000 + "\n",
+    ],
+    ids=["python-tag", "malformed", "not-a-name", "deep"],
+)
+def test_a_bad_config_yaml_under_resume_auto_is_one_line(tmp_path, capsys, content):
+    import train
+
+    marker = tmp_path / "MARKER"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(content.format(marker=marker))
+    assert train.main([f"run_dir={run_dir}", "resume=auto", "logger=none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'config.yaml'}: "), err
+    assert len(err[0]) < 400 and not marker.exists()
+
+
+def test_a_config_yaml_that_is_not_a_regular_file_or_is_huge_is_one_line(tmp_path, capsys):
+    import train
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    fifo = run_dir / "config.yaml"
+    os.mkfifo(fifo)
+    # a writer on the other end: code that opens the FIFO reads a config instead of blocking the suite
+    writer = threading.Thread(target=lambda: fifo.write_text("model:\n  name: sru_ner\n"), daemon=True)
+    writer.start()
+    try:
+        assert train.main([f"run_dir={run_dir}", "resume=auto", "logger=none"]) == 2
+        assert "not a regular file" in capsys.readouterr().err
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets a writer still waiting finish
+        writer.join(timeout=5)
+    fifo.unlink()
+    (run_dir / "config.yaml").write_text("# " + "x" * (2 << 20) + "\n")
+    assert train.main([f"run_dir={run_dir}", "resume=auto", "logger=none"]) == 2
+    assert "not a run's config.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip at all", b"PK\x05\x06" + b"\x00" * 18 + b"x" * 100])
+def test_an_empty_or_foreign_checkpoint_file_is_named_without_torchs_message(tmp_path, content):
+    from errors import CheckpointError
+
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(path)
+    message = str(err.value)
+    assert str(path) in message and "not a readable checkpoint" in message
+    assert "mmap" not in message and "\n" not in message
+
+
+def test_evaluate_on_an_exported_model_says_what_to_pass(tmp_path, capsys):
+    import evaluate
+    from inference.tagger import EXPORT_FILE
+
+    (tmp_path / EXPORT_FILE).write_text("{}")
+    assert evaluate.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "an exported model directory, not a checkpoint" in err[0]
+    assert "checkpoints/best.ckpt" in err[0] and "IsADirectoryError" not in err[0]

@@ -13,6 +13,9 @@ from errors import CheckpointError
 from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
 from training.checkpointing import newest_good_checkpoint
 from training.run_dir import RunDir, cluster_job_id
+from untrusted import regular_file
+
+MAX_RUN_CONFIG_BYTES = 1 << 20  # a run's config.yaml is a few kB
 
 
 def resume_checkpoint(resume: str | None, run: RunDir, *, trust: bool = False) -> str | None:
@@ -56,9 +59,9 @@ def with_checkpoint_model(argv: Sequence[str]) -> list[str]:
         run_dir = str(Path("outputs") / values.get("experiment", "default") / values["run_name"])
     if resume in ("last", "auto") and run_dir:
         config = Path(run_dir) / "config.yaml"  # written by the run at its start
-        if not config.is_file():
+        if not config.exists():
             return argv
-        name = OmegaConf.select(OmegaConf.load(config), "model.name")
+        name = _recorded_model(config)
         return [f"model={name}", *argv] if name else argv
     if not resume or not Path(resume).is_file():
         return argv  # nothing to resume (yet), or an error that train.py reports later
@@ -69,6 +72,28 @@ def with_checkpoint_model(argv: Sequence[str]) -> list[str]:
         return argv
     name = checkpoint_model_name(checkpoint)
     return [f"model={name}", *argv] if name else argv
+
+
+def _recorded_model(config: Path) -> str | None:
+    """The ``model.name`` a run directory's ``config.yaml`` records; the file may come from anyone, so it
+    is read as plain YAML (no tags), only when it is a regular file of a sane size, and anything else is one
+    ``ConfigError`` naming it."""
+    regular_file(config, lambda path, problem: ConfigError(f"{path}: {problem}"))
+    if config.stat().st_size > MAX_RUN_CONFIG_BYTES:
+        raise ConfigError(
+            f"{config}: {config.stat().st_size} bytes, not a run's config.yaml; remove it or pass model="
+        )
+    try:
+        name = OmegaConf.select(OmegaConf.load(config), "model.name")
+    except Exception as err:  # yaml errors of every kind, a tag, a deep nesting (RecursionError)
+        problem = " ".join(str(err).split())[:120]
+        raise ConfigError(
+            f"{config}: not a readable run config ({type(err).__name__}: {problem}); "
+            "fix or remove it, or pass model="
+        ) from None
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{config}: model.name is not a name; fix it, or pass model=")
+    return name
 
 
 def resume_command(argv: Sequence[str], run: RunDir) -> str:
