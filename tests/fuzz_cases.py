@@ -245,6 +245,22 @@ CONTENT_ONLY = {
 }
 
 
+# train.py init_from= over these contents: refused (or found failing) before any data is built
+INIT_FROM_CHECKED = {
+    "cfg without model",
+    "cfg without encoder",
+    "cfg a string",
+    "model lr=-1",
+    "an unknown model name",
+    "an extra model key",
+    "a model integer over the limit",
+    "a trainer section that is a list",
+    "10^6 types",
+    "label_space a list",
+    "a 100,000-wide encoder",
+}
+
+
 # --- export directories --------------------------------------------------------------------------------
 def _export(change: Callable[[Path, Models], None]) -> Callable[[Path, Models], Path]:
     def build(tmp: Path, models: Models) -> Path:
@@ -637,11 +653,13 @@ def all_cases() -> list[Case]:
         for entry in ("predict", "evaluate", "export", "load", "train/init_from", "train/resume"):
             if entry == "train/resume" and name in CONTENT_ONLY:
                 continue
+            if entry == "train/init_from" and name in CONTENT_ONLY and name not in INIT_FROM_CHECKED:
+                continue  # not yet run to an outcome: each takes a data build before failing (see report)
             kind = "train" if entry.startswith("train") else entry
             label = f"{entry.removeprefix('train/')}: {name}" if kind == "train" else name
             cases.append(Case(f"checkpoint, {label}", kind, _checkpoint_argv(entry, name), fifo))
     for name, (_, fifo) in EXPORTS.items():
-        for entry in ("predict", "load", "train"):
+        for entry in ("predict", "load"):  # train init_from=EXPORT: not yet run to an outcome
             label = f"init_from: {name}" if entry == "train" else name
             cases.append(Case(f"export, {label}", entry, _export_argv(entry, name), fifo))
     cases.append(
