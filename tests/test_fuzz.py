@@ -81,7 +81,9 @@ def _feed(fifo: Path) -> threading.Thread:
 
 
 def _repo_state() -> set[str]:
-    return {p.name for p in ROOT.iterdir()}
+    """The repository root's visible entries (hidden caches such as ``.pytest_cache`` come and go with
+    the other test processes)."""
+    return {p.name for p in ROOT.iterdir() if not p.name.startswith(".")}
 
 
 def _params():
