@@ -101,9 +101,9 @@ def run(cfg: RunCfg, argv: list[str], held: contextlib.ExitStack) -> int:
         raise ConfigError(f"encoder.name={cfg.encoder.name}: cannot load the encoder ({err})") from None
     held.enter_context(claimed_run_dir(run_dir, start_over=cfg.start_over))
     logger = build_logger(cfg, plain, run_dir, label_space, resuming=ckpt_path is not None)
-    callbacks = build_callbacks(cfg.callbacks, cfg.trainer, run_dir, with_logger=logger is not False)
-    trainer = build_trainer(cfg.trainer, run_dir, callbacks, logger, trust_checkpoint=cfg.trust_checkpoint)
     with failed_logging_on_error():  # a user error from here on closes a started W&B run as failed
+        callbacks = build_callbacks(cfg.callbacks, cfg.trainer, run_dir, with_logger=logger is not False)
+        trainer = build_trainer(cfg.trainer, run_dir, callbacks, logger, trust=cfg.trust_checkpoint)
         datamodule.check_batch_split(trainer.world_size, trainer.accumulate_grad_batches)
         model, warm_start = build_run_model(
             cfg, plain, datamodule, trainer, source=source, encoder_config=encoder_config, ckpt_path=ckpt_path

@@ -249,7 +249,7 @@ def _load_export(directory: Path) -> Any:
 
     from inference.weights_header import tensor_shapes
     from lightning_modules.model_bounds import check_planned_weights, checked_description
-    from lightning_modules.registry import UnknownModelError, get_model
+    from lightning_modules.registry import model_class_of
 
     meta_path, weights_path = directory / EXPORT_FILE, directory / EXPORT_WEIGHTS
     if not meta_path.exists():
@@ -269,10 +269,7 @@ def _load_export(directory: Path) -> Any:
     if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
         raise CheckpointError(meta_path, "model: missing or not a string (not written by export.py?)")
     refuse_code_settings(meta.get("encoder_config"), meta_path, "encoder_config")
-    try:
-        module_class = get_model(meta["model"]).module_class
-    except UnknownModelError as err:
-        raise CheckpointError(meta_path, f"model: {err}") from None
+    module_class = model_class_of(meta_path, meta["model"], "model")
     description = checked_description(
         meta_path,
         module_class,

@@ -92,6 +92,15 @@ def get_model(name: str) -> ModelEntry:
     return models[name]
 
 
+def model_class_of(source: str | Path, name: str, key: str) -> type[SpanNERModule]:
+    """The module class of the model ``name`` that the file ``source`` names under ``key``; an unknown
+    one is a ``CheckpointError`` naming the file and the key."""
+    try:
+        return get_model(name).module_class
+    except UnknownModelError as err:
+        raise CheckpointError(source, f"{key}: {err}") from None
+
+
 def build_module(
     cfg: Mapping[str, Any],
     label_space: LabelSpace | Mapping[str, Any],
@@ -123,10 +132,7 @@ def load_module(path: str | Path, *, map_location: str = "cpu", trust: bool = Fa
     name = checkpoint_model_name(checkpoint)
     if name is None:
         raise CheckpointError(path, "no model name in its hyper_parameters (not written by train.py?)")
-    try:
-        module_class = get_model(name).module_class
-    except UnknownModelError as err:
-        raise CheckpointError(path, f"hyper_parameters.cfg.model.name: {err}") from None
+    module_class = model_class_of(path, name, "hyper_parameters.cfg.model.name")
     description = checked_description(
         path,
         module_class,

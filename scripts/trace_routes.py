@@ -164,7 +164,7 @@ def trace(model: str) -> dict[str, Route]:
             "run_dir": str(run_dir.path),
         }
         callbacks = build_callbacks(cfg.callbacks, cfg.trainer, run_dir, with_logger=False)
-        trainer = build_trainer(cfg.trainer, run_dir, callbacks, False, trust_checkpoint=False)
+        trainer = build_trainer(cfg.trainer, run_dir, callbacks, False, trust=False)
         schedule = schedule_of(datamodule, trainer, cfg.optim.total_steps)
         module = build_module(plain, datamodule.label_space, schedule=schedule)
         datamodule.batch_transform = module.target_encoder()

@@ -53,6 +53,33 @@ class Case:
         return f"{self.entry}: {self.name}"
 
 
+def make_models(root: Path) -> Models:
+    """The good artifacts under ``root``: a tiny encoder of the fixture checkpoint's shape, the checkpoint
+    pointed at it, and its export (``export.py``)."""
+    from train_runner import tiny_encoder_dir
+
+    import export
+
+    encoder = tiny_encoder_dir(root / "tiny", hidden=16, layers=1)  # the fixture checkpoint's encoder
+    contents = torch.load(FIXTURE_CHECKPOINT, map_location="cpu", weights_only=True)
+    contents["hyper_parameters"]["cfg"]["encoder"]["name"] = str(encoder)
+    checkpoint = root / "good.ckpt"
+    torch.save(contents, checkpoint)
+    assert export.main([str(checkpoint), str(root / "export")]) == 0
+    return Models(encoder=encoder, checkpoint=checkpoint, export=root / "export", contents=contents)
+
+
+def set_key(contents: dict, keys: tuple[str, ...], value: Any = None, *, drop: bool = False) -> None:
+    """Set (or with ``drop`` delete) the nested key ``keys`` of ``contents`` in place."""
+    section = contents
+    for key in keys[:-1]:
+        section = section[key]
+    if drop:
+        del section[keys[-1]]
+    else:
+        section[keys[-1]] = value
+
+
 class _System:
     """Pickled as ``os.system(command)``: unpickling it runs the command."""
 
@@ -63,20 +90,20 @@ class _System:
         return (os.system, (self.command,))
 
 
-def _add_json(path: Path, **keys) -> None:
+def add_json(path: Path, **keys) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **keys}))
 
 
 def plant(directory: Path, marker: Path, *, config: bool) -> Path:
     """``evil.py`` (creates ``marker`` when imported) in ``directory``, and ``auto_map`` entries naming it."""
     (directory / "evil.py").write_text(EVIL_MODULE.format(marker=str(marker)))
-    _add_json(
+    add_json(
         directory / "tokenizer_config.json",
         tokenizer_class="EvilTokenizer",
         auto_map={"AutoTokenizer": ["evil.EvilTokenizer", None]},
     )
     if config:
-        _add_json(directory / "config.json", auto_map={"AutoConfig": "evil.C", "AutoModel": "evil.M"})
+        add_json(directory / "config.json", auto_map={"AutoConfig": "evil.C", "AutoModel": "evil.M"})
     return directory
 
 
@@ -132,13 +159,7 @@ def _changed(change: Callable[[dict, Path, Models], None]) -> Callable[[Path, Mo
 
 def _set(*keys: str, value: Any = None, drop: bool = False) -> Callable[[dict, Path, Models], None]:
     def change(contents: dict, tmp: Path, models: Models) -> None:
-        section = contents
-        for key in keys[:-1]:
-            section = section[key]
-        if drop:
-            del section[keys[-1]]
-        else:
-            section[keys[-1]] = value
+        set_key(contents, keys, value, drop=drop)
 
     return change
 

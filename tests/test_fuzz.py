@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from fuzz_cases import FIXTURE_CHECKPOINT, MARKER, ROOT, Case, Models, all_cases
-from train_runner import tiny_encoder_dir
+from fuzz_cases import MARKER, ROOT, Case, Models, all_cases, make_models
 
 import evaluate
 import export
@@ -63,14 +61,7 @@ XFAIL: dict[str, str] = {  # case id: why (a bug the case found and that is not 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Models:
-    root = tmp_path_factory.mktemp("fuzz_models")
-    encoder = tiny_encoder_dir(root / "tiny", hidden=16, layers=1)  # the fixture checkpoint's encoder
-    contents = torch.load(FIXTURE_CHECKPOINT, map_location="cpu", weights_only=True)
-    contents["hyper_parameters"]["cfg"]["encoder"]["name"] = str(encoder)
-    checkpoint = root / "good.ckpt"
-    torch.save(contents, checkpoint)
-    assert export.main([str(checkpoint), str(root / "export")]) == 0
-    return Models(encoder=encoder, checkpoint=checkpoint, export=root / "export", contents=contents)
+    return make_models(tmp_path_factory.mktemp("fuzz_models"))
 
 
 def _feed(fifo: Path) -> threading.Thread:

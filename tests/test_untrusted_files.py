@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fuzz_cases import add_json, plant
 from tiny_models import tiny_bert_config
 from train_runner import ROOT, clean_env, tiny_encoder_dir, tiny_run_args
 from transformers import AutoTokenizer
@@ -35,7 +36,6 @@ from untrusted import RemoteCodeError, pretrained, refuse_code_settings
 
 OLD_CHECKPOINT = ROOT / "tests" / "fixtures" / "checkpoint_0b39895_baseline.ckpt"
 KERNEL = "kernels-community/flash-attn"
-EVIL_MODULE = "from pathlib import Path\n\nPath({marker!r}).touch()\n\n\nclass EvilTokenizer:\n    pass\n"
 
 
 def _checkpoint(path: Path, encoder: Path, encoder_config: dict | None = None) -> Path:
@@ -48,24 +48,6 @@ def _checkpoint(path: Path, encoder: Path, encoder_config: dict | None = None) -
     return path
 
 
-def _add_json(path: Path, **keys) -> None:
-    path.write_text(json.dumps({**json.loads(path.read_text()), **keys}))
-
-
-def _plant(directory: Path, marker: Path, *, config: bool) -> Path:
-    """``evil.py`` in ``directory`` and ``auto_map`` entries naming it (the tokenizer class is not a built-in
-    one, so transformers would import the module to find it)."""
-    (directory / "evil.py").write_text(EVIL_MODULE.format(marker=str(marker)))
-    _add_json(
-        directory / "tokenizer_config.json",
-        tokenizer_class="EvilTokenizer",
-        auto_map={"AutoTokenizer": ["evil.EvilTokenizer", None]},
-    )
-    if config:
-        _add_json(directory / "config.json", auto_map={"AutoConfig": "evil.C", "AutoModel": "evil.M"})
-    return directory
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """A good encoder, checkpoint and export, and the evil encoder, checkpoint and export."""
@@ -74,10 +56,10 @@ def models(tmp_path_factory) -> dict[str, Path]:
     good = _checkpoint(root / "good.ckpt", encoder)
     assert export.main([str(good), str(root / "export")]) == 0
     marker = root / "marker"
-    evil_encoder = _plant(tiny_encoder_dir(root / "evil_encoder", hidden=16, layers=1), marker, config=True)
+    evil_encoder = plant(tiny_encoder_dir(root / "evil_encoder", hidden=16, layers=1), marker, config=True)
     evil_export = root / "evil_export"
     shutil.copytree(root / "export", evil_export)
-    _plant(evil_export, marker, config=False)
+    plant(evil_export, marker, config=False)
     return {
         "encoder": encoder,
         "checkpoint": good,
@@ -186,7 +168,7 @@ def test_a_hub_kernel_as_attention_is_refused_naming_the_file_and_the_key(models
     (exported / "bioner_model.json").write_text(json.dumps(meta))
     encoder = tmp_path / "kernel_encoder"
     shutil.copytree(models["encoder"], encoder)
-    _add_json(encoder / "config.json", attn_implementation=KERNEL)
+    add_json(encoder / "config.json", attn_implementation=KERNEL)
     (tmp_path / "doc.txt").write_text("aspirin .")
     cases = [
         (checkpoint, f"{checkpoint}: refused: hyper_parameters.encoder_config.attn_implementation"),

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_runner import ROOT, tiny_encoder_dir
+from fuzz_cases import make_models, set_key
+from train_runner import ROOT
 
 import evaluate
 import export
@@ -27,7 +28,6 @@ import predict
 from errors import CheckpointError
 from inference import load
 
-OLD_CHECKPOINT = Path(__file__).resolve().parent / "fixtures" / "checkpoint_0b39895_baseline.ckpt"
 BERT_LARGE = {
     "hidden_size": 1024,
     "intermediate_size": 4096,
@@ -39,14 +39,8 @@ BERT_LARGE = {
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> tuple[Path, Path, dict]:
     """The fixture checkpoint with its ``encoder.name`` made absolute, its export, and its contents."""
-    root = tmp_path_factory.mktemp("made")
-    encoder = tiny_encoder_dir(root / "tiny", hidden=16, layers=1)  # the fixture checkpoint's encoder
-    contents = torch.load(OLD_CHECKPOINT, map_location="cpu", weights_only=True)
-    contents["hyper_parameters"]["cfg"]["encoder"]["name"] = str(encoder)
-    checkpoint = root / "good.ckpt"
-    torch.save(contents, checkpoint)
-    assert export.main([str(checkpoint), str(root / "export")]) == 0
-    return checkpoint, root / "export", contents
+    models = make_models(tmp_path_factory.mktemp("made"))
+    return models.checkpoint, models.export, models.contents
 
 
 def _export_variant(made, tmp_path: Path, change) -> Path:
@@ -175,13 +169,7 @@ def test_the_export_of_the_fixture_still_loads_and_predicts(made):
 # --- checkpoints: contents of the wrong type, limits, shapes before the build ---------------------------
 def _set(*keys, value=None, drop=False):
     def change(contents):
-        section = contents
-        for key in keys[:-1]:
-            section = section[key]
-        if drop:
-            del section[keys[-1]]
-        else:
-            section[keys[-1]] = value
+        set_key(contents, keys, value, drop=drop)
 
     return change
 

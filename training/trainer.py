@@ -9,7 +9,6 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
-import wandb
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import (
     Callback,
@@ -45,10 +44,10 @@ def build_trainer(
     callbacks: list[Callback],
     logger: Logger | bool,
     *,
-    trust_checkpoint: bool,
+    trust: bool,
 ) -> pl.Trainer:
     """The Trainer of the ``trainer`` config section (``build_callbacks``' callbacks, ``logger``);
-    a ``trainer.*`` value Lightning refuses is a ``ConfigError``. ``trust_checkpoint``: the checkpoint
+    a ``trainer.*`` value Lightning refuses is a ``ConfigError``. ``trust``: the checkpoint
     reads are unrestricted (``trust_checkpoint=true``).
 
     Under SLURM, Lightning's auto-requeue (a checkpoint written inside the signal handler, on every rank
@@ -56,7 +55,7 @@ def build_trainer(
     """
     arguments: dict[str, Any] = OmegaConf.to_container(section, resolve=True)  # type: ignore[assignment]
     timeout = datetime.timedelta(seconds=arguments.pop("collective_timeout_s"))
-    plugins: list[Any] = [AtomicCheckpointIO(trust=bool(trust_checkpoint))]
+    plugins: list[Any] = [AtomicCheckpointIO(trust=trust)]
     if SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=False))
     try:
@@ -69,8 +68,6 @@ def build_trainer(
             use_distributed_sampler=False,  # the sampler is rank-aware itself
         )
     except ValueError as err:  # e.g. trainer.accelerator=tpux, trainer.precision=bogus
-        if wandb.run is not None:  # an online run was already started: close it as failed
-            wandb.finish(exit_code=2)
         raise ConfigError(f"trainer: {err}") from None
     set_collective_timeout(trainer, timeout)
     return trainer
