@@ -30,6 +30,10 @@ from errors import BionerError, CheckpointError
 BUILTIN_ATTENTION = ("eager", "sdpa")
 ATTENTION_KEYS = ("attn_implementation", "_attn_implementation", "_attn_implementation_internal")
 CONFIG_FILES = ("config.json", "tokenizer_config.json")  # what transformers reads auto_map from
+# the JSON files a transformers config or tokenizer load parses; each is parsed here first, within a size
+# limit far above real ones (XLM-R's tokenizer.json: 17 MB; Gemma 3's: 33 MB)
+JSON_FILES = (*CONFIG_FILES, "tokenizer.json", "special_tokens_map.json", "added_tokens.json")
+MAX_JSON_BYTES = 128 * 2**20
 
 T = TypeVar("T")
 
@@ -106,8 +110,9 @@ def refuse_code_settings(config: Any, where: str | Path, prefix: str = "") -> No
 
 def check_model_dir(directory: str | Path) -> None:
     """Refuse a model directory (an encoder or an export) before transformers or safetensors reads it:
-    every file in it must be regular, and its ``config.json``/``tokenizer_config.json`` must ask for no
-    code (``refuse_code_settings``)."""
+    every file in it must be regular, its JSON files (``JSON_FILES``) readable JSON of at most
+    ``MAX_JSON_BYTES``, and its ``config.json``/``tokenizer_config.json`` must ask for no code
+    (``refuse_code_settings``)."""
     directory = Path(directory)
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         try:
@@ -116,15 +121,21 @@ def check_model_dir(directory: str | Path) -> None:
             is_dir = False
         if not is_dir:
             regular_file(entry.path, CheckpointError)
-    for name in CONFIG_FILES:
+    for name in JSON_FILES:
         path = directory / name
         if not path.exists():
             continue
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise CheckpointError(
+                path, f"{size:,} bytes, over the {MAX_JSON_BYTES:,} a model's JSON file may have"
+            )
         try:
-            config = json.loads(path.read_bytes())
+            content = json.loads(path.read_bytes())
         except (ValueError, RecursionError) as err:
             raise CheckpointError(path, f"not a JSON file ({_cut(str(err))})") from None
-        refuse_code_settings(config, path)
+        if name in CONFIG_FILES:
+            refuse_code_settings(content, path)
 
 
 def pretrained(load: Callable[..., T], name_or_path: str | Path, **kwargs: Any) -> T:
@@ -137,10 +148,23 @@ def pretrained(load: Callable[..., T], name_or_path: str | Path, **kwargs: Any) 
     try:
         loaded = load(str(name_or_path), trust_remote_code=False, local_files_only=local, **kwargs)
     except ValueError as err:
-        if "trust_remote_code" not in str(err):
+        if "trust_remote_code" in str(err):
+            raise RemoteCodeError(
+                name_or_path,
+                "refused: it needs Python code from the model files, which this project never runs",
+            ) from None
+        if not local:
             raise
-        raise RemoteCodeError(
-            name_or_path, "refused: it needs Python code from the model files, which this project never runs"
+        raise CheckpointError(
+            name_or_path, f"cannot load it ({type(err).__name__}: {_cut(str(err), 200)})"
+        ) from None
+    except (OSError, BionerError):
+        raise
+    except Exception as err:  # a crafted local file fails deep in transformers or the tokenizers library
+        if not local:
+            raise
+        raise CheckpointError(
+            name_or_path, f"cannot load it ({type(err).__name__}: {_cut(str(err), 200)})"
         ) from None
     from transformers import PretrainedConfig
 

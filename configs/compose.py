@@ -189,6 +189,9 @@ def compose(argv: Sequence[str] = ()) -> RunCfg:
     return cfg  # type: ignore[return-value]  # a DictConfig standing for RunCfg (OmegaConf's typing idiom)
 
 
+MAX_LISTED_KEYS = 8  # an unknown key's error lists at most this many of the valid ones
+
+
 def _explain(err: OmegaConfBaseException, structure: DictConfig) -> str:
     msg = str(err).split("\n")[0]
     key = getattr(err, "full_key", None)
@@ -198,10 +201,13 @@ def _explain(err: OmegaConfBaseException, structure: DictConfig) -> str:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(structure, parent) if parent else structure
         if isinstance(node, DictConfig):
-            close = difflib.get_close_matches(leaf, [str(k) for k in node], n=3)
-            msg += (
-                f". Did you mean: {', '.join(repr(c) for c in close)}?"
-                if close
-                else f". Valid keys: {', '.join(map(str, node.keys()))}"
-            )
+            keys = [str(k) for k in node]
+            close = difflib.get_close_matches(leaf, keys, n=3)
+            if close:
+                msg += f". Did you mean: {', '.join(repr(c) for c in close)}?"
+            elif len(keys) <= MAX_LISTED_KEYS:
+                msg += f". Valid keys: {', '.join(keys)}"
+            else:  # one line stays readable: configs/schema.py has them all
+                shown = ", ".join(keys[:MAX_LISTED_KEYS])
+                msg += f". Valid keys: {shown} and {len(keys) - MAX_LISTED_KEYS} more (configs/schema.py)"
     return f"config error at {key!r}: {msg}"

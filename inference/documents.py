@@ -124,6 +124,10 @@ def _read_jsonl(name: str, text: str) -> list[Document]:
         doc_id = record.get("id") if isinstance(record, dict) else None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise InputFormatError(name, i, doc_id, 'expected an object {"id": ..., "text": "..."}')
+        if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, (str, int))):
+            raise InputFormatError(
+                name, i, None, f"the id is a {type(doc_id).__name__}; give a string or a number"
+            )
         doc_id = str(doc_id) if doc_id is not None else str(i)
         if doc_id in seen:
             raise InputFormatError(name, i, doc_id, "the id appears twice")

@@ -39,6 +39,7 @@ from untrusted import check_model_dir, pretrained, refuse_code_settings
 EXPORT_FILE = "bioner_model.json"
 EXPORT_WEIGHTS = "model.safetensors"
 MAX_EXPORT_META_BYTES = 16 * 2**20
+EXPORT_TOKENIZER = "tokenizer.json"  # export.py saves the encoder's fast tokenizer
 
 
 @dataclass
@@ -225,7 +226,10 @@ def load(
     path = Path(path)
     if path.is_dir():
         module = _load_export(path)
-        tokenizer = pretrained(AutoTokenizer.from_pretrained, path)
+        try:
+            tokenizer = pretrained(AutoTokenizer.from_pretrained, path)
+        except OSError as err:
+            raise CheckpointError(path, f"cannot load its tokenizer ({_one_line(err)})") from None
     else:
         from lightning_modules.registry import load_module
 
@@ -240,13 +244,11 @@ def load(
     return Tagger(module, tokenizer, device=device, batch_size=batch_size, memory_mb=memory_mb)
 
 
-def _load_export(directory: Path) -> Any:
-    """The module of an export directory. ``bioner_model.json`` is read up to ``MAX_EXPORT_META_BYTES`` (a
-    real one is a few kilobytes) and checked, and the network it describes compared with the weights'
-    safetensors header, before anything is built (``lightning_modules.model_bounds``)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+def checked_export(directory: Path) -> tuple[dict[str, Any], Any, Path]:
+    """An export directory's metadata, its checked description and the weights' path: ``bioner_model.json``
+    is read up to ``MAX_EXPORT_META_BYTES`` (a real one is a few kilobytes) and checked, and the network it
+    describes compared with the weights' safetensors header, before anything is built
+    (``lightning_modules.model_bounds``)."""
     from inference.weights_header import tensor_shapes
     from lightning_modules.model_bounds import check_planned_weights, checked_description
     from lightning_modules.registry import model_class_of
@@ -278,11 +280,36 @@ def _load_export(directory: Path) -> Any:
         meta.get("encoder_config"),
         needs_encoder_config=True,
     )
+    if not (directory / EXPORT_TOKENIZER).is_file():
+        # without it transformers builds a tokenizer of special tokens only, and every word is [UNK]
+        raise CheckpointError(
+            directory, f"no {EXPORT_TOKENIZER}: not a whole export; export the checkpoint again"
+        )
     check_planned_weights(meta_path, description, tensor_shapes(weights_path), source=str(weights_path))
+    return meta, description, weights_path
+
+
+def read_export_weights(directory: Path, weights_path: Path) -> dict[str, Any]:
+    """The state dict of a checked export (``checked_export``); a ``CheckpointError`` if unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
-        module = module_class.build(description.cfg, description.label_space, description.encoder_config)
-        module.load_state_dict(load_file(str(weights_path)))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        return load_file(str(weights_path))
+    except (OSError, ValueError, SafetensorError) as err:
+        raise CheckpointError(directory, f"not a readable exported model ({_one_line(err)})") from None
+
+
+def _load_export(directory: Path) -> Any:
+    """The module of an export directory, built only after ``checked_export``."""
+    _, description, weights_path = checked_export(directory)
+    state = read_export_weights(directory, weights_path)
+    try:
+        module = description.module_class.build(
+            description.cfg, description.label_space, description.encoder_config
+        )
+        module.load_state_dict(state)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
         raise CheckpointError(directory, f"not a readable exported model ({_one_line(err)})") from None
     return module
 

@@ -3,7 +3,7 @@ command that resumes an interrupted run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -34,17 +34,33 @@ def resume_checkpoint(resume: str | None, run: RunDir, *, trust: bool = False) -
             found = newest_good_checkpoint(run.path, trust=trust)
             if found is None:
                 print(f"resume=auto: no checkpoint in {run.path} yet, starting from scratch", flush=True)
+            else:
+                _check_resumable(found, trust)
             return found
         last = run.checkpoints / "last.ckpt"
         if last.is_file():
-            read_checkpoint(last, trust=trust)
+            _check_resumable(last, trust)
             return str(last)
         print(f"resume=last: no {last} yet, starting from scratch", flush=True)
         return None
     if not Path(resume).exists():
         raise ConfigError(f"resume={resume}: no such checkpoint file")
-    read_checkpoint(resume, trust=trust)
+    _check_resumable(resume, trust)
     return resume
+
+
+def _check_resumable(path: str | Path, trust: bool) -> None:
+    """A checkpoint of train.py: readable (plain data only unless ``trust``), with its model's name,
+    ``hyper_parameters`` and ``state_dict`` mappings; a ``CheckpointError`` naming it otherwise, before
+    the data or the model is built."""
+    checkpoint = read_checkpoint(path, trust=trust)
+    for key in ("hyper_parameters", "state_dict"):
+        value = checkpoint.get(key)
+        if not isinstance(value, Mapping):
+            kind = "missing" if value is None else f"a {type(value).__name__}"
+            raise CheckpointError(path, f"{key} is {kind}, not a mapping (not a checkpoint of train.py?)")
+    if checkpoint_model_name(checkpoint) is None:
+        raise CheckpointError(path, "no model name in its hyper_parameters (not a checkpoint of train.py?)")
 
 
 def with_checkpoint_model(argv: Sequence[str]) -> list[str]:

@@ -26,7 +26,6 @@ module's own buffers (class weights counted over this run's training rows) are t
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +36,11 @@ import torch
 from configs.compose import ConfigError
 from datamodules.label_space import LabelSpace, qualify
 from errors import BionerError, CheckpointError
-from inference.tagger import EXPORT_FILE, EXPORT_WEIGHTS
+from inference.tagger import EXPORT_FILE, checked_export, read_export_weights
 from lightning_modules.checkpoints import checkpoint_model_name, read_checkpoint
+from lightning_modules.model_bounds import check_planned_weights, checked_description
+from lightning_modules.registry import model_class_of
 from lightning_modules.row_keys import CORPUS, POOL, RELATION, TYPE, RowKey
-from untrusted import check_model_dir, refuse_code_settings
 
 if TYPE_CHECKING:
     from configs.schema import RunCfg
@@ -212,38 +212,46 @@ def read_init_source(path: str, trust: bool = False) -> InitSource:
     ``export.py`` directory (safetensors and JSON)."""
     where = Path(path)
     if where.is_dir():
-        meta_path = where / EXPORT_FILE
-        if not meta_path.exists():
+        if not (where / EXPORT_FILE).exists():
             raise ConfigError(
                 f"init_from={path}: a directory without {EXPORT_FILE}; name a checkpoint file or a "
                 "directory written by export.py"
             )
-        from safetensors.torch import load_file
-
-        check_model_dir(where)
-        try:
-            meta = json.loads(meta_path.read_text())
-            refuse_code_settings(meta["encoder_config"], meta_path, "encoder_config")
-            state = load_file(str(where / EXPORT_WEIGHTS))
-            return InitSource(
-                path, str(meta["model"]), meta["cfg"], LabelSpace.from_dict(meta["label_space"]), state,
-                meta["encoder_config"], str(where), meta.get("global_step"),
-            )  # fmt: skip
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            problem = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-            raise CheckpointError(where, f"not a readable exported model for init_from ({problem})") from None
+        meta, description, weights_path = checked_export(where)
+        state = read_export_weights(where, weights_path)
+        return InitSource(
+            path, str(meta["model"]), dict(description.cfg), description.label_space, state,
+            dict(description.encoder_config), str(where), _step(meta.get("global_step")),
+        )  # fmt: skip
     if not where.exists():
         raise ConfigError(f"init_from={path}: no such checkpoint file or export directory")
     checkpoint = read_checkpoint(where, trust=trust)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, Mapping):
+        kind = "missing" if hparams is None else f"a {type(hparams).__name__}"
+        raise CheckpointError(where, f"hyper_parameters is {kind}, not a mapping (not written by train.py?)")
     name = checkpoint_model_name(checkpoint)
-    hparams = checkpoint.get("hyper_parameters") or {}
-    if name is None or "state_dict" not in checkpoint or "label_space" not in hparams:
-        raise CheckpointError(where, "not a model checkpoint of train.py (no model, weights or labels)")
-    cfg = hparams["cfg"]
+    if name is None or not isinstance(checkpoint.get("state_dict"), Mapping):
+        raise CheckpointError(where, "not a model checkpoint of train.py (no model or weights)")
+    description = checked_description(
+        where,
+        model_class_of(where, name, "hyper_parameters.cfg.model.name"),
+        hparams.get("cfg"),
+        hparams.get("label_space"),
+        hparams.get("encoder_config"),
+        prefix="hyper_parameters.",
+    )
+    found = {key: tuple(getattr(value, "shape", ())) for key, value in checkpoint["state_dict"].items()}
+    check_planned_weights(where, description, found, source="the checkpoint")
     return InitSource(
-        path, name, cfg, LabelSpace.coerce(hparams["label_space"]), checkpoint["state_dict"],
-        hparams.get("encoder_config"), str(cfg["encoder"]["name"]), checkpoint.get("global_step"),
+        path, name, dict(description.cfg), description.label_space, checkpoint["state_dict"],
+        hparams.get("encoder_config"), description.settings.encoder.name,
+        _step(checkpoint.get("global_step")),
     )  # fmt: skip
+
+
+def _step(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def with_init_source(argv: Sequence[str]) -> list[str]:
