@@ -14,6 +14,7 @@ corpus first by name); mentions of one corpus never displace each other, so nest
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from datamodules.sentence import Sentence
 from datamodules.splitting import window_rows
 from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
+from inference.mention_rows import ModelIdentity
 from inference.text import sentences, words
 from lightning_modules.precision import activation_bytes, training_autocast
 from untrusted import check_model_dir, pretrained, refuse_code_settings
@@ -60,7 +62,11 @@ class Tagger:
         batch_size: int = 32,
         memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB,
         device: str | None = None,
+        source: str | Path | None = None,
+        weights: str | Path | None = None,
     ):
+        self.source = source  # the checkpoint or export directory it was loaded from, if any
+        self._weights = weights  # the file whose hash identifies the model (``identity``)
         self.module = module.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size  # sentences per batch, at most ...
@@ -71,6 +77,14 @@ class Tagger:
         self.collate = Collator(tokenizer.pad_token_id)
 
     # --- API ------------------------------------------------------------------------------------
+    @functools.cached_property
+    def identity(self) -> ModelIdentity:
+        """The model's name (its export directory or checkpoint) and its weights file's SHA-256, computed
+        once, on first use."""
+        if self.source is None or self._weights is None:
+            return ModelIdentity("in-memory", "")
+        return ModelIdentity.of(self.source, self._weights)
+
     def predict(
         self, texts: str | Sequence[str], *, types: str = "merged", corpus: str | None = None
     ) -> list[list[Entity]]:
@@ -241,7 +255,16 @@ def load(
             raise CheckpointError(
                 path, f"cannot load the tokenizer of its encoder {name!r} ({err})"
             ) from None
-    return Tagger(module, tokenizer, device=device, batch_size=batch_size, memory_mb=memory_mb)
+    weights = path / EXPORT_WEIGHTS if path.is_dir() else path
+    return Tagger(
+        module,
+        tokenizer,
+        device=device,
+        batch_size=batch_size,
+        memory_mb=memory_mb,
+        source=path,
+        weights=weights,
+    )
 
 
 def checked_export(directory: Path) -> tuple[dict[str, Any], Any, Path]:
