@@ -27,16 +27,7 @@ from typing import TextIO
 from atomic_output import atomic_output
 from datamodules.eval_batches import DEFAULT_EVAL_MEMORY_MB
 from errors import BionerError, report_user_error
-from inference.documents import FORMATS_IN, FORMATS_OUT, read_documents, write_documents
-
-_SUFFIX_FORMATS = {".jsonl": "jsonl", ".pubtator": "pubtator", ".xml": "bioc", ".json": "bioc"}
-
-
-def _guess_format(path: str) -> str:
-    name = path.lower()
-    if "pubtator" in name:
-        return "pubtator"
-    return _SUFFIX_FORMATS.get(Path(name).suffix, "text")
+from inference.documents import FORMATS_IN, FORMATS_OUT, guess_format, read_documents, write_documents
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -73,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise BionerError(f"--batch-size {args.batch_size}: must be >= 1")
     if args.memory_mb <= 0:
         raise BionerError(f"--memory-mb {args.memory_mb:g}: must be > 0")
-    in_formats = {args.in_format or _guess_format(path) for path in args.inputs}
+    in_formats = {args.in_format or guess_format(path) for path in args.inputs}
     if len(in_formats) > 1:
         raise BionerError(f"inputs in several formats ({', '.join(sorted(in_formats))}): pass --in-format")
     in_format = in_formats.pop()

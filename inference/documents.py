@@ -13,7 +13,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -74,6 +74,30 @@ class Entity:
 
 
 # --- reading ------------------------------------------------------------------------------------
+_SUFFIX_FORMATS = {".jsonl": "jsonl", ".pubtator": "pubtator", ".xml": "bioc", ".json": "bioc"}
+
+
+def guess_format(path: str | Path) -> str:
+    """The input format a file name suggests (``text`` when it suggests none)."""
+    name = str(path).lower()
+    if "pubtator" in name:
+        return "pubtator"
+    return _SUFFIX_FORMATS.get(Path(name).suffix, "text")
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[str]:
+    """The input files named by ``inputs``: files as given, ``-`` (stdin) as is."""
+    return list(inputs)
+
+
+def iter_documents(
+    path: str | Path, fmt: str, *, text_unit: str = "file", deleted: list[str] | None = None
+) -> Iterator[Document]:
+    """The documents of one input, one at a time (``read_documents``'s errors). ``deleted``: where a
+    format that can delete documents (PubMed's ``DeleteCitation``) appends their ids."""
+    yield from read_documents(path, fmt, text_unit=text_unit)
+
+
 def read_documents(path: str | Path, fmt: str, *, text_unit: str = "file") -> list[Document]:
     """Documents of one input (``-`` is stdin) in format ``fmt``; a malformed one is an
     ``InputFormatError`` naming the file, the line and the document; anything but a regular file (a FIFO
