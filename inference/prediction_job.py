@@ -219,6 +219,7 @@ def predict_to_dir(
                 f"error: {reason if reason.startswith(str(target.input)) else prefix + reason}",
                 file=sys.stderr,
             )
+            target.done.unlink(missing_ok=True)  # an earlier input's record no longer holds
             write_record(target.failed, {"input": str(target.input), "error": reason})
             summary.failed.append(str(target.input))
             continue
