@@ -1,4 +1,5 @@
-"""Documents in and out: raw text, JSONL ``{id, text}``, PubTator and BioC (XML or JSON).
+"""Documents in and out: raw text, JSONL ``{id, text}``, PubTator, BioC (XML or JSON) and, in only,
+PubMed XML (``inference.pubmed``); any input may be gzipped (``.gz``).
 
 A ``Document`` is an id and passages, each passage a text at a character offset in the document (PubTator:
 the title at 0 and the abstract after the title and one separator; BioC: the passage's own ``offset``).
@@ -9,20 +10,24 @@ byte for byte, BioC passages, infons and ids) and add the predicted annotations.
 
 from __future__ import annotations
 
+import glob
+import gzip
 import io
 import json
+import os
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from errors import BionerError
 from inference.input_errors import InputFormatError, cut
 from untrusted import regular_file
 
-FORMATS_IN = ("text", "jsonl", "pubtator", "bioc")
+FORMATS_IN = ("text", "jsonl", "pubtator", "bioc", "pubmed")
 FORMATS_OUT = ("jsonl", "pubtator", "bioc")
 
 
@@ -30,6 +35,7 @@ FORMATS_OUT = ("jsonl", "pubtator", "bioc")
 class Passage:
     offset: int
     text: str
+    infons: dict[str, str] = field(default_factory=dict)  # BioC passage infons (PubMed: type, label...)
 
 
 @dataclass
@@ -39,7 +45,8 @@ class Document:
     source: Any = None  # what the writer of the same format needs to reproduce the input
 
     def to_bioc(self) -> Any:
-        """A ``bioc.BioCDocument`` with this document's id and passages (offsets, texts), no annotations."""
+        """A ``bioc.BioCDocument`` with this document's id and passages (offsets, texts, infons), no
+        annotations."""
         import bioc  # only the BioC formats need it
 
         document = bioc.BioCDocument()
@@ -47,6 +54,7 @@ class Document:
         for passage in self.passages:
             bioc_passage = bioc.BioCPassage()
             bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
+            bioc_passage.infons.update(passage.infons)
             document.add_passage(bioc_passage)
         return document
 
@@ -75,68 +83,186 @@ class Entity:
 
 # --- reading ------------------------------------------------------------------------------------
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".pubtator": "pubtator", ".xml": "bioc", ".json": "bioc"}
+INPUT_SUFFIXES = (".txt", ".jsonl", ".pubtator", ".xml", ".json")  # each also with ``.gz``
+_GLOB = re.compile(r"[*?\[]")
 
 
 def guess_format(path: str | Path) -> str:
-    """The input format a file name suggests (``text`` when it suggests none)."""
+    """The input format a file name suggests (``text`` when it suggests none), ``.gz`` aside: PubMed XML
+    for ``*.xml.gz`` and ``pubmed*.xml`` (PubMed's baseline and update files), else BioC for ``.xml``."""
     name = str(path).lower()
+    if name.endswith(".gz"):
+        name = name[: -len(".gz")]
+        if name.endswith(".xml"):
+            return "pubmed"
+    if Path(name).name.startswith("pubmed") and name.endswith(".xml"):
+        return "pubmed"
     if "pubtator" in name:
         return "pubtator"
     return _SUFFIX_FORMATS.get(Path(name).suffix, "text")
 
 
+def _is_input_file(name: str) -> bool:
+    name = name.lower()
+    return not name.startswith(".") and name.removesuffix(".gz").endswith(INPUT_SUFFIXES)
+
+
+def _directory_files(directory: str) -> list[str]:
+    files = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        try:
+            regular = entry.is_file()  # through symlinks; a FIFO or a socket is no input file
+        except OSError:
+            regular = False
+        if regular and _is_input_file(entry.name):
+            files.append(os.path.join(directory, entry.name))
+    return files
+
+
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """The input files named by ``inputs``: files as given, ``-`` (stdin) as is."""
-    return list(inputs)
+    """The input files named by ``inputs``, in a fixed order (sharding numbers files by it): ``-`` (stdin)
+    and a file as given; a directory: its input files (``INPUT_SUFFIXES``, also gzipped; not hidden,
+    not in subdirectories), sorted by name; a pattern with ``*``, ``?`` or ``[``: its matches, sorted
+    (a matched directory as a directory). A path appearing twice is kept the first time. A name that is
+    none of these, or a directory or pattern with no input file, is a ``BionerError``."""
+    files: list[str] = []
+    for item in inputs:
+        if item == "-" or os.path.lexists(item):
+            matches = [item]
+        elif _GLOB.search(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise BionerError(f"{item}: no such file, directory or matching file")
+        else:
+            raise BionerError(f"{item}: no such file, directory or matching file")
+        found = [f for m in matches for f in (_directory_files(m) if os.path.isdir(m) else [m])]
+        if not found:
+            raise BionerError(f"{item}: no input files in it ({', '.join(INPUT_SUFFIXES)}, or .gz of them)")
+        files += found
+    seen: set[str] = set()
+    unique = []
+    for name in files:
+        key = name if name == "-" else os.path.abspath(name)
+        if key not in seen:
+            seen.add(key)
+            unique.append(name)
+    return unique
+
+
+class _Input:
+    """The bytes of one input (``-``: stdin), a ``.gz`` file decompressed as it is read; a corrupt or
+    truncated gzip stream is an ``InputFormatError`` naming the file, raised when the read reaches it."""
+
+    def __init__(self, path: str | Path):
+        self.stdin = str(path) == "-"
+        self.name = "<stdin>" if self.stdin else str(path)
+        if self.stdin:
+            self.file: BinaryIO = sys.stdin.buffer
+        else:
+            try:
+                self.file = regular_file(path).open("rb")
+            except OSError as err:
+                raise BionerError(f"{path}: cannot read ({err.strerror})") from None
+        self.stream: BinaryIO = (
+            gzip.GzipFile(fileobj=self.file, mode="rb") if self.name.lower().endswith(".gz") else self.file
+        )
+
+    def _failed(self, err: Exception) -> BionerError:
+        if isinstance(err, EOFError):
+            return InputFormatError(self.name, None, None, "truncated gzip stream (the file ends too early)")
+        if isinstance(err, (gzip.BadGzipFile, zlib.error)):
+            return InputFormatError(self.name, None, None, f"corrupt gzip stream ({cut(err)})")
+        return BionerError(f"{self.name}: cannot read ({getattr(err, 'strerror', None) or cut(err)})")
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.stream.read(size)
+        except (OSError, EOFError, zlib.error) as err:
+            raise self._failed(err) from None
+
+    def readline(self) -> bytes:
+        try:
+            return self.stream.readline()
+        except (OSError, EOFError, zlib.error) as err:
+            raise self._failed(err) from None
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """``(number, line)`` for each line (``\\n`` kept; only ``\\n`` ends a line: U+2028 and a lone
+        ``\\r`` are text), decoded on its own: UTF-8 never has a ``\\n`` byte inside a character."""
+        position = 0
+        for number, line in enumerate(iter(self.readline, b""), 1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise InputFormatError(
+                    self.name, number, None, f"not UTF-8 (byte {position + err.start})"
+                ) from None
+            position += len(line)
+            yield number, text
+
+    def close(self) -> None:
+        if not self.stdin:
+            self.stream.close()
+            self.file.close()
 
 
 def iter_documents(
     path: str | Path, fmt: str, *, text_unit: str = "file", deleted: list[str] | None = None
 ) -> Iterator[Document]:
-    """The documents of one input, one at a time (``read_documents``'s errors). ``deleted``: where a
-    format that can delete documents (PubMed's ``DeleteCitation``) appends their ids."""
-    yield from read_documents(path, fmt, text_unit=text_unit)
+    """The documents of one input (``-`` is stdin, a ``.gz`` file is decompressed on the fly) in format
+    ``fmt``, one at a time. Line formats (JSONL, PubTator, text with ``text_unit="line"``) and PubMed XML
+    are read incrementally: memory holds one document (and JSONL's ids, PubTator's ids), not the file.
+    Raw text with ``text_unit="file"`` is one document of the whole file, and BioC is read whole (by the
+    safe parser of ``inference.bioc_input``). A malformed input is an ``InputFormatError`` naming the
+    file, the line and the document, raised where the reading reaches it, after the documents before it;
+    anything but a regular file (a FIFO would block the read forever) is refused before it is opened.
+    ``deleted``: where PubMed's ``DeleteCitation`` PMIDs are appended."""
+    if fmt not in FORMATS_IN:
+        raise BionerError(f"unknown input format {fmt!r}; one of {', '.join(FORMATS_IN)}")
+    source = _Input(path)
+    try:
+        if fmt == "pubmed":
+            from inference.pubmed import iter_pubmed
+
+            yield from iter_pubmed(source.name, source, deleted)
+        elif fmt == "bioc":
+            yield from _read_bioc(source.name, source.read())
+        elif fmt == "text" and text_unit == "file":
+            raw = source.read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                line = raw[: err.start].count(b"\n") + 1
+                raise InputFormatError(source.name, line, None, f"not UTF-8 (byte {err.start})") from None
+            stem = "stdin" if source.name == "<stdin>" else Path(source.name).stem
+            yield Document(stem, [Passage(0, text)])
+        elif fmt == "text":
+            yield from _read_text_lines(source.name, source.lines())
+        elif fmt == "jsonl":
+            yield from _read_jsonl(source.name, source.lines())
+        else:
+            yield from _read_pubtator(source.name, source.lines())
+    finally:
+        source.close()
 
 
 def read_documents(path: str | Path, fmt: str, *, text_unit: str = "file") -> list[Document]:
-    """Documents of one input (``-`` is stdin) in format ``fmt``; a malformed one is an
-    ``InputFormatError`` naming the file, the line and the document; anything but a regular file (a FIFO
-    would block the read forever) is refused before it is opened."""
-    name = "<stdin>" if str(path) == "-" else str(path)
-    if str(path) == "-":
-        raw = sys.stdin.buffer.read()
-    else:
-        try:
-            raw = regular_file(path).read_bytes()
-        except OSError as err:
-            raise BionerError(f"{path}: cannot read ({err.strerror})") from None
-    if fmt == "bioc":
-        return _read_bioc(name, raw)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise InputFormatError(name, line, None, f"not UTF-8 (byte {err.start})") from None
-    if fmt == "text":
-        return _read_text(name, text, text_unit)
-    if fmt == "jsonl":
-        return _read_jsonl(name, text)
-    if fmt == "pubtator":
-        return _read_pubtator(name, text)
-    raise BionerError(f"unknown input format {fmt!r}; one of {', '.join(FORMATS_IN)}")
+    """All documents of one input (``iter_documents``, its errors included)."""
+    return list(iter_documents(path, fmt, text_unit=text_unit))
 
 
-def _read_text(name: str, text: str, unit: str) -> list[Document]:
+def _read_text_lines(name: str, lines: Iterable[tuple[int, str]]) -> Iterator[Document]:
     stem = "stdin" if name == "<stdin>" else Path(name).stem
-    if unit == "file":
-        return [Document(stem, [Passage(0, text)])]
-    lines = text.split("\n")
-    return [Document(f"{stem}:{i}", [Passage(0, line)]) for i, line in enumerate(lines, 1) if line.strip()]
+    for i, line in lines:
+        line = line.removesuffix("\n")
+        if line.strip():
+            yield Document(f"{stem}:{i}", [Passage(0, line)])
 
 
-def _read_jsonl(name: str, text: str) -> list[Document]:
-    documents, seen = [], set()
-    for i, line in enumerate(text.split("\n"), 1):
+def _read_jsonl(name: str, lines: Iterable[tuple[int, str]]) -> Iterator[Document]:
+    seen = set()
+    for i, line in lines:
+        line = line.removesuffix("\n")
         if not line.strip():
             continue
         try:
@@ -156,8 +282,7 @@ def _read_jsonl(name: str, text: str) -> list[Document]:
         if doc_id in seen:
             raise InputFormatError(name, i, doc_id, "the id appears twice")
         seen.add(doc_id)
-        documents.append(Document(doc_id, [Passage(0, record["text"])], source=record))
-    return documents
+        yield Document(doc_id, [Passage(0, record["text"])], source=record)
 
 
 _PUBTATOR_TEXT = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$", re.DOTALL)
@@ -170,35 +295,34 @@ class _PubTatorSource:
     annotation_lines: list[str] = field(default_factory=list)
 
 
-def _read_pubtator(name: str, text: str) -> list[Document]:
-    documents: list[Document] = []
+def _read_pubtator(name: str, lines: Iterable[tuple[int, str]]) -> Iterator[Document]:
     current: Document | None = None
     seen: set[str] = set()
 
-    def finish() -> None:
+    def finish(line_no: int) -> Document | None:
         nonlocal current
         if current is not None and current.source.abstract_line == "":
             raise InputFormatError(name, line_no, current.id, "a title line without an abstract line")
-        current = None
+        done, current = current, None
+        return done
 
-    line_no = 0
-    for line_no, raw in enumerate(re.split(r"(?<=\n)", text), 1):  # not splitlines: U+2028 is text
-        if not raw:
-            continue
+    line_no, raw = 0, "\n"
+    for line_no, raw in lines:
         content = raw.rstrip("\r\n")
         if not content.strip():
-            finish()
+            if done := finish(line_no):
+                yield done
             continue
         match = _PUBTATOR_TEXT.match(content)
         if match:
             doc_id, kind, body = match.groups()
             if kind == "t":
-                finish()
+                if done := finish(line_no):
+                    yield done
                 if doc_id in seen:
                     raise InputFormatError(name, line_no, doc_id, "the document appears twice")
                 seen.add(doc_id)
                 current = Document(doc_id, [Passage(0, body)], _PubTatorSource(raw, ""))
-                documents.append(current)
             else:
                 if current is None or current.id != doc_id or current.source.abstract_line:
                     raise InputFormatError(
@@ -234,8 +358,9 @@ def _read_pubtator(name: str, text: str) -> list[Document]:
                 f"mention offsets {cut(fields[1])!r}, {cut(fields[2])!r} are not 0 <= start <= end",
             )
         current.source.annotation_lines.append(raw)
-    finish()
-    return documents
+    # the end of the file counts as a line after a final line break (the line numbers errors had before)
+    if done := finish(line_no + 1 if raw.endswith("\n") else line_no):
+        yield done
 
 
 def _read_bioc(name: str, raw: bytes) -> list[Document]:

@@ -13,6 +13,7 @@ fixture checkpoint pointed at it, and its export.
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import os
 import pickle
@@ -413,6 +414,22 @@ def _bioc_xml(body: str, doctype: str = "") -> str:
     return f"{doctype}<collection>{document}</collection>"
 
 
+def _pubmed_article(pmid: str, title: str = "Aspirin.") -> str:
+    return (
+        f"<PubmedArticle><MedlineCitation><PMID>{pmid}</PMID><Article><ArticleTitle>{title}</ArticleTitle>"
+        "<Abstract><AbstractText>Aspirin helps.</AbstractText></Abstract></Article></MedlineCitation>"
+        "</PubmedArticle>\n"
+    )
+
+
+def _pubmed_xml(articles: str, doctype: str = "") -> str:
+    return f"{doctype}<PubmedArticleSet>\n{articles}</PubmedArticleSet>\n"
+
+
+def _gz(text: str) -> bytes:
+    return gzip.compress(text.encode(), mtime=0)
+
+
 DOCUMENTS: dict[str, tuple[str, bytes | str, list[str]]] = {  # name: (file name, content, extra args)
     "text not UTF-8": ("in.txt", b"aspirin \xff\xfe induced\n", []),
     "JSONL malformed": ("in.jsonl", '{"id": "a", "text": \n', []),
@@ -493,6 +510,26 @@ DOCUMENTS: dict[str, tuple[str, bytes | str, list[str]]] = {  # name: (file name
     "BioC JSON nested 100,000 deep": ("in.json", '{"documents": ' + _deep(100_000) + "}", []),
     "BioC JSON not UTF-8": ("in.json", b'{"documents": [{"id": "\xff"}]}', []),
     "inputs in several formats": ("in.txt", "aspirin .", ["in.jsonl"]),
+    "PubMed truncated gzip": ("pubmed_in.xml.gz", _gz(_pubmed_xml(_pubmed_article("7") * 300))[:-10], []),
+    "PubMed gzip garbage": ("pubmed_in.xml.gz", b"\x1f\x8b" + bytes(range(200)), []),
+    "PubMed not XML": ("pubmed_in.xml.gz", _gz("just some text\n"), []),
+    "PubMed internal entity": (
+        "pubmed_in.xml.gz",
+        _gz(_pubmed_xml(_pubmed_article("7", "a &x; b"), '<!DOCTYPE PubmedArticleSet [<!ENTITY x "boom">]>')),
+        [],
+    ),
+    "PubMed external entity": (
+        "pubmed_in.xml.gz",
+        _gz(
+            _pubmed_xml(
+                _pubmed_article("7", "&x;"),
+                '<!DOCTYPE PubmedArticleSet [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
+            )
+        ),
+        [],
+    ),
+    "PubMed no PMID": ("pubmed_in.xml.gz", _gz(_pubmed_xml(_pubmed_article(""))), []),
+    "PubMed BioC inside": ("pubmed_in.xml.gz", _gz(_bioc_xml("<text>a</text>")), []),
 }
 
 
