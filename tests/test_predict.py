@@ -370,7 +370,7 @@ def test_predict_cli_user_errors_are_one_line(tmp_path, capsys):
         ([str(not_export), str(text)], "not an exported model (no bioner_model.json"),
         ([str(corrupt), str(text)], "not a readable exported model (JSONDecodeError"),
         ([str(not_export), str(text), "-o", str(tmp_path / "missing" / "out.jsonl")], "cannot write"),
-        ([str(not_export), str(tmp_path / "absent.txt")], "absent.txt: cannot read"),
+        ([str(not_export), str(tmp_path / "absent.txt")], "absent.txt: no such file"),
     ]
     for argv, message in cases:
         assert predict.main(argv) == 2, argv
