@@ -412,3 +412,34 @@ def test_a_run_killed_half_way_resumes_to_what_an_uninterrupted_run_writes(expor
         ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
         tagged = [json.loads(line)["doc_id"] for line in (killed / path.name).read_text().splitlines()]
         assert sorted(set(tagged)) == sorted(set(ids)) and tagged == sorted(tagged, key=ids.index)
+
+
+def test_a_truncated_pubmed_file_among_good_ones_is_named_and_only_it_is_retried(tagger, tmp_path, capsys):
+    fixtures = ROOT / "tests" / "fixtures" / "pubmed"
+    inputs = tmp_path / "baseline"
+    inputs.mkdir()
+    for name in ("pubmed_bc5cdr_0001.xml.gz", "pubmed_bc5cdr_0002.xml.gz"):
+        (inputs / name).write_bytes((fixtures / name).read_bytes())
+    whole = (fixtures / "pubmed_bc5cdr_0001.xml.gz").read_bytes()
+    bad = inputs / "pubmed_bc5cdr_0003.xml.gz"
+    bad.write_bytes(whole[: len(whole) // 2])  # a download cut half-way
+    out = tmp_path / "out"
+    argv = ["model", str(inputs), "--out-dir", str(out), "--chunk-documents", "7"]
+    assert predict.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith(f"error: {bad}") and "truncated gzip stream" in err[0], err
+    assert err[-1].endswith(f"2 files tagged, 0 already done, 1 failed: {bad}"), err
+    assert sorted(_outputs(out)) == ["pubmed_bc5cdr_0001.jsonl", "pubmed_bc5cdr_0002.jsonl"]
+    assert _leftovers(out) == []
+    stats = {name: (out / name).stat().st_mtime_ns for name in _outputs(out)}
+
+    bad.write_bytes(whole)  # downloaded again
+    assert predict.main(argv) == 0
+    assert capsys.readouterr().err.strip().endswith("1 files tagged, 2 already done, 0 failed")
+    assert {name: (out / name).stat().st_mtime_ns for name in stats} == stats  # not written again
+    docs = {
+        json.loads(line)["doc_id"] for line in (out / "pubmed_bc5cdr_0003.jsonl").read_text().splitlines()
+    }
+    assert docs == {
+        json.loads(line)["doc_id"] for line in (out / "pubmed_bc5cdr_0001.jsonl").read_text().splitlines()
+    }
