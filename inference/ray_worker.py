@@ -13,6 +13,7 @@ writes to Parquet)::
         fn_constructor_kwargs={"id_column": "id"},  # JSONL {id, text}; the default is doc_id
         concurrency=2,  # workers, each with its own copy of the model
         num_gpus=1,  # per worker; leave out on CPUs
+        num_cpus=1,  # per worker: leave the cluster at least one more, or the reads wait forever
         batch_size=256,  # documents per call; the tagger batches their sentences itself
         batch_format="numpy",
     )
