@@ -1,11 +1,12 @@
 """Tagging at scale on CPU: documents/s and peak resident memory of ``predict.py --out-dir`` against the
 input's size (1x, 10x) and the number of processes (1, 2 under torchrun).
 
-    python bench/predict_scale.py --model EXPORT_OR_CKPT --data-root ../shared/data [--documents 400]
-        [--chunk-documents 200] [--device cpu]
+    python bench/predict_scale.py --model EXPORT_OR_CKPT [--documents 400] [--chunk-documents 200]
+        [--device cpu] [--processes 1 2] [--tag NAME]
 
-The input is BC5CDR's test abstracts (``BC5CDR-PubTator/CDR_TestSet.PubTator.txt``: title + abstract, 500
-documents), repeated with new ids up to the size wanted, as JSONL split into 4 files. Each run is
+The input is the 40 BC5CDR test abstracts of the PubMed fixture (``tests/fixtures/pubmed``: title + space +
+abstract, so it is there on an offline GPU machine too), repeated with new ids up to the size wanted, as
+JSONL split into 4 files; the 10x input is 10 times ``--documents``. Each run is
 ``predict.py MODEL IN_DIR --out-dir OUT`` in a fresh process (``torchrun --nproc-per-node=2`` for 2), timed
 from the start of the process to its end (``wall_s``, model load included) and by predict.py's own summary
 line (``tagging_s``: reading, tagging and writing; the slowest rank's under torchrun), and measured by the
@@ -30,16 +31,14 @@ from common import ROOT, arg_parser, command_line, machine, write_result
 FILES = 4
 
 
-def abstracts(data_root: Path) -> list[str]:
-    """Title + space + abstract of each BC5CDR test document, in file order."""
-    path = data_root / "BC5CDR-PubTator" / "CDR_TestSet.PubTator.txt"
-    texts, title = [], None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if "|t|" in line:
-            title = line.split("|t|", 1)[1]
-        elif "|a|" in line and title is not None:
-            texts.append(f"{title} {line.split('|a|', 1)[1]}")
-            title = None
+def abstracts() -> list[str]:
+    """Title + space + abstract of each article of the PubMed fixture's BC5CDR files, in file order."""
+    from inference.documents import iter_documents
+
+    texts = []
+    for path in sorted((ROOT / "tests" / "fixtures" / "pubmed").glob("pubmed_bc5cdr_*.xml.gz")):
+        for document in iter_documents(path, "pubmed"):
+            texts.append(" ".join(passage.text for passage in document.passages))
     return texts
 
 
@@ -81,13 +80,14 @@ def measure(argv: list[str]) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = arg_parser(__doc__)
     parser.add_argument("--model", required=True, help="an export directory or a checkpoint")
-    parser.add_argument("--data-root", required=True, type=Path)
     parser.add_argument("--documents", type=int, default=400, help="the 1x input size (default 400)")
     parser.add_argument("--chunk-documents", type=int, default=200)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="on the 1x input (1 2)")
+    parser.add_argument("--tag", default="", help="added to the result's name")
     args = parser.parse_args(argv)
-    texts = abstracts(args.data_root)
-    runs = [("1x", 1, 1), ("10x", 10, 1), ("1x", 1, 2)]  # (size, multiple, processes)
+    texts = abstracts()
+    runs = [("1x", 1, 1), ("10x", 10, 1), *(("1x", 1, n) for n in args.processes if n > 1)]
     rows = []
     work = Path(tempfile.mkdtemp(prefix="predict_scale-"))
     try:
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_2_processes": round(by[("1x", 2)]["documents_per_s"] / by[("1x", 1)]["documents_per_s"], 2),
         "date": time.strftime("%Y-%m-%d"),
     }
-    write_result(f"predict_scale-{args.device}", result)
+    write_result(f"predict_scale{'-' + args.tag if args.tag else ''}-{args.device.split(':')[0]}", result)
     return 0
 
 

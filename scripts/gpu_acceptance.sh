@@ -4,7 +4,8 @@
 #   2. bench/train_step.py --device cuda --precision bf16 for the three models (SRU-NER and TabERT-CNN,
 #      each timed against the baseline), with MiniLM and with a random BERT-large-shaped encoder;
 #   3. bench/step_ops.py --device cuda (kernels per SRU-NER loop step, peak GPU memory);
-#   4. a 300-step experiment=mt6_cpu trainer=gpu run of SRU-NER, validated at its last step (dev F1).
+#   4. a 300-step experiment=mt6_cpu trainer=gpu run of SRU-NER, validated at its last step (dev F1);
+#   5. tagging throughput in bf16 (bench/predict_scale.py): that model and a 100-step baseline.
 # Each part runs under its own `timeout`; a part that fails or times out is reported and the next one
 # runs. Results go to bench/results/*-cuda.json, the summary to bench/results/gpu_acceptance-cuda.{json,md}
 # (and, with $OUT set, everything is copied there too).
@@ -125,6 +126,15 @@ part step_ops 30 "$PYTHON" bench/step_ops.py --device cuda
 part mt6_run 165 "$PYTHON" train.py experiment=mt6_cpu trainer=gpu model=sru_ner "data.root=$DATA_ROOT" \
   "${ENCODER_KEY[@]}" logger=csv "run_dir=$RUN_DIR" trainer.max_steps=300 data.samples_per_epoch=4800 \
   test_after_fit=false
+# tagging throughput in bf16 (issue 30): the SRU-NER run above and a short baseline run, 10x 200 abstracts
+part baseline_run 90 "$PYTHON" train.py experiment=mt6_cpu trainer=gpu model=baseline "data.root=$DATA_ROOT" \
+  "${ENCODER_KEY[@]}" logger=csv "run_dir=$RUN_DIR-baseline" trainer.max_steps=100 data.samples_per_epoch=1600 \
+  test_after_fit=false
+for model in sru_ner baseline; do
+  run_dir=$RUN_DIR; [ "$model" = baseline ] && run_dir=$RUN_DIR-baseline
+  part "predict_${model}" 60 "$PYTHON" bench/predict_scale.py --model "$run_dir/checkpoints/best.ckpt" \
+    --device cuda --documents 200 --chunk-documents 2000 --processes 1 --tag "$model"
+done
 
 if [ "$DRY" = 1 ]; then
   "$PYTHON" -m py_compile scripts/gpu_acceptance_summary.py || FAILED=1

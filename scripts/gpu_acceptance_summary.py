@@ -1,5 +1,6 @@
 """The summary table of ``scripts/gpu_acceptance.sh``: each part's exit status and time, the train-step
-overheads against issue 19's targets, the ops per loop step, and the short run's dev F1. Reads
+overheads against issue 19's targets, the ops per loop step, the short run's dev F1 and the tagging
+throughput in bf16 (issue 30). Reads
 ``bench/results/*-cuda.json`` and the run's ``metrics.csv``; writes
 ``bench/results/gpu_acceptance-cuda.json`` and ``.md`` and prints the Markdown.
 
@@ -66,11 +67,23 @@ def summary(status_file: Path, run_dir: Path) -> dict:
             | {f"{phase}_peak_gpu_mb": data[phase].get("peak_gpu_mb") for phase in ("forward", "generation")}
             for loop, data in ops["loops"].items()
         }
+    tagging = {}
+    for model in ("sru_ner", "baseline"):
+        result = _read(f"predict_scale-{model}-cuda")
+        if result is not None:
+            tagging[model] = {
+                f"{r['input']} ({r['documents']} documents)": {
+                    "documents_per_s": r["documents_per_s"],
+                    "peak_rss_mb": r["peak_rss_mb"],
+                }
+                for r in result["runs"]
+            }
     return {
         "parts": parts,
         "train_step": steps,
         "step_ops": per_step,
         "mt6_300_steps_dev_f1": last_dev_f1(run_dir),
+        "predict_bf16": tagging,
     }
 
 
@@ -97,6 +110,11 @@ def markdown(result: dict) -> str:
                 f"| {loop} | {s['forward']} | {s['backward']} | {s['generation']} | "
                 f"{s['forward_peak_gpu_mb']} / {s['generation_peak_gpu_mb']} |"
             )
+    if result.get("predict_bf16"):
+        lines += ["", "| tagging in bf16 | input | documents/s | peak RSS MB |", "|---|---|---:|---:|"]
+        for model, runs in result["predict_bf16"].items():
+            for size, r in runs.items():
+                lines.append(f"| {model} | {size} | {r['documents_per_s']} | {r['peak_rss_mb']} |")
     f1 = result["mt6_300_steps_dev_f1"]
     lines += [
         "",
