@@ -443,3 +443,30 @@ def test_a_truncated_pubmed_file_among_good_ones_is_named_and_only_it_is_retried
     assert docs == {
         json.loads(line)["doc_id"] for line in (out / "pubmed_bc5cdr_0001.jsonl").read_text().splitlines()
     }
+
+
+def test_sigterm_half_way_exits_143_leaving_no_partial_file_and_the_rerun_finishes(
+    tagger, tmp_path, monkeypatch
+):
+    files = _inputs(tmp_path / "in", 3, 4)
+    out = tmp_path / "out"
+    argv = ["model", *map(str, files), "--chunk-documents", "3", "--out-dir", str(out)]
+    reference = tmp_path / "reference"
+    assert predict.main(["model", *map(str, files), "--out-dir", str(reference)]) == 0
+    chunks = []
+
+    def terminated_in_the_second_file(documents, entities, fmt, stream):
+        chunks.append(len(documents))
+        write_documents(documents, entities, fmt, stream)
+        if len(chunks) == 3:  # the first chunk of the second file: SLURM pre-empts the job
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(predict, "write_documents", terminated_in_the_second_file)
+    with pytest.raises(SystemExit) as stopped:
+        predict.main(argv)
+    assert stopped.value.code == 143
+    assert sorted(_outputs(out)) == ["part0.jsonl"] and _leftovers(out) == []  # file 1 whole or absent
+    monkeypatch.setattr(predict, "write_documents", write_documents)
+    assert predict.main(argv) == 0
+    assert _outputs(out) == _outputs(reference)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the job
