@@ -153,11 +153,7 @@ def pretrained(load: Callable[..., T], name_or_path: str | Path, **kwargs: Any) 
                 name_or_path,
                 "refused: it needs Python code from the model files, which this project never runs",
             ) from None
-        if not local:
-            raise
-        raise CheckpointError(
-            name_or_path, f"cannot load it ({type(err).__name__}: {_cut(str(err), 200)})"
-        ) from None
+        raise
     except (OSError, BionerError):
         raise
     except Exception as err:  # a crafted local file fails deep in transformers or the tokenizers library

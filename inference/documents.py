@@ -24,61 +24,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from errors import BionerError
+from inference.document import Document, Entity, Passage
 from inference.input_errors import InputFormatError, cut
 from untrusted import regular_file
 
 FORMATS_IN = ("text", "jsonl", "pubtator", "bioc", "pubmed")
 FORMATS_OUT = ("jsonl", "pubtator", "bioc")
-
-
-@dataclass
-class Passage:
-    offset: int
-    text: str
-    infons: dict[str, str] = field(default_factory=dict)  # BioC passage infons (PubMed: type, label...)
-
-
-@dataclass
-class Document:
-    id: str
-    passages: list[Passage]
-    source: Any = None  # what the writer of the same format needs to reproduce the input
-
-    def to_bioc(self) -> Any:
-        """A ``bioc.BioCDocument`` with this document's id and passages (offsets, texts, infons), no
-        annotations."""
-        import bioc  # only the BioC formats need it
-
-        document = bioc.BioCDocument()
-        document.id = self.id
-        for passage in self.passages:
-            bioc_passage = bioc.BioCPassage()
-            bioc_passage.offset, bioc_passage.text = passage.offset, passage.text
-            bioc_passage.infons.update(passage.infons)
-            document.add_passage(bioc_passage)
-        return document
-
-
-@dataclass(frozen=True)
-class Entity:
-    doc_id: str
-    start: int  # document character offsets, end exclusive
-    end: int
-    text: str
-    type: str  # merged (``Chemical``) or corpus-qualified (``BC5CDR/Chemical``), as requested
-    corpus_type: str  # always corpus-qualified
-    score: float | None  # the model's confidence in [0, 1]; None for a model that reports none
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "doc_id": self.doc_id,
-            "start": self.start,
-            "end": self.end,
-            "text": self.text,
-            "type": self.type,
-            "corpus_type": self.corpus_type,
-            "score": None if self.score is None else round(self.score, 4),
-        }
 
 
 # --- reading ------------------------------------------------------------------------------------

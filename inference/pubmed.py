@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from inference.documents import Document, Passage
+from inference.document import Document, Passage
 from inference.input_errors import InputFormatError, cut
 
 ROOT = "PubmedArticleSet"

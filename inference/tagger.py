@@ -242,7 +242,7 @@ def load(
         module = _load_export(path)
         try:
             tokenizer = pretrained(AutoTokenizer.from_pretrained, path)
-        except OSError as err:
+        except (OSError, ValueError) as err:
             raise CheckpointError(path, f"cannot load its tokenizer ({_one_line(err)})") from None
     else:
         from lightning_modules.registry import load_module

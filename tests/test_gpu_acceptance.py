@@ -28,6 +28,7 @@ def test_dry_run_checks_every_part_without_a_gpu() -> None:
     assert parts == [
         "cuda_tests", "train_step_sru_ner_minilm", "train_step_sru_ner_bert_large",
         "train_step_tabert_cnn_minilm", "train_step_tabert_cnn_bert_large", "step_ops", "mt6_run",
+        "baseline_run", "predict_sru_ner", "predict_baseline",
     ]  # fmt: skip
     assert "!!" not in done.stdout and "every command checked" in done.stdout
 

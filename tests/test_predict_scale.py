@@ -12,45 +12,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import torch
+from stand_in_tagger import EveryWordModule
 from tiny_models import tiny_tokenizer
 
 import predict
-from datamodules.corpora import label_space_of
 from errors import BionerError
 from inference.documents import read_documents, write_documents
 from inference.shards import Shard, local_device, parse_shard, shard_from_env
 from inference.tagger import Tagger
-from lightning_modules.outputs import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CHECKPOINT = ROOT / "tests" / "fixtures" / "checkpoint_0b39895_baseline.ckpt"
 WORDS = ["aspirin", "causes", "renal", "failure", "in", "patients", "given", "cisplatin", "with", "asthma"]
-
-
-LS = label_space_of(["BC4CHEMD", "BC5CDR", "NCBI-disease"])
-CHEMICAL, DISEASE = LS.type_id("BC5CDR", "Chemical"), LS.type_id("NCBI-disease", "Disease")
-
-
-class EveryWordModule(torch.nn.Module):
-    """test_predict's stand-in model: every word a BC5CDR/Chemical mention, every sentence (window) one
-    NCBI-disease/Disease mention, no scores: a document of n words has n + 1 mentions."""
-
-    label_space = LS
-    settings = SimpleNamespace(precision="32-true")
-
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        return batch
-
-    def eval_batch_bytes(self, sentences, words, subwords, element_bytes=None):
-        return sentences * words * words * element_bytes
-
-    def predict(self, batch):
-        n = batch["num_words"].tolist()
-        return Prediction([[(i, i + 1, CHEMICAL) for i in range(k)] + [(0, k, DISEASE)] for k in n])
 
 
 def _jsonl(path: Path, first: int, count: int) -> Path:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_predict import PUBTATOR, EveryWordModule
+from stand_in_tagger import PUBTATOR, EveryWordModule
 from tiny_models import tiny_tokenizer
 
 from errors import BionerError
