@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from mt6_study import run as run_logged  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 from metrics.history import read_history  # noqa: E402
 
@@ -86,17 +87,6 @@ def runs_of(out: Path, schedule: str, seed: int, data_root: str) -> dict[str, tu
     }
 
 
-def call(command: list[str], log: Path) -> None:
-    print("+ " + " ".join(command), flush=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as sink:
-        code = subprocess.call(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SystemExit(
-            f"error: {' '.join(command[1:3])} exited with {code}; see {log}; run again to resume"
-        )
-
-
 def evaluation(run_dir: Path) -> Path:
     return run_dir / "eval-bc5cdr-test" / "metrics.json"
 
@@ -105,7 +95,7 @@ def run(out: Path, data_root: str, schedules: list[str], seeds: list[int]) -> No
     for seed in seeds:
         data = halves_dir(out, seed)
         if not (data / "hidden_gold.json").is_file():
-            call(
+            run_logged(
                 [sys.executable, "scripts/synthetic_halves.py", f"--data-root={data_root}", f"--seed={seed}",
                  f"--out={data}"],
                 out / "logs" / f"halves-seed{seed}.log",
@@ -115,9 +105,9 @@ def run(out: Path, data_root: str, schedules: list[str], seeds: list[int]) -> No
             for name, (run_dir, steps, args) in runs_of(out, schedule, seed, data_root).items():
                 log = out / "logs" / f"{schedule}-seed{seed}-{name}.log"
                 if not _trained(run_dir, steps):
-                    call([sys.executable, "train.py", *args], log)
+                    run_logged([sys.executable, "train.py", *args], log)
                 if not evaluation(run_dir).is_file():
-                    call(
+                    run_logged(
                         [sys.executable, "evaluate.py", str(run_dir / "checkpoints" / "best.ckpt"),
                          "--corpus", "BC5CDR", f"--data-root={data_root}", "--match", "none", "--no-wandb",
                          "-o", str(evaluation(run_dir).parent)],

@@ -267,22 +267,6 @@ CONTENT_ONLY = {
 }
 
 
-# train.py init_from= over these contents: refused (or found failing) before any data is built
-INIT_FROM_CHECKED = {
-    "cfg without model",
-    "cfg without encoder",
-    "cfg a string",
-    "model lr=-1",
-    "an unknown model name",
-    "an extra model key",
-    "a model integer over the limit",
-    "a trainer section that is a list",
-    "10^6 types",
-    "label_space a list",
-    "a 100,000-wide encoder",
-}
-
-
 # --- export directories --------------------------------------------------------------------------------
 def _export(change: Callable[[Path, Models], None]) -> Callable[[Path, Models], Path]:
     def build(tmp: Path, models: Models) -> Path:
