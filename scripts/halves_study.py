@@ -60,12 +60,15 @@ def halves_dir(out: Path, seed: int) -> Path:
     return out / "data" / f"seed{seed}"
 
 
-def runs_of(out: Path, schedule: str, seed: int, data_root: str) -> dict[str, tuple[Path, int, list[str]]]:
-    """name -> (run directory, steps, train.py arguments) of one schedule and seed."""
+def runs_of(
+    out: Path, schedule: str, seed: int, data_root: str, extra: list[str] = ()
+) -> dict[str, tuple[Path, int, list[str]]]:
+    """name -> (run directory, steps, train.py arguments) of one schedule and seed; ``extra``: overrides
+    added to every run (``--set``)."""
     steps, overrides = SCHEDULES[schedule]
     data = halves_dir(out, seed)
     corpus = {k: str(data / name) for k, (name, _) in HALVES.items()}
-    base = [*overrides, "model=sru_ner", f"data.root={data_root}", "test_after_fit=false", *QUIET]
+    base = [*overrides, "model=sru_ner", f"data.root={data_root}", "test_after_fit=false", *QUIET, *extra]
     runs = {
         "joint": (
             steps,
@@ -91,7 +94,14 @@ def evaluation(run_dir: Path) -> Path:
     return run_dir / "eval-bc5cdr-test" / "metrics.json"
 
 
-def run(out: Path, data_root: str, schedules: list[str], seeds: list[int]) -> None:
+def run(
+    out: Path,
+    data_root: str,
+    schedules: list[str],
+    seeds: list[int],
+    names: list[str] | None = None,
+    extra: list[str] = (),
+) -> None:
     for seed in seeds:
         data = halves_dir(out, seed)
         if not (data / "hidden_gold.json").is_file():
@@ -102,7 +112,9 @@ def run(out: Path, data_root: str, schedules: list[str], seeds: list[int]) -> No
             )  # fmt: skip
     for schedule in schedules:
         for seed in seeds:
-            for name, (run_dir, steps, args) in runs_of(out, schedule, seed, data_root).items():
+            for name, (run_dir, steps, args) in runs_of(out, schedule, seed, data_root, extra).items():
+                if names and name not in names:
+                    continue
                 log = out / "logs" / f"{schedule}-seed{seed}-{name}.log"
                 if not _trained(run_dir, steps):
                     run_logged([sys.executable, "train.py", *args], log)
@@ -186,9 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("outputs/halves_study"))
     parser.add_argument("--schedule", choices=list(SCHEDULES), action="append", help="default: both")
     parser.add_argument("--seed", type=int, action="append", help=f"default: {', '.join(map(str, SEEDS))}")
+    parser.add_argument("--run", choices=["joint", "chem", "dis"], action="append", help="default: all three")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a train.py override for every run"
+    )
     args = parser.parse_args(argv)
     if args.stage == "run":
-        run(args.out, args.data_root, args.schedule or list(SCHEDULES), args.seed or list(SEEDS))
+        schedules, seeds = args.schedule or list(SCHEDULES), args.seed or list(SEEDS)
+        run(args.out, args.data_root, schedules, seeds, args.run, args.set)
     print(table(args.out), end="")
     return 0
 
