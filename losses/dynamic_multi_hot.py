@@ -16,6 +16,14 @@ Per step ``t`` and sentence ``b`` with original gold row ``g0`` (``A`` columns):
     removed  = (g0[SH] == 1) AND NOT keep_SH          # the SH was displaced: reuse this gold row at t+1
     g[SH]   += removed * p_SH                         # detached (Part 1 item 6; the reference leaks grad)
 
+``model.sh_target=soft`` (``soft_sh_offset`` given) replaces the SH target of every gold-SH row, kept or
+displaced, by ``1 - max_a sigmoid(u_a - o_a) * live * other_mask``, ``o`` = the loss weighting's
+``log(w+ / w-)``: a sentence of corpus D marks SH where none of D's types starts or ends, which says
+nothing about the other corpora's types, so SH's probability is at most one minus the model's own
+(calibrated) belief in another corpus's action there. Unlike the other soft cells this one is trained:
+the loss weights it and keeps its gradient (``multi_hot_bce_terms(trained_soft=...)``). The SH test that
+moves the pointer stays as above.
+
 With ``coeff = 1`` the other-corpus cells have target ``sigmoid(u)`` and hence an exactly zero BCE gradient;
 they still count in the ``1/A`` of the row mean.
 
@@ -44,6 +52,7 @@ def dynamic_multi_hot_target(
     coeff: float = 1.0,
     sh_margin: float = 0.0,
     decision_offset: torch.Tensor | None = None,
+    soft_sh_offset: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Target row of one decoding step in multi-corpus training (spec A4 with the SH target detached).
 
@@ -57,6 +66,8 @@ def dynamic_multi_hot_target(
         coeff: ``project_coeff`` c; 1 masks the other-corpus columns, > 1 self-trains, < 1 suppresses.
         sh_margin: m of ``shift_kept``; 0 is the reference rule.
         decision_offset: ``(A,)`` c, subtracted from the logits for the SH test only; None: 0.
+        soft_sh_offset: ``(A,)`` o of the soft SH target (``model.sh_target=soft``); None: the reference's
+            hard SH target.
 
     Returns:
         target: ``(B, A)`` float32, no autograd history.
@@ -77,6 +88,9 @@ def dynamic_multi_hot_target(
         removed = (gold[:, shift_col] == 1) & ~keep_sh  # (B,)
         target = (q if coeff == 1.0 else (coeff * q).clamp_(max=1.0)).add_(gold)  # q <= 1 already
         target[:, shift_col] = torch.where(keep_sh, target[:, shift_col], 0.0) + removed * p_sh
+        if soft_sh_offset is not None:
+            others = ((logits.detach().float() - soft_sh_offset).sigmoid() * live).amax(dim=-1)  # (B,)
+            target[:, shift_col] = torch.where(gold[:, shift_col] == 1, 1.0 - others, target[:, shift_col])
     return target, removed
 
 
@@ -132,6 +146,7 @@ def multi_hot_bce_terms(
     normalization: str = "rows",
     pos_weight: torch.Tensor | None = None,
     neg_weight: torch.Tensor | None = None,
+    trained_soft: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``multi_hot_bce`` as (sum, count), so that a caller can sum the counts over processes first.
 
@@ -143,7 +158,10 @@ def multi_hot_bce_terms(
     column's gold cells: a target of exactly 1 by its positive weight, of exactly 0 by its negative one.
     A soft target (the dynamic target's other-corpus columns, a displaced SH) keeps weight 1 and enters
     with its logit detached, so its gradient stays exactly zero (a weighted BCE against ``t = sigmoid(u)``
-    would not vanish: ``sigmoid(u) (1 - sigmoid(u)) (w- - w+)``).
+    would not vanish: ``sigmoid(u) (1 - sigmoid(u)) (w- - w+)``). ``trained_soft`` (``(A,)`` bool, the
+    SH column under ``model.sh_target=soft``) names columns whose soft targets are trained instead:
+    ``-w+ t log sigmoid(u) - w- (1 - t) log(1 - sigmoid(u))``, the weighted BCE whose hard cases are the
+    gold cells' terms above.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
@@ -155,8 +173,14 @@ def multi_hot_bce_terms(
     else:
         hard = (targets == 0) | (targets == 1)
         weights = torch.where(hard, torch.where(targets == 1, pos_weight, neg_weight), 1.0)
+        trained = logits
         logits = torch.where(hard, logits, logits.detach())
         per_cell = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights
+        if trained_soft is not None:
+            soft = trained_soft & ~hard
+            positive, negative = F.logsigmoid(trained), F.logsigmoid(-trained)
+            soft_term = -(pos_weight * targets * positive + neg_weight * (1 - targets) * negative)
+            per_cell = torch.where(soft, soft_term, per_cell)
     per_row = per_cell.mean(dim=-1)  # (B, T)
     per_row = torch.where(row_mask, per_row, torch.zeros_like(per_row))  # masked rows: value and grad 0
     kept = row_mask.to(per_row.dtype)  # (B, T)

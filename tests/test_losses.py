@@ -226,3 +226,58 @@ def test_stable_for_large_logits() -> None:
     loss.backward()
     assert torch.isfinite(loss) and loss.item() == pytest.approx(0.0, abs=1e-30)
     assert torch.isfinite(logits.grad).all()
+
+
+def test_soft_sh_target_is_one_minus_the_calibrated_belief_in_another_corpus() -> None:
+    # other corpus's TR (col 4) at logit 0.5 with offset log 10 (balanced weighting's TR shift):
+    # calibrated q = sigmoid(0.5 - ln 10) = 0.1418; the soft SH target is 1 - 0.1418 = 0.8582, where the
+    # hard rule keeps SH at 1 (q_raw = 0.622 <= p_SH = sigmoid(1) = 0.731)
+    logits = torch.tensor([[-4.0, 1.0, -3.0, -3.0, 0.5, -5.0], [-4.0, 1.0, 0.0, -3.0, 0.5, -5.0]])
+    gold = torch.stack([_row(SH), _row(2)])
+    offset = torch.tensor([0.0, 0.0, 0.0, 0.0, math.log(10.0), math.log(10.0)])
+    none = torch.zeros(2, dtype=torch.bool)
+    hard, _ = dynamic_multi_hot_target(logits, gold, OTHER.expand(2, A), none, shift_col=SH, eoa_col=EOA)
+    soft, removed = dynamic_multi_hot_target(
+        logits, gold, OTHER.expand(2, A), none, shift_col=SH, eoa_col=EOA, soft_sh_offset=offset
+    )
+    assert hard[0, SH].item() == 1.0 and removed.tolist() == [False, False]
+    want = 1.0 - 1.0 / (1.0 + math.exp(-(0.5 - math.log(10.0))))
+    assert soft[0, SH].item() == pytest.approx(want, abs=1e-6)
+    assert soft[1, SH].item() == 0.0  # a TR row: SH stays a hard 0
+    torch.testing.assert_close(soft[:, OTHER], hard[:, OTHER])  # the other columns are untouched
+
+
+def test_soft_sh_target_replaces_a_displaced_shs_own_probability() -> None:
+    logits = torch.tensor([[-4.0, 0.5, -3.0, -3.0, 2.0, -5.0]])  # q_raw 0.881 > p_SH 0.622: displaced
+    gold, none = _row(SH)[None], torch.zeros(1, dtype=torch.bool)
+    target, removed = dynamic_multi_hot_target(
+        logits, gold, OTHER[None], none, shift_col=SH, eoa_col=EOA, soft_sh_offset=torch.zeros(A)
+    )
+    assert removed.tolist() == [True]  # the pointer's rule is the reference's
+    assert target[0, SH].item() == pytest.approx(1.0 - torch.sigmoid(torch.tensor(2.0)).item(), abs=1e-7)
+
+
+def test_a_trained_soft_column_gets_the_weighted_bce_gradient_and_the_others_none() -> None:
+    from losses import multi_hot_bce_terms
+
+    u = torch.tensor([[[-1.0, 0.3, -2.0, -2.0, 0.7, -3.0]]], requires_grad=True)
+    t = torch.tensor([[[0.0, 0.8, 0.0, 0.0, 0.0, 0.0]]])
+    t[0, 0, 4] = torch.sigmoid(u.detach()[0, 0, 4])  # another corpus's cell: its own probability
+    pos = torch.tensor([10.0, 0.2, 10.0, 10.0, 10.0, 10.0])
+    neg = torch.ones(A)
+    trained = torch.arange(A) == SH
+    total, count = multi_hot_bce_terms(
+        u, t, torch.ones(1, 1, dtype=torch.bool), pos_weight=pos, neg_weight=neg, trained_soft=trained
+    )
+    total.backward()
+    s = torch.sigmoid(u.detach()[0, 0])
+    # d/du of -(w+ t log s + w- (1 - t) log(1 - s)) / A = (-w+ t (1 - s) + w- (1 - t) s) / A
+    want_sh = (-0.2 * 0.8 * (1 - s[SH]) + 1.0 * 0.2 * s[SH]) / A
+    assert u.grad[0, 0, SH].item() == pytest.approx(want_sh.item(), rel=1e-5)
+    assert u.grad[0, 0, 4].item() == 0.0  # the other corpus's soft cell stays untrained
+    assert u.grad[0, 0, 0].item() == pytest.approx((10.0 * 0 + 1.0 * s[0].item()) / A, rel=1e-5)
+    # without the mask the SH cell is a soft cell like the others: no gradient
+    u.grad = None
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    multi_hot_bce_terms(u, t, mask, pos_weight=pos, neg_weight=neg)[0].backward()
+    assert u.grad[0, 0, SH].item() == 0.0

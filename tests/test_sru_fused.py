@@ -21,9 +21,9 @@ from lightning_modules.sru_ner.network import SRUHead
 from losses import multi_hot_bce
 
 
-def _run(head: SRUHead, slots, word_mask, gold, other):
+def _run(head: SRUHead, slots, word_mask, gold, other, soft_sh_offset=None):
     slots = slots.clone().requires_grad_(True)
-    out = head(slots, word_mask, gold, other)
+    out = head(slots, word_mask, gold, other, None, soft_sh_offset)
     loss = multi_hot_bce(out.logits, out.targets, out.row_mask)
     # a second term that weights every logit differently, so no gradient can cancel by symmetry
     weights = torch.randn(out.logits.shape, generator=torch.Generator().manual_seed(5)).to(slots.dtype)
@@ -217,6 +217,22 @@ def test_fused_loop_equals_autograd_loop_with_an_sh_margin() -> None:
     assert out_p.logits.shape[1] > reference.logits.shape[1]  # the margin displaces more SH rows
     assert torch.equal(out_f.row_mask, out_p.row_mask)
     torch.testing.assert_close(out_f.logits, out_p.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out_f.targets, out_p.targets, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads_f, grads_p, strict=True):
+        assert (got is None) == (want is None)
+        if want is not None:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_loop_equals_autograd_loop_with_a_soft_sh_target() -> None:
+    plain, fused = paired_heads()
+    batch = random_batch(True)
+    offset = torch.linspace(-1.0, 2.0, batch[2].shape[-1])
+    hard = _run(paired_heads()[0], *batch)[0]
+    out_p, _, grads_p = _run(plain, *batch, soft_sh_offset=offset)
+    out_f, _, grads_f = _run(fused, *batch, soft_sh_offset=offset)
+    assert not torch.equal(out_p.targets, hard.targets)  # the soft target moved some SH cells
+    assert torch.equal(out_f.row_mask, out_p.row_mask)
     torch.testing.assert_close(out_f.targets, out_p.targets, rtol=1e-5, atol=1e-5)
     for got, want in zip(grads_f, grads_p, strict=True):
         assert (got is None) == (want is None)

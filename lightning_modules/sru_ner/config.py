@@ -15,6 +15,7 @@ MEMORIES = ("decomposed", "dense")
 LOOPS = ("fused", "autograd")
 ACTION_WEIGHTINGS = ("none", "welt", "balanced")
 WEIGHTED_ACTIONS = ("all", "typed")
+SH_TARGETS = ("hard", "soft")
 
 
 @dataclass
@@ -51,6 +52,9 @@ class SRUNERConfig(ModelConfig):
     # the displaced-SH test of the dynamic target: keep SH's target only while every other corpus's
     # action is at least this much below it (0: the reference rule, q <= p_SH)
     sh_margin: float = 0.0
+    # the SH target of a gold-SH row in multi-corpus training: hard (1, the reference) or soft (one minus
+    # the model's calibrated belief in another corpus's action there; losses/dynamic_multi_hot.py)
+    sh_target: str = "hard"
 
     def check(self) -> None:
         if self.loss_normalization not in NORMALIZATIONS:
@@ -71,7 +75,7 @@ class SRUNERConfig(ModelConfig):
             raise ValueError(f"model.action_weight_cap={self.action_weight_cap}: must be >= 1")
         for key, allowed in (
             ("omega", OMEGAS), ("memory", MEMORIES), ("loop", LOOPS), ("action_weighting", ACTION_WEIGHTINGS),
-            ("weighted_actions", WEIGHTED_ACTIONS), ("decisions", DECISIONS),
+            ("weighted_actions", WEIGHTED_ACTIONS), ("decisions", DECISIONS), ("sh_target", SH_TARGETS),
         ):  # fmt: skip
             if getattr(self, key) not in allowed:
                 raise ValueError(

@@ -53,6 +53,7 @@ class LoopInputs:
     workspace: Workspace | None = None  # lent to this loop, or None
     sh_margin: float = 0.0
     decision_offset: torch.Tensor | None = None  # (A,) c: the SH test reads sigmoid(u - c)
+    soft_sh_offset: torch.Tensor | None = None  # (A,) o of model.sh_target=soft; None: the hard SH target
 
 
 def single_corpus_trajectory(gold_rows: torch.Tensor, num_slots: int):
@@ -210,6 +211,7 @@ class FusedTeacherForcing(torch.autograd.Function):
                 coeff=run.project_coeff,
                 sh_margin=run.sh_margin,
                 decision_offset=run.decision_offset,
+                soft_sh_offset=run.soft_sh_offset,
             )
             targets = flat_targets.view(steps, batch, num_actions).transpose(0, 1)
 
@@ -391,7 +393,7 @@ class FusedTeacherForcing(torch.autograd.Function):
 
 def fused_teacher_forcing(
     weights, params, cfg, pool: Workspace, slots, word_mask, gold_rows, other_mask, every: int,
-    decision_offset=None, *, training: bool,
+    decision_offset=None, soft_sh_offset=None, *, training: bool,
 ):  # fmt: skip
     """``SRUHead.forward`` through ``FusedTeacherForcing``; returns (logits, targets, row_mask).
     ``weights``: the head's ``HeadWeights``; ``params``: its ``SlotReadParameters``; ``cfg``: its config;
@@ -409,7 +411,7 @@ def fused_teacher_forcing(
         keep.uniform_().lt_(1 - drop).div_(1 - drop)  # = bernoulli_(1 - drop), in half the time on CPU
     run = LoopInputs(
         word_mask, gold_rows, other_mask, keep, cap, params.half_context, cfg.omega == "softmax",
-        every, cfg.project_coeff, workspace, cfg.sh_margin, decision_offset,
+        every, cfg.project_coeff, workspace, cfg.sh_margin, decision_offset, soft_sh_offset,
     )  # fmt: skip
     try:
         return FusedTeacherForcing.apply(

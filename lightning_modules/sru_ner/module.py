@@ -102,6 +102,14 @@ class SRUNERModule(SpanNERModule):
         return binary_offset(self.action_pos_weight, self.action_neg_weight)
 
     @property
+    def soft_sh_offset(self) -> torch.Tensor | None:
+        """``(A,)`` ``log(w+ / w-)`` (0 unweighted), the calibration of the soft SH target's beliefs
+        (``model.sh_target=soft``), else None."""
+        if self.model_cfg.sh_target != "soft":
+            return None
+        return binary_offset(self.action_pos_weight, self.action_neg_weight)
+
+    @property
     def threshold_offset(self) -> np.ndarray | None:
         """What the TR/RE thresholds subtract from generation's logits on top of ``decision_offset``:
         ``log(w+ / w-)`` with ``model.decisions=thresholds`` (and a weighting), else None."""
@@ -120,8 +128,11 @@ class SRUNERModule(SpanNERModule):
         """The summed BCE of the kept action rows (``model.loss_normalization=rows``) or of the
         per-sentence means (``sentences``), and the count of those rows (sentences), known only after
         the forward pass (a displaced SHIFT adds a row)."""
-        out = self.network(batch, self.decision_offset)
+        out = self.network(batch, self.decision_offset, self.soft_sh_offset)
         weighted = self.model_cfg.action_weighting != "none"
+        trained_soft = None
+        if weighted and self.model_cfg.sh_target == "soft":
+            trained_soft = torch.arange(self.vocab.size, device=out.logits.device) == SHIFT
         return LossTerms(
             *multi_hot_bce_terms(
                 out.logits,
@@ -130,6 +141,7 @@ class SRUNERModule(SpanNERModule):
                 normalization=self.model_cfg.loss_normalization,
                 pos_weight=self.action_pos_weight if weighted else None,
                 neg_weight=self.action_neg_weight if weighted else None,
+                trained_soft=trained_soft,
             )  # fmt: skip
         )
 

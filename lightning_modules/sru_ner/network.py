@@ -150,6 +150,7 @@ class SRUHead(nn.Module):
         gold_rows: torch.Tensor,  # (B, Tg, A) multi-hot, zero-padded
         other_mask: torch.Tensor | None = None,  # (B, A) bool: other corpora's TR/RE columns
         decision_offset: torch.Tensor | None = None,  # (A,) c: the SH test reads sigmoid(u - c)
+        soft_sh_offset: torch.Tensor | None = None,  # (A,) o of model.sh_target=soft; None: hard
     ) -> TrainingOutput:
         if self.cfg.fused:
             every = steps_between_checks(self.cfg, slots.device)
@@ -165,6 +166,7 @@ class SRUHead(nn.Module):
                     other_mask,
                     every,
                     decision_offset,
+                    soft_sh_offset,
                     training=self.training,
                 )  # fmt: skip
             )
@@ -191,7 +193,7 @@ class SRUHead(nn.Module):
                 target, removed = dynamic_multi_hot_target(
                     logits, gold, other_mask, removed,
                     shift_col=SHIFT, eoa_col=EOA, coeff=self.cfg.project_coeff, sh_margin=self.cfg.sh_margin,
-                    decision_offset=decision_offset,
+                    decision_offset=decision_offset, soft_sh_offset=soft_sh_offset,
                 )  # fmt: skip
             logits_seq.append(logits)
             target_seq.append(target)
@@ -261,10 +263,15 @@ class SRUNERNetwork(nn.Module):
         num_slots = batch["word_mask"].shape[1]
         return self.encoder(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_slots)
 
-    def forward(self, batch: dict, decision_offset: torch.Tensor | None = None) -> TrainingOutput:
+    def forward(
+        self,
+        batch: dict,
+        decision_offset: torch.Tensor | None = None,
+        soft_sh_offset: torch.Tensor | None = None,
+    ) -> TrainingOutput:
         slots = self.slots(batch)
         word_mask, gold_rows, other_mask = batch["word_mask"], batch["gold_rows"], batch.get("other_mask")
-        return self.head(slots, word_mask, gold_rows, other_mask, decision_offset)
+        return self.head(slots, word_mask, gold_rows, other_mask, decision_offset, soft_sh_offset)
 
     def generate(self, batch: dict, decision_offset: torch.Tensor | None = None) -> torch.Tensor:
         """The decision logits (B, T, A) of greedy generation (``SRUHead.generate``)."""
