@@ -4,6 +4,7 @@ on dev only, then the 1,000-step confirmations of each model's defaults.
     python scripts/mt6_study.py grid --data-root ../shared/data          # every grid run, then the table
     python scripts/mt6_study.py table                                     # the table of what has run
     python scripts/mt6_study.py confirm --data-root ../shared/data        # 1,000 steps of each, with test
+    python scripts/mt6_study.py confirm --steps 3000 --only sru_ner --data-root ../shared/data
 
 Grid runs are 400 steps of 16 sentences (``data.samples_per_epoch=3200``: validation at 200 and 400 on the
 seeded 200-sentence dev subsample of each corpus), ``test_after_fit=false``, seed 42. Every run is its own
@@ -149,15 +150,19 @@ def grid(out: Path, data_root: str, only: list[str]) -> None:
         )
 
 
-def confirm(out: Path, data_root: str, only: list[str]) -> None:
+def confirm(out: Path, data_root: str, only: list[str], steps: int | None = None) -> None:
+    """The confirmations at the experiment's budget, or at ``steps`` (then under ``OUT/confirm-STEPS``)."""
+    folder = "confirm" if steps is None else f"confirm-{steps}"
+    overrides = [] if steps is None else [f"trainer.max_steps={steps}"]
     for name, (model, experiment) in CONFIRM.items():
         if only and name not in only:
             continue
-        run_dir = out / "confirm" / name
+        run_dir = out / folder / name
         if finished(run_dir, 0, needs_test=True):
             print(f"{name}: finished, skipped", flush=True)
             continue
-        run(train_command(model, experiment, [], run_dir, data_root), out / "logs" / f"confirm-{name}.log")
+        command = train_command(model, experiment, overrides, run_dir, data_root)
+        run(command, out / "logs" / f"{folder}-{name}.log")
 
 
 def _f(value: float | None) -> str:
@@ -202,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default="data", help="where the six corpora are (default: data)")
     parser.add_argument("--out", default="outputs/mt6_study", help="the study's directory")
     parser.add_argument("--only", nargs="*", default=[], help="run only these names")
+    parser.add_argument("--steps", type=int, help="confirm: this many steps (under OUT/confirm-STEPS)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     unknown = [n for n in args.only if n not in GRID and n not in CONFIRM]
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "grid":
         grid(out, args.data_root, args.only)
     elif args.stage == "confirm":
-        confirm(out, args.data_root, args.only)
+        confirm(out, args.data_root, args.only, args.steps)
     print(table(out), end="")
     return 0
 
