@@ -33,6 +33,7 @@ from datamodules.sentence import Sentence
 from datamodules.splitting import window_rows
 from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
+from inference.hub import HubModel
 from inference.mention_rows import ModelIdentity
 from inference.text import sentences, words
 from lightning_modules.precision import activation_bytes, training_autocast
@@ -64,8 +65,10 @@ class Tagger:
         device: str | None = None,
         source: str | Path | None = None,
         weights: str | Path | None = None,
+        hub: HubModel | None = None,
     ):
         self.source = source  # the checkpoint or export directory it was loaded from, if any
+        self.hub = hub  # the Hub repo and commit, when loaded by Hub id
         self._weights = weights  # the file whose hash identifies the model (``identity``)
         self.module = module.eval()
         self.tokenizer = tokenizer
@@ -79,11 +82,14 @@ class Tagger:
     # --- API ------------------------------------------------------------------------------------
     @functools.cached_property
     def identity(self) -> ModelIdentity:
-        """The model's name (its export directory or checkpoint) and its weights file's SHA-256, computed
-        once, on first use."""
+        """The model's name (its export directory or checkpoint; for a Hub model its repo id, with the commit
+        as ``revision``) and its weights file's SHA-256, computed once, on first use."""
         if self.source is None or self._weights is None:
             return ModelIdentity("in-memory", "")
-        return ModelIdentity.of(self.source, self._weights)
+        identity = ModelIdentity.of(self.source, self._weights)
+        if self.hub is not None:
+            return ModelIdentity(self.hub.repo_id, identity.sha256, self.hub.commit)
+        return identity
 
     def predict(
         self, texts: str | Sequence[str], *, types: str = "merged", corpus: str | None = None
@@ -229,7 +235,9 @@ def load(
     memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB,
     trust_checkpoint: bool = False,
 ) -> Tagger:
-    """A ``Tagger`` for a training checkpoint (``.ckpt``) or a directory written by ``export.py``.
+    """A ``Tagger`` for a training checkpoint (``.ckpt``), a directory written by ``export.py``, or such a
+    directory on the Hugging Face Hub by id, ``org/name`` or ``org/name@revision`` (``inference.hub``: fetched
+    into the Hub cache, then checked and loaded as a local directory).
 
     A checkpoint is read as plain data only: one that needs more (it could run code) is a
     ``CheckpointError`` naming the file and what it needs; ``trust_checkpoint=True`` loads it anyway, for a
@@ -237,7 +245,9 @@ def load(
     from the model files, whatever ``trust_checkpoint`` says (``untrusted``)."""
     from transformers import AutoTokenizer
 
-    path = Path(path)
+    from inference.hub import resolve_model
+
+    path, hub = resolve_model(path)
     if path.is_dir():
         module = _load_export(path)
         try:
@@ -264,6 +274,7 @@ def load(
         memory_mb=memory_mb,
         source=path,
         weights=weights,
+        hub=hub,
     )
 
 
