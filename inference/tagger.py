@@ -249,7 +249,7 @@ def load(
 
     path, hub = resolve_model(path)
     if path.is_dir():
-        module = _load_export(path)
+        module = load_export_module(path)
         try:
             tokenizer = pretrained(AutoTokenizer.from_pretrained, path)
         except (OSError, ValueError) as err:
@@ -334,7 +334,7 @@ def read_export_weights(directory: Path, weights_path: Path) -> dict[str, Any]:
         raise CheckpointError(directory, f"not a readable exported model ({_one_line(err)})") from None
 
 
-def _load_export(directory: Path) -> Any:
+def load_export_module(directory: Path) -> Any:
     """The module of an export directory, built only after ``checked_export``."""
     _, description, weights_path = checked_export(directory)
     state = read_export_weights(directory, weights_path)

@@ -154,6 +154,23 @@ def test_predict_by_id_records_the_pinned_revision(offline_cache, tmp_path, caps
     assert (record["model"], record["model_revision"]) == ("org/name", SHA_MAIN)
 
 
+def test_evaluate_by_id_scores_as_the_local_export_and_records_the_revision(
+    offline_cache, exported, tmp_path, monkeypatch
+):
+    import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    samples = str(ROOT / "datamodules" / "samples")
+    common = ["--data-root", samples, "--match", "none", "--no-wandb", "--device", "cpu"]
+    assert evaluate.main([str(exported), "-o", str(tmp_path / "local"), *common]) == 0
+    assert evaluate.main(["org/name@dev", *common]) == 0  # default out dir: here, never in the Hub cache
+    local = json.loads((tmp_path / "local" / "metrics.json").read_text())
+    by_id = json.loads((tmp_path / "eval" / f"org--name-{SHA_DEV[:12]}-test" / "metrics.json").read_text())
+    assert by_id["hub"] == {"id": "org/name", "revision": SHA_DEV, "requested": "dev"} and "hub" not in local
+    scores = [k for k in local if k.startswith("test/")]
+    assert len(scores) > 10 and {k: by_id[k] for k in scores} == {k: local[k] for k in scores}
+
+
 def test_an_id_not_in_the_cache_offline_is_one_error_line(tmp_path):
     env = {**clean_env(tmp_path), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-cache")}
     env["PYTHONPATH"] = str(ROOT)
