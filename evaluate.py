@@ -251,7 +251,7 @@ def match_schemas(value: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.hub import resolve_model
+    from inference.hub_ids import resolve_model
     from metrics.partial_match import is_match_key, render_match
     from metrics.report import render
 

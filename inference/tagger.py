@@ -33,7 +33,7 @@ from datamodules.sentence import Sentence
 from datamodules.splitting import window_rows
 from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
-from inference.hub import HubModel
+from inference.hub_ids import HubModel
 from inference.mention_rows import ModelIdentity
 from inference.text import sentences, words
 from lightning_modules.precision import activation_bytes, training_autocast
@@ -245,7 +245,7 @@ def load(
     from the model files, whatever ``trust_checkpoint`` says (``untrusted``)."""
     from transformers import AutoTokenizer
 
-    from inference.hub import resolve_model
+    from inference.hub_ids import resolve_model
 
     path, hub = resolve_model(path)
     if path.is_dir():

@@ -25,7 +25,7 @@ from train_runner import ROOT, clean_env, tiny_encoder_dir
 import export
 import predict
 from errors import BionerError
-from inference import hub, load
+from inference import hub, hub_ids, load
 from inference.documents import Document, Passage
 from untrusted import RemoteCodeError
 
@@ -110,14 +110,14 @@ def offline_cache(tmp_path, monkeypatch, exported) -> Path:
 
 
 def test_hub_ids_are_told_from_local_paths(tmp_path, monkeypatch):
-    assert hub.parse_hub_id("org/name") == ("org/name", None)
-    assert hub.parse_hub_id("org/name@v1.0") == ("org/name", "v1.0")
-    assert hub.parse_hub_id(f"org/name@{SHA_MAIN}") == ("org/name", SHA_MAIN)
+    assert hub_ids.parse_hub_id("org/name") == ("org/name", None)
+    assert hub_ids.parse_hub_id("org/name@v1.0") == ("org/name", "v1.0")
+    assert hub_ids.parse_hub_id(f"org/name@{SHA_MAIN}") == ("org/name", SHA_MAIN)
     for not_an_id in ("outputs/best.ckpt", "a/b/c", "name", "org/na--me", "/abs/dir", "org/name@"):
-        assert hub.parse_hub_id(not_an_id) is None, not_an_id
+        assert hub_ids.parse_hub_id(not_an_id) is None, not_an_id
     monkeypatch.chdir(tmp_path)
     (tmp_path / "org" / "name").mkdir(parents=True)  # an existing local path wins
-    assert not hub.is_hub_id("org/name") and hub.is_hub_id("org/other")
+    assert not hub_ids.is_hub_id("org/name") and hub_ids.is_hub_id("org/other")
 
 
 def test_a_model_loaded_by_id_from_the_hub_cache_predicts_as_the_local_export(offline_cache, exported):
