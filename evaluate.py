@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on corpora: per corpus and per type P/R/F1 in both views, as Markdown and JSON.
 
-    python evaluate.py CKPT [--corpus NAME_OR_DIR ...] [--split test|dev] [--reading full|paper]
-        [--match strict,exact,partial,type|none] [--data-root DIR] [-o OUT_DIR] [--wandb] [--trust-checkpoint]
+    python evaluate.py CKPT|EXPORT_DIR|ORG/NAME[@REV] [--corpus NAME_OR_DIR ...] [--split test|dev]
+        [--reading full|paper] [--match strict,exact,partial,type|none] [--data-root DIR] [-o OUT_DIR]
+        [--wandb] [--trust-checkpoint]
         [--thresholds stored|default|tune [--tune-sentences N] [--save-thresholds]]
         [--decisions calibrated|thresholds|raw]
 
@@ -12,6 +13,9 @@ sentences every predicted type whose merged name is one of the corpus's types co
 model trained on BC5CDR tags NCBI-disease's ``Disease`` through ``BC5CDR/Disease``); other predictions are
 ignored. ``OUT_DIR`` (default: ``eval/<checkpoint name>-<split>`` next to the checkpoint's run) receives
 ``metrics.json`` (the keys of training's ``metrics.json``), ``report.md`` and ``f1_per_corpus.png``.
+An export directory, or one on the Hub (``ORG/NAME[@REVISION]``, ``inference.hub``: ``metrics.json`` records
+the repo and the commit as ``hub``; default ``OUT_DIR``: ``eval/<org>--<name>-<commit>-<split>`` here), is
+scored the same way, its tokenizer taken from the directory.
 
 ``--match`` (default: all four) adds the SemEval-2013 partial-match schemas (``metrics/partial_match.py``,
 scored by nervaluate) per corpus and type in both views: ``<split>/<view>/<schema>/<corpus>[/<type>]/f1``
@@ -77,13 +81,9 @@ def evaluate(
     if split not in ("test", "dev"):
         raise BionerError(f"--split {split}: test or dev")
     if Path(checkpoint).is_dir():
-        exported = (Path(checkpoint) / EXPORT_FILE).is_file()
-        what = "an exported model directory" if exported else "a directory"
-        raise BionerError(
-            f"{checkpoint}: {what}, not a checkpoint; evaluate.py scores the run's .ckpt file "
-            "(e.g. RUN_DIR/checkpoints/best.ckpt)"
-        )
-    module = load_module(checkpoint, trust=trust_checkpoint)
+        module = _export_module(Path(checkpoint))
+    else:
+        module = load_module(checkpoint, trust=trust_checkpoint)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_float32_matmul_precision("high")  # as train.py
     module.eval().to(target)
@@ -108,6 +108,22 @@ def evaluate(
                 scorer.update(batch, module.predict(module.transfer_batch_to_device(batch, target, 0)))
     results = scorer.compute()
     return {f"{split}/{k}": v for k, v in results.items()}, module
+
+
+def _export_module(directory: Path) -> Any:
+    """The module of an export directory (checked as ``inference.load`` checks it), its run config reading
+    the tokenizer from the directory."""
+    from inference.tagger import load_export_module
+
+    if not (directory / EXPORT_FILE).is_file():
+        raise BionerError(
+            f"{directory}: a directory, but no export ({EXPORT_FILE}); evaluate.py scores a run's .ckpt file "
+            "(e.g. RUN_DIR/checkpoints/best.ckpt), an export directory or a Hub id"
+        )
+    module = load_export_module(directory)
+    cfg = module.run_config
+    module.run_config = {**cfg, "encoder": {**cfg.get("encoder", {}), "name": str(directory)}}
+    return module
 
 
 THRESHOLDS = ("stored", "default", "tune")
@@ -179,7 +195,11 @@ def save_thresholds(checkpoint: Path, module: Any, trust_checkpoint: bool = Fals
         raise BionerError(f"--save-thresholds: cannot write {checkpoint} ({err})") from None
 
 
-def _default_out_dir(checkpoint: Path, split: str) -> Path:
+def _default_out_dir(checkpoint: Path, split: str, hub: Any = None) -> Path:
+    if hub is not None:  # never inside the Hub cache
+        return Path("eval") / f"{hub.repo_id.replace('/', '--')}-{hub.commit[:12]}-{split}"
+    if checkpoint.is_dir():  # an export directory
+        return checkpoint.resolve().parent / "eval" / f"{checkpoint.name}-{split}"
     run_dir = checkpoint.resolve().parent.parent  # <run_dir>/checkpoints/<name>.ckpt
     return run_dir / "eval" / f"{checkpoint.stem}-{split}"
 
@@ -231,13 +251,16 @@ def match_schemas(value: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.hub_ids import resolve_model
     from metrics.partial_match import is_match_key, render_match
     from metrics.report import render
 
-    checkpoint = Path(args.checkpoint)
     schemas = match_schemas(args.match)
     if args.save_thresholds and args.thresholds != "tune":
         raise BionerError("--save-thresholds saves tuned thresholds: add --thresholds tune")
+    checkpoint, hub = resolve_model(args.checkpoint)
+    if args.save_thresholds and checkpoint.is_dir():
+        raise BionerError(f"--save-thresholds writes into a checkpoint; {args.checkpoint} is an export")
     if args.tune_sentences is not None and args.tune_sentences < 1:
         raise BionerError(f"--tune-sentences {args.tune_sentences}: must be >= 1")
     started = time.perf_counter()
@@ -248,8 +271,11 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     tuning = module.threshold_tuning
     metrics = {k: v for k, v in everything.items() if not is_match_key(k)}
-    out = Path(args.out_dir) if args.out_dir else _default_out_dir(checkpoint, args.split)
+    out = Path(args.out_dir) if args.out_dir else _default_out_dir(checkpoint, args.split, hub)
     record = {**everything, "checkpoint": str(checkpoint.resolve()), "corpora": args.corpora}
+    if hub is not None:
+        record["hub"] = {"id": hub.repo_id, "revision": hub.commit, "requested": hub.requested}
+    name = hub.pinned if hub is not None else str(checkpoint)
     record["thresholds"] = args.thresholds
     if module.tunes_thresholds():
         record["type_thresholds"] = dict(zip(module.label_space.types, map(float, module.thresholds())))
@@ -267,8 +293,8 @@ def run(args: argparse.Namespace) -> int:
         with atomic_output(out) as staging:
             staging.mkdir()
             (staging / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            (staging / "report.md").write_text(f"# Evaluation of `{checkpoint}` ({args.split})\n\n{report}\n")
-            title = f"{checkpoint.name} ({args.split})"
+            (staging / "report.md").write_text(f"# Evaluation of `{name}` ({args.split})\n\n{report}\n")
+            title = f"{hub.repo_id if hub is not None else checkpoint.name} ({args.split})"
             f1_bar_chart(metrics, args.split, staging / "f1_per_corpus.png", title=title)
     except OSError as err:
         raise BionerError(f"-o {out}: cannot write ({err.strerror or err})") from None

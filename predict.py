@@ -1,7 +1,7 @@
 """Tag documents with a trained model: raw text, JSONL, PubTator, BioC or PubMed XML in; JSONL, PubTator,
 BioC or Parquet out.
 
-    python predict.py CKPT_OR_EXPORT_DIR INPUT... [--in-format FORMAT] [--out-format FORMAT]
+    python predict.py CKPT_OR_EXPORT_DIR_OR_HUB_ID INPUT... [--in-format FORMAT] [--out-format FORMAT]
         [--types merged|disjoint] [--corpus NAME] [-o OUT | --out-dir DIR] [--shard i/N]
         [--chunk-documents N] [--trust-checkpoint]
 
@@ -40,7 +40,8 @@ DEFAULT_CHUNK_DOCUMENTS = 2000
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="a training checkpoint (.ckpt) or a directory written by export.py")
+    model_help = "a checkpoint (.ckpt), a directory written by export.py, or one on the Hub: ORG/NAME[@REV]"
+    parser.add_argument("model", help=model_help)
     parser.add_argument("inputs", nargs="+", help="input files, directories or globs, or - for stdin")
     parser.add_argument(
         "--in-format", choices=FORMATS_IN, help="default: from the file name (text otherwise)"
@@ -109,13 +110,16 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def load_tagger():
-        return load(
+        tagger = load(
             args.model,
             device=args.device or local_device(),
             batch_size=args.batch_size,
             memory_mb=args.memory_mb,
             trust_checkpoint=args.trust_checkpoint,
         )
+        if tagger.hub is not None:  # the commit a branch or tag resolved to, for the record
+            print(f"model {tagger.hub.pinned} (from {tagger.source})", file=sys.stderr)
+        return tagger
 
     if args.out_dir is None:
         summary = predict_to_output(files, args.output or "-", settings, load_tagger, write=write_documents)

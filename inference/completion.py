@@ -93,6 +93,7 @@ def is_done(target: Target, identity: ModelIdentity, settings: dict[str, Any]) -
         and record.get("input_mtime_ns") == stat["input_mtime_ns"]
         and record.get("model") == identity.name
         and record.get("model_sha256") == identity.sha256
+        and record.get("model_revision", "") == identity.revision
         and record.get("settings") == settings
         and record.get("output_bytes") == output_bytes
     )

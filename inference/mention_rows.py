@@ -3,8 +3,9 @@
 ``doc_id``, ``passage`` (the index of the passage holding the mention), ``start``/``end`` (document
 character offsets, end exclusive), ``text``, ``type`` (merged or corpus-qualified, as requested),
 ``corpus_type`` (always qualified), ``score`` (null for a model that reports none), and the model's identity:
-``model`` (the export directory's or checkpoint's name) and ``model_sha256`` (of its weights file), so that
-rows from different runs can be told apart once they are pooled.
+``model`` (the export directory's or checkpoint's name; a Hub model's repo id), ``model_sha256`` (of its
+weights file) and ``model_revision`` (a Hub model's commit; empty for a local one), so that rows from
+different runs can be told apart once they are pooled.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ COLUMNS = (
     "score",
     "model",
     "model_sha256",
+    "model_revision",
 )
 
 
@@ -35,6 +37,7 @@ COLUMNS = (
 class ModelIdentity:
     name: str
     sha256: str
+    revision: str = ""  # the Hub commit of a model loaded by Hub id
 
     @classmethod
     def of(cls, path: str | Path, weights: str | Path) -> ModelIdentity:
@@ -62,6 +65,7 @@ def arrow_schema() -> Any:
             ("score", pa.float32()),
             ("model", pa.string()),
             ("model_sha256", pa.string()),
+            ("model_revision", pa.string()),
         ]
     )
 
@@ -91,6 +95,7 @@ def mention_rows(
             "score": entity.score,
             "model": model.name,
             "model_sha256": model.sha256,
+            "model_revision": model.revision,
         }
         for document, found in zip(documents, entities, strict=True)
         for entity in found

@@ -7,24 +7,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inference.hub_card import card_metadata
 
-def hub_header(model: str, encoder: str, corpora: list[str]) -> list[str]:
-    """The YAML front matter the Hugging Face Hub reads from a model card (library, tags, datasets,
-    metrics; the base model when the encoder is a hub name), so an export directory uploads as it is."""
-    datasets = [Path(str(c)).name for c in corpora]  # a user corpus by path: its directory's name
-    lines = [
-        "---",
-        "library_name: bioner-mtl",
-        "pipeline_tag: token-classification",
-        "language:",
-        "- en",
-        "tags:",
-    ]
-    lines += [f"- {t}" for t in ("biomedical", "named-entity-recognition", "token-classification", model)]
-    lines += ["datasets:", *(f"- {d}" for d in datasets), "metrics:", "- f1"]
-    if not Path(encoder).exists() and encoder.count("/") == 1:  # an owner/name on the Hub, not a local path
-        lines.append(f"base_model: {encoder}")
-    return [*lines, "---", ""]
+SAMPLES = Path(__file__).resolve().parents[1] / "datamodules" / "samples"
+
+
+def hub_header(
+    run_name: str,
+    model: str,
+    encoder: str,
+    corpora: list[str],
+    metrics: dict[str, Any] | None = None,
+    *,
+    samples: bool = False,
+) -> tuple[list[str], list[str]]:
+    """The YAML front matter the Hugging Face Hub reads from a model card (``inference.hub_card``: datasets,
+    licence, base model, test F1 per corpus as a ``model-index``), so an export directory uploads as it is,
+    and the card lines that explain it."""
+    import yaml
+
+    metadata = card_metadata(run_name, model, encoder, corpora, metrics, samples=samples)
+    header = yaml.safe_dump(metadata.data, sort_keys=False, allow_unicode=True).rstrip("\n")
+    return ["---", *header.split("\n"), "---", ""], metadata.text
 
 
 def write_model_card(
@@ -42,9 +46,14 @@ def write_model_card(
     model, data, encoder = plain["model"], plain["data"], plain["encoder"]
     command = " ".join(["python train.py", *[a for a in argv if not a.startswith("resume=")]])
     best = (metrics or {}).get("best_checkpoint") or str(run_dir / "checkpoints" / "best.ckpt")
+    run_name = plain.get("run_name") or run_dir.name
+    samples = Path(str(data["root"])).resolve() == SAMPLES
+    header, hub_lines = hub_header(
+        run_name, model["name"], encoder["name"], list(data["corpora"]), metrics, samples=samples
+    )
     lines = [
-        *hub_header(model["name"], encoder["name"], list(data["corpora"])),
-        f"# {plain.get('run_name') or run_dir.name}",
+        *header,
+        f"# {run_name}",
         "",
         f"- model: `{model['name']}`; encoder: `{encoder['name']}`",
         f"- experiment: `{plain.get('experiment')}`; seed: {plain.get('seed')}",
@@ -83,8 +92,8 @@ def write_model_card(
             "No test scores yet: this card is rewritten with them when training ends with a test "
             f"(`test_after_fit`); otherwise `python evaluate.py {best}` scores the model."
         )
+    lines += ["", *hub_lines]
     lines += [
-        "",
         "## Reproduce",
         "",
         "```bash",

@@ -261,6 +261,7 @@ def _tag_file(target: Target, settings: JobSettings, tagger: Any, write: WriteDo
         "seconds": round(time.perf_counter() - started, 3),
         "model": tagger.identity.name,
         "model_sha256": tagger.identity.sha256,
+        "model_revision": tagger.identity.revision,
         "settings": settings.output_settings(),
     }
     write_record(target.done, record)

@@ -33,6 +33,7 @@ from datamodules.sentence import Sentence
 from datamodules.splitting import window_rows
 from errors import BionerError, CheckpointError
 from inference.documents import Document, Entity, Passage
+from inference.hub_ids import HubModel
 from inference.mention_rows import ModelIdentity
 from inference.text import sentences, words
 from lightning_modules.precision import activation_bytes, training_autocast
@@ -64,8 +65,10 @@ class Tagger:
         device: str | None = None,
         source: str | Path | None = None,
         weights: str | Path | None = None,
+        hub: HubModel | None = None,
     ):
         self.source = source  # the checkpoint or export directory it was loaded from, if any
+        self.hub = hub  # the Hub repo and commit, when loaded by Hub id
         self._weights = weights  # the file whose hash identifies the model (``identity``)
         self.module = module.eval()
         self.tokenizer = tokenizer
@@ -79,11 +82,14 @@ class Tagger:
     # --- API ------------------------------------------------------------------------------------
     @functools.cached_property
     def identity(self) -> ModelIdentity:
-        """The model's name (its export directory or checkpoint) and its weights file's SHA-256, computed
-        once, on first use."""
+        """The model's name (its export directory or checkpoint; for a Hub model its repo id, with the commit
+        as ``revision``) and its weights file's SHA-256, computed once, on first use."""
         if self.source is None or self._weights is None:
             return ModelIdentity("in-memory", "")
-        return ModelIdentity.of(self.source, self._weights)
+        identity = ModelIdentity.of(self.source, self._weights)
+        if self.hub is not None:
+            return ModelIdentity(self.hub.repo_id, identity.sha256, self.hub.commit)
+        return identity
 
     def predict(
         self, texts: str | Sequence[str], *, types: str = "merged", corpus: str | None = None
@@ -229,7 +235,9 @@ def load(
     memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB,
     trust_checkpoint: bool = False,
 ) -> Tagger:
-    """A ``Tagger`` for a training checkpoint (``.ckpt``) or a directory written by ``export.py``.
+    """A ``Tagger`` for a training checkpoint (``.ckpt``), a directory written by ``export.py``, or such a
+    directory on the Hugging Face Hub by id, ``org/name`` or ``org/name@revision`` (``inference.hub``: fetched
+    into the Hub cache, then checked and loaded as a local directory).
 
     A checkpoint is read as plain data only: one that needs more (it could run code) is a
     ``CheckpointError`` naming the file and what it needs; ``trust_checkpoint=True`` loads it anyway, for a
@@ -237,9 +245,11 @@ def load(
     from the model files, whatever ``trust_checkpoint`` says (``untrusted``)."""
     from transformers import AutoTokenizer
 
-    path = Path(path)
+    from inference.hub_ids import resolve_model
+
+    path, hub = resolve_model(path)
     if path.is_dir():
-        module = _load_export(path)
+        module = load_export_module(path)
         try:
             tokenizer = pretrained(AutoTokenizer.from_pretrained, path)
         except (OSError, ValueError) as err:
@@ -264,6 +274,7 @@ def load(
         memory_mb=memory_mb,
         source=path,
         weights=weights,
+        hub=hub,
     )
 
 
@@ -323,7 +334,7 @@ def read_export_weights(directory: Path, weights_path: Path) -> dict[str, Any]:
         raise CheckpointError(directory, f"not a readable exported model ({_one_line(err)})") from None
 
 
-def _load_export(directory: Path) -> Any:
+def load_export_module(directory: Path) -> Any:
     """The module of an export directory, built only after ``checked_export``."""
     _, description, weights_path = checked_export(directory)
     state = read_export_weights(directory, weights_path)

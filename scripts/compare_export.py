@@ -4,7 +4,7 @@ batch, and every mention (start, end, type) and its score are compared.
     python scripts/compare_export.py CKPT EXPORT_DIR --corpus BC5CDR [--split test] [--data-root DIR]
 
 The checkpoint is read as ``evaluate.py`` reads it (``registry.load_module``), the export as
-``inference.load`` does (``tagger._load_export``); both carry the loss weights and the tuned decision
+``inference.load`` does (``tagger.load_export_module``); both carry the loss weights and the tuned decision
 thresholds. Prints the counts and exits 1 on the first difference.
 """
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from datamodules.multi_corpus import MultiCorpusDataModule
-    from inference.tagger import _load_export
+    from inference.tagger import load_export_module
     from lightning_modules.registry import load_module
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from_checkpoint = load_module(args.checkpoint).eval()
-    from_export = _load_export(Path(args.export_dir)).eval()
+    from_export = load_export_module(Path(args.export_dir)).eval()
     same = np.array_equal(from_checkpoint.thresholds(), from_export.thresholds())
     print(f"thresholds equal: {same}: {dict(zip(from_export.label_space.types, from_export.thresholds()))}")
     cfg = copy.deepcopy(from_checkpoint.run_config)

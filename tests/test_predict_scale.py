@@ -169,7 +169,7 @@ def test_parquet_rows_are_the_jsonl_mentions_with_the_model_identity(tagger, tmp
     assert table.schema.equals(arrow_schema())
     assert pq.ParquetFile(parquet).metadata.num_row_groups == 3  # one per chunk: 3 + 3 + 2 documents
     mentions = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    identity = {"passage": 0, "model": "in-memory", "model_sha256": ""}
+    identity = {"passage": 0, "model": "in-memory", "model_sha256": "", "model_revision": ""}
     assert table.to_pylist() == [{**m, **identity} for m in mentions]
     assert len(mentions) == sum(len(d.passages[0].text.split()) + 2 for f in files
                                 for d in read_documents(f, "jsonl"))  # fmt: skip

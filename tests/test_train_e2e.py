@@ -76,9 +76,8 @@ def test_short_default_run_writes_metrics_and_offline_wandb_history(tmp_path):
     assert (run_dir / "f1_per_corpus.png").read_bytes()[:4] == b"\x89PNG"
     card = (run_dir / "README.md").read_text()
     assert "## Test scores" in card and "merged F1" in card and "python train.py run_dir=" in card
-    assert (
-        card.startswith("---\nlibrary_name: bioner-mtl\n") and "datasets:\n- BC5CDR\n- NCBI-disease\n" in card
-    )
+    assert card.startswith("---\nlibrary_name: bioner-mtl\n") and "\nlicense: " in card
+    assert "datasets:" not in card.split("\n---\n")[0] and "the bundled samples, not the full corpora" in card
 
     # the best checkpoint's export directory, a model artifact of the offline run (wandb.log_model=best)
     best_step = torch.load(metrics["best_checkpoint"], map_location="cpu", mmap=True, weights_only=False)[

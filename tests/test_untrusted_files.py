@@ -339,12 +339,15 @@ def test_an_empty_or_foreign_checkpoint_file_is_named_without_torchs_message(tmp
     assert "mmap" not in message and "\n" not in message
 
 
-def test_evaluate_on_an_exported_model_says_what_to_pass(tmp_path, capsys):
+def test_evaluate_on_a_directory_says_what_to_pass_and_checks_an_export(tmp_path, capsys):
     import evaluate
     from inference.tagger import EXPORT_FILE
 
-    (tmp_path / EXPORT_FILE).write_text("{}")
+    assert evaluate.main([str(tmp_path)]) == 2  # no export in it
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a directory, but no export" in err[0]
+    assert "checkpoints/best.ckpt" in err[0] and "IsADirectoryError" not in err[0]
+    (tmp_path / EXPORT_FILE).write_text("{}")  # an export is scored, after the checks inference.load makes
     assert evaluate.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "an exported model directory, not a checkpoint" in err[0]
-    assert "checkpoints/best.ckpt" in err[0] and "IsADirectoryError" not in err[0]
+    assert len(err) == 1 and "model: missing or not a string" in err[0]
