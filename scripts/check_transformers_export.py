@@ -14,8 +14,8 @@ agreement (equal mentions over the union of both sets) and examples of differenc
 exits 1 when the agreement is under ``--min-agreement``.
 
 Reasons, from the words of both tokenizations: ``word split`` (a mention edge is a word boundary for one
-side only), ``subwords`` (a word of the mention, or next to it, has several subwords: bioner-mtl max-pools
-them, the pipeline takes the first subword's tag), ``context`` (the pipeline saw the whole passage,
+side only), ``subwords`` (a max-pooled model only: a word of the mention, or next to it, has several
+subwords, and the pipeline takes the first subword's tag), ``context`` (the pipeline saw the whole passage,
 ``predict.py`` one sentence), else ``other``.
 """
 
@@ -114,8 +114,10 @@ def permute_rows(model_dir: str | Path) -> None:
     save_file(state, str(path), metadata={"format": "pt"})
 
 
-def reasons(agreement: Agreement, documents: Sequence[Any], tokenizer: Any, unit: str) -> dict[Mention, str]:
-    """Why each differing mention differs (module docstring)."""
+def reasons(
+    agreement: Agreement, documents: Sequence[Any], tokenizer: Any, unit: str, *, max_pooled: bool = True
+) -> dict[Mention, str]:
+    """Why each differing mention differs (module docstring); ``subwords`` only for a ``max_pooled`` model."""
     from inference.text import words
 
     texts = {doc.id: doc.passages for doc in documents}
@@ -134,7 +136,7 @@ def reasons(agreement: Agreement, documents: Sequence[Any], tokenizer: Any, unit
         near = [w for w in theirs.values() if w[1] >= start - 1 and w[0] <= end + 1]
         if {start, end} - edges_ours or {start, end} - edges_theirs:
             out[mention] = "word split"
-        elif any(n > 1 for _, _, n in near):
+        elif max_pooled and any(n > 1 for _, _, n in near):
             out[mention] = "subwords"
         elif unit == "text":
             out[mention] = "context"
@@ -184,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from inference.tagger import load
-    from inference.transformers_export import export_transformers
+    from inference.transformers_export import exact, export_transformers
 
     documents = bundled_abstracts(args.inputs)
     tagger = load(args.checkpoint, device="cpu")
@@ -195,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             permute_rows(model_dir)
         theirs = pipeline_mentions(model_dir, documents, unit=args.unit, aggregation=args.aggregation)
     agreement = Agreement(our_mentions(tagger, documents, args.corpus), theirs)
-    why = reasons(agreement, documents, tagger.tokenizer, args.unit)
+    why = reasons(agreement, documents, tagger.tokenizer, args.unit, max_pooled=not exact(tagger.module))
     print(
         f"{len(documents)} documents, corpus {args.corpus}, pipeline given each {args.unit}, aggregation "
         f"{args.aggregation}{', classifier rows permuted' if args.permute_rows else ''}"
