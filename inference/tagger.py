@@ -80,6 +80,13 @@ class Tagger:
         self.collate = Collator(tokenizer.pad_token_id)
 
     # --- API ------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **options: Any) -> Tagger:
+        """``load(path, **options)`` under the name transformers users reach for: an ``export.py``
+        directory of any model (baseline, SRU-NER, TabERT-CNN: the form the models without per-token tags
+        are shared in) or a checkpoint, with ``load``'s options; whatever ``load`` accepts, so does this."""
+        return load(path, **options)
+
     @functools.cached_property
     def identity(self) -> ModelIdentity:
         """The model's name (its export directory or checkpoint; for a Hub model its repo id, with the commit

@@ -1,4 +1,5 @@
-"""Shared encoder wrapper: a Hugging Face encoder followed by subword -> word max-pooling.
+"""Shared encoder wrapper: a Hugging Face encoder followed by subword -> word max-pooling (or, with
+``pooling="first"``, each word's first subword, as a transformers token classifier reads words).
 
 Slots per sentence: 0 = [CLS], 1..N = words, N+1 = [SEP]; Q = max N + 2 over the batch. The collate
 puts every padding subword into slot Q (a dump slot that is dropped), so padding never leaks into a
@@ -51,9 +52,16 @@ class WordEncoder(nn.Module):
         attention_mask: torch.Tensor,  # (B, L)
         word_index: torch.Tensor,  # (B, L) slot of each subword; padding -> Q
         num_slots: int,  # Q
-    ) -> torch.Tensor:  # (B, Q, d) max-pooled slot embeddings; empty slots are zero
+        pooling: str = "max",  # or "first": the slot's first subword
+    ) -> torch.Tensor:  # (B, Q, d) pooled slot embeddings; empty slots are zero
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        batch, _, dim = hidden.shape
+        batch, length, dim = hidden.shape
+        if pooling == "first":
+            position = torch.arange(length, device=hidden.device).expand(batch, -1)
+            first = position.new_full((batch, num_slots + 1), length)  # an empty slot points past the end
+            first = first.scatter_reduce(1, word_index, position, reduce="amin")
+            padded = torch.cat([hidden, hidden.new_zeros(batch, 1, dim)], dim=1)  # (B, L + 1, d)
+            return padded.gather(1, first[:, :num_slots, None].expand(-1, -1, dim))
         pooled = hidden.new_zeros(batch, num_slots + 1, dim)
         index = word_index.unsqueeze(-1).expand(-1, -1, dim)
         pooled = pooled.scatter_reduce(1, index, hidden, reduce="amax", include_self=False)

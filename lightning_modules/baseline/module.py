@@ -33,7 +33,9 @@ class PerCorpusTaggerModule(SpanNERModule):
     def build_network(
         cls, config: BaselineConfig, label_space: LabelSpace, encoder: WordEncoder
     ) -> PerCorpusTaggerNetwork:
-        return PerCorpusTaggerNetwork(encoder, BIOLayout(label_space), dropout=config.dropout)
+        return PerCorpusTaggerNetwork(
+            encoder, BIOLayout(label_space), dropout=config.dropout, pooling=config.pooling
+        )
 
     @classmethod
     def type_rows(cls, model_config: BaselineConfig, label_space: LabelSpace) -> dict[str, list[RowKey]]:

@@ -16,9 +16,10 @@ from lightning_modules.encoder import WordEncoder
 
 
 class PerCorpusTaggerNetwork(nn.Module):
-    def __init__(self, encoder: WordEncoder, layout: BIOLayout, dropout: float = 0.1):
+    def __init__(self, encoder: WordEncoder, layout: BIOLayout, dropout: float = 0.1, pooling: str = "max"):
         super().__init__()
         self.encoder = encoder
+        self.pooling = pooling  # of a word's subwords (``WordEncoder.forward``)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.Linear(encoder.hidden_size, layout.total)  # every corpus's tags, stacked
         self.register_buffer("columns", torch.from_numpy(layout.columns), persistent=False)  # (K, L)
@@ -26,7 +27,9 @@ class PerCorpusTaggerNetwork(nn.Module):
 
     def tag_logits(self, batch: dict) -> torch.Tensor:  # (B, N, total) over the words of each sentence
         num_slots = batch["word_mask"].shape[1]  # Q = N + 2: CLS, the words, SEP
-        slots = self.encoder(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_slots)
+        slots = self.encoder(
+            batch["input_ids"], batch["attention_mask"], batch["word_index"], num_slots, pooling=self.pooling
+        )
         words = slots[:, 1 : num_slots - 1]  # (B, N, d)
         return self.heads(self.dropout(words))
 
