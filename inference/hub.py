@@ -1,11 +1,14 @@
 """Exported models on the Hugging Face Hub: push an export directory.
 
     python -m inference.hub push EXPORT_DIR ORG/NAME [--revision REV] [--private] [--commit-message MSG]
+                                 [--dry-run]
 
 Loading by id (``org/name[@revision]`` wherever a model is named): ``inference.hub_ids``.
 
 ``push`` checks the export first (``checked_export``, a ``README.md`` model card, no pickle file anywhere in
-the directory) and uploads the allow-listed files only, in one commit.
+the directory) and uploads the allow-listed files only, in one commit. EXPORT_DIR may also be what
+``export.py --format transformers`` writes (``config.json`` and ``model.safetensors``, checked as any model
+directory: no code, no pickle). ``--dry-run`` checks and prints what would be sent, and contacts nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,18 @@ from typing import Any
 
 from errors import BionerError, report_user_error
 from inference.hub_ids import CARD, EXPORT_FILES, PICKLE_SUFFIXES, parse_hub_id
+
+# what export.py --format transformers writes (a standard token-classification directory)
+TRANSFORMERS_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    CARD,
+)
 
 
 # --- push -----------------------------------------------------------------------------------------------
@@ -36,7 +51,12 @@ def files_to_push(export_dir: Path) -> tuple[list[str], list[str]]:
             f"{export_dir}: refused: {', '.join(pickles)} may hold a pickle; an export holds safetensors "
             "and JSON only: remove it or export again"
         )
-    checked_export(export_dir)
+    allowed = EXPORT_FILES
+    if (export_dir / "config.json").is_file() and not (export_dir / "bioner_model.json").is_file():
+        _check_transformers_dir(export_dir)
+        allowed = TRANSFORMERS_FILES
+    else:
+        checked_export(export_dir)
     if not (export_dir / CARD).is_file():
         raise BionerError(
             f"{export_dir}: no {CARD} model card; export a run's checkpoint (RUN/checkpoints/best.ckpt: "
@@ -44,7 +64,26 @@ def files_to_push(export_dir: Path) -> tuple[list[str], list[str]]:
         )
     _check_card(export_dir / CARD)
     names = sorted(p.name for p in export_dir.iterdir())
-    return [n for n in names if n in EXPORT_FILES], [n for n in names if n not in EXPORT_FILES]
+    return [n for n in names if n in allowed], [n for n in names if n not in allowed]
+
+
+def default_message(export_dir: Path) -> str:
+    return f"Upload {export_dir.name} with bioner-mtl"
+
+
+def _check_transformers_dir(export_dir: Path) -> None:
+    """A token-classification directory: no code asked for, every JSON file within bounds, and its
+    weights in safetensors (``untrusted.check_model_dir``)."""
+    from untrusted import CheckpointError, check_model_dir
+
+    try:
+        check_model_dir(export_dir)
+    except CheckpointError as err:
+        raise BionerError(str(err)) from None
+    if not (export_dir / "model.safetensors").is_file():
+        raise BionerError(
+            f"{export_dir}: no model.safetensors; export.py --format transformers writes one: export again"
+        )
 
 
 def _check_card(path: Path) -> None:
@@ -66,10 +105,12 @@ def push(
     private: bool = False,
     commit_message: str | None = None,
     api: Any = None,
+    dry_run: bool = False,
 ) -> tuple[str, list[str], list[str]]:
     """Upload the export's allow-listed files to ``repo_id`` (created when missing) in one commit on
     ``revision`` (a branch, created from main when missing); the commit URL, the files sent and those left
-    out. ``api``: an ``HfApi`` (tests pass a stand-in)."""
+    out. ``api``: an ``HfApi`` (tests pass a stand-in). ``dry_run``: check, then return the repo's URL
+    without contacting the Hub."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
@@ -77,8 +118,10 @@ def push(
     if parse_hub_id(repo_id) is None or "@" in repo_id:
         raise BionerError(f"{repo_id}: not a Hub repo id (ORG/NAME; the revision goes in --revision)")
     sent, left_out = files_to_push(export_dir)
+    if dry_run:
+        return f"https://huggingface.co/{repo_id}", sent, left_out
     api = api or HfApi()
-    message = commit_message or f"Upload {export_dir.name} with bioner-mtl"
+    message = commit_message or default_message(export_dir)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         if revision not in (None, "main"):
@@ -111,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     push_parser.add_argument("--private", action="store_true", help="create the repo private")
     push_parser.add_argument("--commit-message", help="default: Upload <export dir name> with bioner-mtl")
+    push_parser.add_argument(
+        "--dry-run", action="store_true", help="check and list what would be sent; contact nothing"
+    )
     args = parser.parse_args(argv)
     try:
         url, sent, left_out = push(
@@ -119,9 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             revision=args.revision,
             private=args.private,
             commit_message=args.commit_message,
+            dry_run=args.dry_run,
         )
     except BionerError as err:
         return report_user_error(err)
+    if args.dry_run:
+        message = args.commit_message or default_message(Path(args.export_dir))
+        print(f"would push {len(sent)} files to {url} ({args.revision or 'main'}): {', '.join(sent)}")
+        print(f"commit message: {message}")
+        if left_out:
+            print(f"left out (not an export's file): {', '.join(left_out)}")
+        print("dry run: nothing was sent")
+        return 0
     print(f"pushed {len(sent)} files to {args.repo_id} ({args.revision or 'main'}): {', '.join(sent)}")
     if left_out:
         print(f"left out (not an export's file): {', '.join(left_out)}")

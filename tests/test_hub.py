@@ -391,3 +391,53 @@ def test_the_laid_out_cache_is_what_huggingface_hub_reads(offline_cache):
     (repo,) = scan_cache_dir(offline_cache).repos
     assert repo.repo_id == "org/name" and {r.commit_hash for r in repo.revisions} == {SHA_MAIN, SHA_DEV}
     assert {ref for r in repo.revisions for ref in r.refs} == {"main", "dev"}
+
+
+def test_a_dry_run_checks_and_lists_the_files_and_contacts_nothing(tmp_path, monkeypatch, capsys, exported):
+    directory = tmp_path / "to-push"
+    shutil.copytree(exported, directory)
+    (directory / "notes.txt").write_text("mine")
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    RecordingApi.calls = []
+    assert hub.main(["push", str(directory), "org/name", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"would push {len(EXPORT_FILES)} files to https://huggingface.co/org/name (main): "
+        + ", ".join(sorted(EXPORT_FILES)),
+        "commit message: Upload to-push with bioner-mtl",
+        "left out (not an export's file): notes.txt",
+        "dry run: nothing was sent",
+    ]
+    assert RecordingApi.calls == []
+    (directory / "bioner_model.json").write_text("{")  # the same checks as a real push
+    assert hub.main(["push", str(directory), "org/name", "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_transformers_export_is_pushed_with_its_own_files_and_refused_with_code(
+    tmp_path, monkeypatch, capsys
+):
+    from transformers import BertConfig, BertForTokenClassification
+
+    directory = tmp_path / "tfx"
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        num_labels=3,
+    )  # fmt: skip
+    BertForTokenClassification(config).save_pretrained(directory, safe_serialization=True)
+    (directory / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    (directory / "README.md").write_text("---\nlibrary_name: transformers\n---\n# a token classifier\n")
+    (directory / "training_args.txt").write_text("not sent")
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    RecordingApi.calls = []
+    assert hub.main(["push", str(directory), "org/tfx"]) == 0
+    (_, commit) = RecordingApi.calls  # no branch to create on main
+    assert sorted(commit[1][1]) == ["README.md", "config.json", "model.safetensors", "vocab.txt"]
+    assert "left out (not an export's file): training_args.txt" in capsys.readouterr().out
+
+    RecordingApi.calls = []
+    settings = json.loads((directory / "config.json").read_text())
+    settings["auto_map"] = {"AutoModelForTokenClassification": "modeling.Evil"}
+    (directory / "config.json").write_text(json.dumps(settings))
+    assert hub.main(["push", str(directory), "org/tfx"]) == 2
+    assert capsys.readouterr().err.startswith("error: ") and RecordingApi.calls == []
