@@ -12,6 +12,13 @@ from inference.hub_card import card_metadata
 SAMPLES = Path(__file__).resolve().parents[1] / "datamodules" / "samples"
 
 
+def reads_samples(root: str | Path) -> bool:
+    """Whether ``data.root`` is the bundled samples: this checkout's, or another checkout's (a run made
+    elsewhere), whose splits are no Hub dataset's."""
+    path = Path(str(root))
+    return path.resolve() == SAMPLES or path.parts[-2:] == ("datamodules", "samples")
+
+
 def hub_header(
     run_name: str,
     model: str,
@@ -47,7 +54,7 @@ def write_model_card(
     command = " ".join(["python train.py", *[a for a in argv if not a.startswith("resume=")]])
     best = (metrics or {}).get("best_checkpoint") or str(run_dir / "checkpoints" / "best.ckpt")
     run_name = plain.get("run_name") or run_dir.name
-    samples = Path(str(data["root"])).resolve() == SAMPLES
+    samples = reads_samples(data["root"])
     header, hub_lines = hub_header(
         run_name, model["name"], encoder["name"], list(data["corpora"]), metrics, samples=samples
     )

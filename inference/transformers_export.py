@@ -139,23 +139,27 @@ def exact(module: Any) -> bool:
 
 
 def model_card(module: Any, corpus: str, source: str | Path) -> str:
-    """A short Hub model card: the Hub's header (library, pipeline, tags, base model), labels, use."""
+    """A short Hub model card: the header the Hub reads (``inference.hub_card``: library, dataset id,
+    licence, base model, and the corpus's test F1 when the run's ``metrics.json`` sits beside the
+    checkpoint), labels, use."""
+    import yaml
+
+    from inference.hub_card import card_metadata
+    from inference.model_card import reads_samples
+
     encoder = str(module.settings.encoder.name)
-    header = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: token-classification",
-        "language:",
-        "- en",
-        "tags:",
-        *(f"- {t}" for t in ("biomedical", "named-entity-recognition", "token-classification", "bioner-mtl")),
-        "datasets:",
-        f"- {Path(corpus).name}",
-    ]
-    if not Path(encoder).exists() and encoder.count("/") == 1:  # a Hub owner/name, not a local path
-        header.append(f"base_model: {encoder}")
+    data = module.run_config.get("data", {})
+    samples = reads_samples(data.get("root", ""))
+    metrics_file = Path(source).parent.parent / "metrics.json"
+    metrics = _test_metrics(metrics_file) if Path(source).is_file() else None
+    metadata = card_metadata(f"bioner-mtl baseline: {corpus}", BASELINE, encoder, [corpus], metrics,
+                             samples=samples)  # fmt: skip
+    header = {**metadata.data, "library_name": "transformers"}
+    header["tags"] = [*header.get("tags", []), "bioner-mtl"]
     labels = bio_labels(module.label_space, corpus)
     body = [
+        "---",
+        *yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip("\n").split("\n"),
         "---",
         "",
         f"# bioner-mtl baseline: {corpus}",
@@ -182,5 +186,17 @@ def model_card(module: Any, corpus: str, source: str | Path) -> str:
             f"than bioner-mtl's `predict.py --corpus {corpus}` gives them."
         ),
         "",
+        *metadata.text,
     ]
-    return "\n".join(header + body)
+    return "\n".join(body)
+
+
+def _test_metrics(path: Path) -> dict[str, Any] | None:
+    """The test scores of the run a checkpoint belongs to (``RUN/metrics.json``), when readable."""
+    import json
+
+    try:
+        record = json.loads(path.read_text()) if path.is_file() and path.stat().st_size < 2**24 else None
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

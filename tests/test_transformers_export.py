@@ -247,3 +247,21 @@ def test_from_pretrained_of_the_trained_export_predicts_as_load(trained, tmp_pat
     found = Tagger.from_pretrained(tmp_path / "export", device="cpu").annotate(documents, corpus="BC5CDR")
     assert found == load(tmp_path / "export", device="cpu").annotate(documents, corpus="BC5CDR")
     assert sum(map(len, found)) > 0
+
+
+@pytest.mark.parametrize(("root", "datasets"), [(None, None), ("/corpora/full", ["chintagunta85/BC5CDR"])])
+def test_the_token_classifiers_card_is_what_the_hub_reads(root, datasets, tmp_path):
+    """Dataset ids only for a run on the full corpora (the samples' splits are no Hub dataset's)."""
+    from huggingface_hub import ModelCard
+
+    encoder = tiny_encoder_dir(tmp_path / "encoder")
+    overrides = ["model.pooling=first"] + ([f"data.root={root}"] if root else [])
+    cfg = run_config(str(encoder), "baseline", ("BC5CDR",), *overrides)
+    torch.manual_seed(0)
+    module = build_module(cfg, label_space_of(["BC5CDR"]), encoder_config=tiny_bert_config().to_dict())
+    checkpoint = save_checkpoint(module, tmp_path / "tiny.ckpt")
+    assert export.main([str(checkpoint), str(tmp_path / "out"), "--format", "transformers"]) == 0
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "token-classification"
+    assert card.data.datasets == datasets
+    assert card.data.license == "other" and "bioner-mtl" in card.data.tags
