@@ -441,3 +441,17 @@ def test_a_transformers_export_is_pushed_with_its_own_files_and_refused_with_cod
     (directory / "config.json").write_text(json.dumps(settings))
     assert hub.main(["push", str(directory), "org/tfx"]) == 2
     assert capsys.readouterr().err.startswith("error: ") and RecordingApi.calls == []
+
+
+def test_a_warm_start_from_a_hub_id_names_the_commit_it_started_from(offline_cache, exported):
+    from training.warm_start import read_init_source
+
+    read_init_source.cache_clear()
+    source = read_init_source("org/name")
+    local = read_init_source(str(exported))
+    assert source.path == f"org/name@{SHA_MAIN}"  # the model card's "Started from" and the printed report
+    assert source.model == local.model and source.label_space == local.label_space
+    assert all(torch.equal(source.state_dict[k], v) for k, v in local.state_dict.items())
+    assert read_init_source("org/name@dev").path == f"org/name@{SHA_DEV}"
+    with pytest.raises(BionerError, match="org/missing: not a local path; as a Hub model, it is not in the"):
+        read_init_source("org/missing")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,8 +208,14 @@ class InitSource:
 
 @functools.lru_cache(maxsize=2)
 def read_init_source(path: str, trust: bool = False) -> InitSource:
-    """The trained model at ``path``: a checkpoint file (read as plain data unless ``trust``) or an
-    ``export.py`` directory (safetensors and JSON)."""
+    """The trained model at ``path``: a checkpoint file (read as plain data unless ``trust``), an
+    ``export.py`` directory (safetensors and JSON) or a Hub id of one (``org/name[@revision]``, resolved by
+    ``inference.hub_ids``; the source is then named by the commit it resolved to)."""
+    from inference.hub_ids import is_hub_id, resolve_model
+
+    if is_hub_id(path):
+        snapshot, hub = resolve_model(path)
+        return replace(read_init_source(str(snapshot), trust), path=hub.pinned)
     where = Path(path)
     if where.is_dir():
         if not (where / EXPORT_FILE).exists():
