@@ -52,9 +52,10 @@ class SRUNERConfig(ModelConfig):
     # the displaced-SH test of the dynamic target: keep SH's target only while every other corpus's
     # action is at least this much below it (0: the reference rule, q <= p_SH)
     sh_margin: float = 0.0
-    # the SH target of a gold-SH row in multi-corpus training: hard (1, the reference) or soft (one minus
-    # the model's calibrated belief in another corpus's action there; losses/dynamic_multi_hot.py)
-    sh_target: str = "hard"
+    # the SH target of a gold-SH row in multi-corpus training: soft (one minus the model's calibrated
+    # belief in another corpus's action there; losses/dynamic_multi_hot.py; issue 33) or hard (1, the
+    # reference)
+    sh_target: str = "soft"
 
     def check(self) -> None:
         if self.loss_normalization not in NORMALIZATIONS:
