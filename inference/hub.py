@@ -23,16 +23,7 @@ from errors import BionerError, report_user_error
 from inference.hub_ids import CARD, EXPORT_FILES, PICKLE_SUFFIXES, parse_hub_id
 
 # what export.py --format transformers writes (a standard token-classification directory)
-TRANSFORMERS_FILES = (
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    CARD,
-)
+TRANSFORMERS_FILES = ("config.json", "vocab.txt", *(f for f in EXPORT_FILES if f != "bioner_model.json"))
 
 
 # --- push -----------------------------------------------------------------------------------------------

@@ -211,10 +211,10 @@ def read_init_source(path: str, trust: bool = False) -> InitSource:
     """The trained model at ``path``: a checkpoint file (read as plain data unless ``trust``), an
     ``export.py`` directory (safetensors and JSON) or a Hub id of one (``org/name[@revision]``, resolved by
     ``inference.hub_ids``; the source is then named by the commit it resolved to)."""
-    from inference.hub_ids import is_hub_id, resolve_model
+    from inference.hub_ids import resolve_model
 
-    if is_hub_id(path):
-        snapshot, hub = resolve_model(path)
+    snapshot, hub = resolve_model(path)
+    if hub is not None:
         return replace(read_init_source(str(snapshot), trust), path=hub.pinned)
     where = Path(path)
     if where.is_dir():
